@@ -1,0 +1,1 @@
+"""ikepulse: an IPsec VPN daemon whose tunnels do not die silently."""

@@ -1,0 +1,209 @@
+"""IKE header and payload chain (RFC 7296 §3.1, §3.2), plus SK seal/open (§3.14).
+
+``decode_message`` turns a datagram into a ``Message`` whose SK payload is still opaque;
+``open_encrypted`` turns it into the inner payloads once keys are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from .buffer import DecodeError, Reader, Writer
+from .enums import ExchangeType, PayloadType
+from .payloads import (
+    PAYLOAD_CLASSES,
+    EncryptedFragmentPayload,
+    EncryptedPayload,
+    Payload,
+    UnknownPayload,
+)
+
+HEADER_SIZE = 28
+IKEV2_VERSION = 0x20
+FLAG_INITIATOR = 0x08
+FLAG_VERSION = 0x10
+FLAG_RESPONSE = 0x20
+_CRITICAL = 0x80
+_ENCRYPTED = (PayloadType.SK, PayloadType.SKF)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One IKE message: header fields plus payloads (outer payloads only if encrypted)."""
+
+    spi_i: bytes
+    spi_r: bytes
+    exchange: ExchangeType
+    flags: int
+    message_id: int
+    payloads: tuple[Payload, ...] = ()
+    version: int = IKEV2_VERSION
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & FLAG_RESPONSE)
+
+    @property
+    def is_initiator(self) -> bool:
+        """Sent by the original initiator of the IKE SA (§3.1 I flag)."""
+        return bool(self.flags & FLAG_INITIATOR)
+
+    @property
+    def encrypted(self) -> EncryptedPayload | EncryptedFragmentPayload | None:
+        for payload in self.payloads:
+            if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
+                return payload
+        return None
+
+    def get(self, cls: type) -> list:
+        return [p for p in self.payloads if isinstance(p, cls)]
+
+
+def _pull_chain(r: Reader, first: PayloadType) -> list[Payload]:
+    payloads: list[Payload] = []
+    kind = first
+    while kind != PayloadType.NONE:
+        at = r.offset
+        next_kind = PayloadType(r.u8("next payload"))
+        critical = bool(r.u8("critical flag") & _CRITICAL)
+        length = r.u16("payload length")
+        if length < 4:
+            raise DecodeError(at, f"{kind.name} payload length {length} is below 4")
+        with r.restrict(length - 4, f"{kind.name} payload"):
+            if kind == PayloadType.SK:
+                payloads.append(EncryptedPayload(next_kind, r.rest()))
+            elif kind == PayloadType.SKF:
+                number, total = r.u16("fragment number"), r.u16("total fragments")
+                if not 1 <= number <= total:
+                    raise r.fail(f"fragment {number} of {total}")
+                payloads.append(EncryptedFragmentPayload(next_kind, number, total, r.rest()))
+            elif kind in PAYLOAD_CLASSES:
+                payloads.append(PAYLOAD_CLASSES[kind].pull(r))
+            else:
+                payloads.append(UnknownPayload(kind, critical, r.rest()))
+        if kind in _ENCRYPTED:
+            if r.remaining:
+                raise r.fail(f"{r.remaining} bytes after the {kind.name} payload, which must be last")
+            break
+        kind = next_kind
+    if r.remaining:
+        raise r.fail(f"{r.remaining} bytes after the last payload")
+    return payloads
+
+
+def decode_payloads(data: bytes, first: PayloadType) -> list[Payload]:
+    """Decode a bare payload chain, as found inside a decrypted SK payload."""
+    return _pull_chain(Reader(data), first)
+
+
+def decode_header(data: bytes) -> tuple[Message, PayloadType]:
+    """Decode only the 28-byte header (for SPI demultiplexing before the payloads)."""
+    r = Reader(data)
+    spi_i, spi_r = r.bytes(8, "initiator SPI"), r.bytes(8, "responder SPI")
+    first = PayloadType(r.u8("next payload"))
+    version = r.u8("version")
+    exchange = ExchangeType(r.u8("exchange type"))
+    flags = r.u8("flags")
+    message_id = r.u32("message id")
+    at = r.offset
+    length = r.u32("message length")
+    if length != len(data):
+        raise DecodeError(at, f"header says {length} bytes, datagram has {len(data)}")
+    return Message(spi_i, spi_r, exchange, flags, message_id, (), version), first
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode a datagram; raises only DecodeError."""
+    header, first = decode_header(data)
+    if header.version >> 4 != 2:
+        raise DecodeError(17, f"major version {header.version >> 4}, only 2 is supported")
+    r = Reader(data, HEADER_SIZE)
+    return replace(header, payloads=tuple(_pull_chain(r, first)))
+
+
+def _push_chain(w: Writer, payloads: list[Payload] | tuple[Payload, ...], after: PayloadType) -> None:
+    for i, payload in enumerate(payloads):
+        if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
+            next_kind = payload.first_inner
+        elif i + 1 < len(payloads):
+            next_kind = payloads[i + 1].TYPE
+        else:
+            next_kind = after
+        w.u8(next_kind)
+        w.u8(_CRITICAL if isinstance(payload, UnknownPayload) and payload.critical else 0)
+        with w.block(2, header=4):
+            payload.push(w)
+
+
+def _push_header(w: Writer, msg: Message, first: PayloadType) -> None:
+    w.bytes(msg.spi_i)
+    w.bytes(msg.spi_r)
+    w.u8(first)
+    w.u8(msg.version)
+    w.u8(msg.exchange)
+    w.u8(msg.flags)
+    w.u32(msg.message_id)
+    w.u32(0)
+
+
+def encode_message(msg: Message) -> bytes:
+    """Encode a message whose payloads are all in the clear (or an already sealed SK)."""
+    w = Writer()
+    first = msg.payloads[0].TYPE if msg.payloads else PayloadType.NONE
+    _push_header(w, msg, first)
+    _push_chain(w, msg.payloads, PayloadType.NONE)
+    data = bytearray(w.getvalue())
+    data[24:28] = len(data).to_bytes(4, "big")
+    return bytes(data)
+
+
+def encode_payloads(payloads: list[Payload] | tuple[Payload, ...]) -> bytes:
+    w = Writer()
+    _push_chain(w, payloads, PayloadType.NONE)
+    return w.getvalue()
+
+
+class SkCrypter(Protocol):
+    """What the wire layer needs from ``crypto.sk.SkCrypter``."""
+
+    @property
+    def iv_size(self) -> int: ...
+
+    def sealed_length(self, plaintext_len: int) -> int: ...
+
+    def seal(self, aad: bytes, plaintext: bytes, iv: bytes) -> bytes: ...
+
+    def open(self, aad: bytes, body: bytes) -> bytes: ...
+
+
+def encode_encrypted(msg: Message, inner: list[Payload] | tuple[Payload, ...],
+                     crypter: SkCrypter, iv: bytes) -> bytes:
+    """Encode ``msg`` with ``inner`` payloads sealed in a trailing SK payload (§3.14)."""
+    plaintext = encode_payloads(inner)
+    first_inner = inner[0].TYPE if inner else PayloadType.NONE
+    body_len = crypter.sealed_length(len(plaintext))
+    w = Writer()
+    first = msg.payloads[0].TYPE if msg.payloads else PayloadType.SK
+    _push_header(w, msg, first)
+    _push_chain(w, msg.payloads, PayloadType.SK)
+    w.u8(first_inner)
+    w.u8(0)
+    w.u16(4 + body_len)
+    aad = bytearray(w.getvalue())
+    aad[24:28] = (len(aad) + body_len).to_bytes(4, "big")
+    return bytes(aad) + crypter.seal(bytes(aad), plaintext, iv)
+
+
+def open_encrypted(data: bytes, msg: Message, crypter: SkCrypter) -> list[Payload]:
+    """Verify and decrypt the SK payload of ``msg`` (decoded from ``data``).
+
+    Raises the crypter's error when the ICV does not verify, DecodeError when the
+    decrypted payload chain is malformed.
+    """
+    sk = msg.encrypted
+    if not isinstance(sk, EncryptedPayload):
+        raise DecodeError(HEADER_SIZE, "message has no SK payload")
+    body_at = len(data) - len(sk.body)
+    plaintext = crypter.open(data[:body_at], sk.body)
+    return decode_payloads(plaintext, sk.first_inner)

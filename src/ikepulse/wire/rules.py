@@ -1,0 +1,98 @@
+"""Which payloads each exchange may carry, how often, and whether inside SK (RFC 7296 §1, §3).
+
+Checked after decoding and before any task sees a message ("parse, then validate, then act").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from .enums import ExchangeType, NotifyType, PayloadType
+from .message import Message
+from .payloads import NotifyPayload, Payload, UnknownPayload
+
+MANY = 64
+P = PayloadType
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    min: int
+    max: int
+    encrypted: bool
+
+
+class RuleViolation(Exception):
+    """The message breaks its exchange's payload rules (answered with INVALID_SYNTAX)."""
+
+
+class CriticalPayloadUnknown(RuleViolation):
+    """An unknown payload with the critical bit set (§2.5: UNSUPPORTED_CRITICAL_PAYLOAD)."""
+
+    def __init__(self, payload_type: PayloadType) -> None:
+        super().__init__(f"unsupported critical payload {payload_type.name}")
+        self.payload_type = payload_type
+
+
+def _rules(encrypted: bool, **counts: tuple[int, int]) -> dict[PayloadType, Rule]:
+    table = {P[name]: Rule(lo, hi, encrypted) for name, (lo, hi) in counts.items()}
+    table[P.NOTIFY] = Rule(0, MANY, encrypted)
+    table[P.VENDOR] = Rule(0, MANY, encrypted)
+    return table
+
+
+_AUTH = dict(IDI=(0, 1), IDR=(0, 1), CERT=(0, 16), CERTREQ=(0, 16), AUTH=(0, 1), EAP=(0, 1),
+             CP=(0, 1), SA=(0, 1), TSI=(0, 1), TSR=(0, 1))
+RULES: dict[tuple[ExchangeType, bool], dict[PayloadType, Rule]] = {
+    (ExchangeType.IKE_SA_INIT, False): _rules(False, SA=(1, 1), KE=(1, 1), NONCE=(1, 1)),
+    (ExchangeType.IKE_SA_INIT, True): _rules(
+        False, SA=(1, 1), KE=(1, 1), NONCE=(1, 1), CERTREQ=(0, 16)
+    ),
+    (ExchangeType.IKE_AUTH, False): _rules(True, **_AUTH),
+    (ExchangeType.IKE_AUTH, True): _rules(True, **_AUTH),
+    (ExchangeType.CREATE_CHILD_SA, False): _rules(
+        True, SA=(1, 1), NONCE=(1, 1), KE=(0, 1), TSI=(0, 1), TSR=(0, 1)
+    ),
+    (ExchangeType.CREATE_CHILD_SA, True): _rules(
+        True, SA=(1, 1), NONCE=(1, 1), KE=(0, 1), TSI=(0, 1), TSR=(0, 1)
+    ),
+    (ExchangeType.INFORMATIONAL, False): _rules(True, DELETE=(0, MANY), CP=(0, 1)),
+    (ExchangeType.INFORMATIONAL, True): _rules(True, DELETE=(0, MANY), CP=(0, 1)),
+}
+
+
+def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -> None:
+    """Raise RuleViolation unless ``msg`` (with decrypted ``inner`` payloads) fits its rules."""
+    rules = RULES.get((msg.exchange, msg.is_response))
+    if rules is None:
+        raise RuleViolation(f"exchange {msg.exchange.name} is not supported")
+    outer = [p for p in msg.payloads if p.TYPE not in (P.SK, P.SKF)]
+    has_sk = len(outer) != len(msg.payloads)
+    needs_sk = any(rule.encrypted for rule in rules.values())
+    if needs_sk and not has_sk:
+        raise RuleViolation(f"{msg.exchange.name} message without an SK payload")
+    if has_sk and not needs_sk:
+        raise RuleViolation(f"{msg.exchange.name} message must not be encrypted")
+    for payload in (*outer, *inner):
+        if isinstance(payload, UnknownPayload) and payload.critical:
+            raise CriticalPayloadUnknown(payload.type)
+    for placement, payloads in (("outside", outer), ("inside", inner)):
+        for payload in payloads:
+            rule = rules.get(payload.TYPE)
+            if rule is not None and rule.encrypted != (placement == "inside"):
+                raise RuleViolation(f"{payload.TYPE.name} payload {placement} SK")
+    counts = Counter(p.TYPE for p in (*outer, *inner))
+    # An error notify (or a COOKIE request) is a complete message without the minimums.
+    complete = any(
+        isinstance(p, NotifyPayload) and (p.type.is_error or p.type == NotifyType.COOKIE)
+        for p in (*outer, *inner)
+    )
+    for ptype, rule in rules.items():
+        if counts[ptype] > rule.max:
+            raise RuleViolation(f"{counts[ptype]} {ptype.name} payloads, at most {rule.max}")
+        if counts[ptype] < rule.min and not complete:
+            raise RuleViolation(f"{msg.exchange.name} without a {ptype.name} payload")
+    for ptype in counts:
+        if ptype not in rules and ptype.known:
+            raise RuleViolation(f"{ptype.name} payload not allowed in {msg.exchange.name}")
