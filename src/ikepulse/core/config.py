@@ -1,0 +1,111 @@
+"""What the protocol core needs to know about a connection (built by ``ikepulse.config``)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from cryptography import x509
+
+from ..config.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, Proposal
+from ..wire.enums import IdType
+from ..wire.payloads import TrafficSelector
+
+
+class Mode(Enum):
+    """CHILD SA encapsulation mode (RFC 7296 §1.3.1, USE_TRANSPORT_MODE)."""
+
+    TUNNEL = "tunnel"
+    TRANSPORT = "transport"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An IKE identity (§3.5), parsed from text the way strongSwan does."""
+
+    id_type: IdType
+    data: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        """IP address, ``@fqdn``, ``user@domain``, ``C=..,O=..`` DN, else an FQDN."""
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            pass
+        else:
+            kind = IdType.ID_IPV4_ADDR if addr.version == 4 else IdType.ID_IPV6_ADDR
+            return cls(kind, addr.packed)
+        if text.startswith("@"):
+            return cls(IdType.ID_FQDN, text[1:].encode())
+        if "@" in text:
+            return cls(IdType.ID_RFC822_ADDR, text.encode())
+        if "=" in text:
+            try:
+                name = x509.Name.from_rfc4514_string(text.replace(", ", ","))
+            except ValueError as exc:
+                raise ValueError(f"identity {text!r} is not a valid distinguished name") from exc
+            return cls(IdType.ID_DER_ASN1_DN, name.public_bytes())
+        return cls(IdType.ID_FQDN, text.encode())
+
+    def __str__(self) -> str:
+        if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
+            return str(ipaddress.ip_address(self.data))
+        if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+            return self.data.decode("utf-8", "replace")
+        if self.id_type == IdType.ID_DER_ASN1_DN:
+            try:
+                return x509.Name.from_der(self.data).rfc4514_string()  # type: ignore[attr-defined]
+            except (ValueError, AttributeError):
+                pass
+        return self.data.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class RetransmitPolicy:
+    """strongSwan-like retransmission: try n waits ``timeout * base**n``, ``tries`` resends.
+
+    ``jitter`` (0..1) shortens each wait by a random fraction up to that much.
+    """
+
+    timeout: float = 4.0
+    base: float = 1.8
+    tries: int = 5
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChildConfig:
+    """One ``children.NAME`` section. Empty selectors mean "dynamic": the SA's own address."""
+
+    name: str
+    local_ts: tuple[TrafficSelector, ...] = ()
+    remote_ts: tuple[TrafficSelector, ...] = ()
+    esp_proposals: tuple[Proposal, ...] = DEFAULT_ESP_PROPOSALS
+    mode: Mode = Mode.TUNNEL
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    """One ``connections.NAME`` section with its PSK resolved from ``secrets``.
+
+    ``remote_id`` None accepts any identity; empty ``remote_addrs`` accepts any address.
+    """
+
+    name: str
+    local_id: Identity
+    remote_id: Identity | None
+    psk: bytes
+    proposals: tuple[Proposal, ...] = DEFAULT_IKE_PROPOSALS
+    children: tuple[ChildConfig, ...] = ()
+    remote_addrs: tuple[str, ...] = ()
+    local_addrs: tuple[str, ...] = ()
+    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
+    force_encap: bool = False
+
+    def child(self, name: str) -> ChildConfig:
+        for child in self.children:
+            if child.name == name:
+                return child
+        raise KeyError(f"connection {self.name!r} has no child {name!r}")

@@ -1,0 +1,142 @@
+"""Events the core emits for the runtime, pulled with ``SaManager.next_event()``.
+
+Instructions to the data plane (install or remove a CHILD SA) are events too: the core never
+calls the ESP engine or the kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..crypto.keys import ChildKeys
+from ..wire.enums import NotifyType
+from ..wire.payloads import TrafficSelector
+from .config import Mode
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaEstablished:
+    """An IKE SA finished IKE_AUTH (RFC 7296 §1.2)."""
+
+    connection: str
+    """Name of the connection the SA belongs to."""
+    spi_i: bytes
+    """Initiator's IKE SPI."""
+    spi_r: bytes
+    """Responder's IKE SPI."""
+    local: Address
+    """Our address and port."""
+    remote: Address
+    """The peer's address and port."""
+    proposal: str
+    """The chosen IKE proposal in strongSwan syntax."""
+    initiator: bool
+    """True when we initiated the IKE SA."""
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaFailed:
+    """An IKE SA could not be established or died during an exchange."""
+
+    connection: str
+    """Name of the connection (empty when none was selected yet)."""
+    spi_i: bytes
+    """Initiator's IKE SPI."""
+    reason: str
+    """Human-readable cause."""
+    notify: NotifyType | None
+    """The error notify involved (sent or received), if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaDeleted:
+    """An established IKE SA is gone, with all its CHILD SAs (§1.4.1)."""
+
+    connection: str
+    """Name of the connection."""
+    spi_i: bytes
+    """Initiator's IKE SPI."""
+    spi_r: bytes
+    """Responder's IKE SPI."""
+    by_peer: bool
+    """True when the peer asked for the delete."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaInstalled:
+    """A CHILD SA pair is ready: the data plane should install both directions (§2.17)."""
+
+    connection: str
+    """Name of the connection."""
+    child: str
+    """Name of the child configuration."""
+    spi_in: bytes
+    """SPI of the inbound SA (ours, 4 bytes)."""
+    spi_out: bytes
+    """SPI of the outbound SA (the peer's)."""
+    proposal: str
+    """The chosen ESP proposal in strongSwan syntax."""
+    encr: tuple[int, int | None]
+    """Encryption transform id and key length in bits."""
+    integ: int | None
+    """Integrity transform id, None for AEAD."""
+    esn: bool
+    """Extended sequence numbers negotiated."""
+    keys: ChildKeys
+    """Keying material, initiator-to-responder first."""
+    initiator: bool
+    """True when we initiated the IKE SA (selects which keys are inbound)."""
+    local_ts: tuple[TrafficSelector, ...]
+    """Our negotiated traffic selectors."""
+    remote_ts: tuple[TrafficSelector, ...]
+    """The peer's negotiated traffic selectors."""
+    mode: Mode
+    """Tunnel or transport."""
+    udp_encap: bool
+    """ESP in UDP (RFC 3948) because a NAT was detected or encapsulation was forced."""
+    local: Address
+    """Our outer address and port."""
+    remote: Address
+    """The peer's outer address and port."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaFailed:
+    """A CHILD SA could not be created; the IKE SA may still be up."""
+
+    connection: str
+    """Name of the connection."""
+    child: str
+    """Name of the child configuration."""
+    reason: str
+    """Human-readable cause."""
+    notify: NotifyType | None
+    """The error notify involved, if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaDeleted:
+    """A CHILD SA pair is gone: the data plane should remove both directions."""
+
+    connection: str
+    """Name of the connection."""
+    child: str
+    """Name of the child configuration."""
+    spi_in: bytes
+    """SPI of the inbound SA."""
+    spi_out: bytes
+    """SPI of the outbound SA."""
+    by_peer: bool
+    """True when the peer asked for the delete."""
+
+
+Event = (
+    IkeSaEstablished
+    | IkeSaFailed
+    | IkeSaDeleted
+    | ChildSaInstalled
+    | ChildSaFailed
+    | ChildSaDeleted
+)

@@ -1,0 +1,313 @@
+"""One IKE SA: its keys, state, CHILD SAs and task manager (RFC 7296 §1, §2.14)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..crypto.cipher import cipher_for
+from ..crypto.errors import CryptoError
+from ..crypto.integ import integ_for
+from ..crypto.keys import IkeKeys, derive_ike_keys, skeyseed
+from ..crypto.prf import Prf, prf_for
+from ..crypto.sk import SkCrypter
+from ..wire.buffer import DecodeError
+from ..wire.enums import ExchangeType
+from ..wire.message import (
+    FLAG_INITIATOR,
+    FLAG_RESPONSE,
+    Message,
+    encode_encrypted,
+    encode_message,
+    open_encrypted,
+)
+from ..wire.payloads import EncryptedPayload, Payload
+from .child_sa import ChildSa
+from .config import ConnectionConfig, Identity, RetransmitPolicy
+from .errors import Dropped
+from .events import (
+    Address,
+    ChildSaDeleted,
+    ChildSaInstalled,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    IkeSaFailed,
+)
+from .negotiate import Suite
+from .state import FINAL, TRANSITIONS, IkeState
+from .task import Inbound, Task
+from .task_manager import TaskManager, classify_request
+
+if TYPE_CHECKING:
+    from .sa_manager import SaManager
+
+IKE_PORT = 500
+
+
+class IkeSa:
+    """State of one IKE SA. Created by ``SaManager``; driven by its task manager."""
+
+    def __init__(
+        self,
+        manager: SaManager,
+        *,
+        initiator: bool,
+        spi_i: bytes,
+        spi_r: bytes,
+        local: Address,
+        remote: Address,
+        candidates: tuple[ConnectionConfig, ...],
+        now: float,
+    ) -> None:
+        self.manager = manager
+        self.rng = manager.rng
+        self.initiator = initiator
+        self.spi_i, self.spi_r = spi_i, spi_r
+        self.local, self.remote = local, remote
+        self.candidates = candidates
+        self.connection: ConnectionConfig | None = candidates[0] if initiator else None
+        self.state = IkeState.CREATED
+        self.created_at = now
+        self.established_at: float | None = None
+        self.last_inbound = now
+        self.srtt: float | None = None
+        self.suite: Suite | None = None
+        self.prf: Prf | None = None
+        self.keys: IkeKeys | None = None
+        self.nonce_i = self.nonce_r = b""
+        self.sent_init = self.received_init = b""
+        self.nat_local = self.nat_remote = False
+        self.local_identity: Identity | None = None
+        self.remote_identity: Identity | None = None
+        self.children: list[ChildSa] = []
+        self._crypter_in: SkCrypter | None = None
+        self._crypter_out: SkCrypter | None = None
+        self.tasks = TaskManager(self)
+
+    # --- identity and policy ----------------------------------------------------------------
+
+    @property
+    def local_spi(self) -> bytes:
+        return self.spi_i if self.initiator else self.spi_r
+
+    @property
+    def name(self) -> str:
+        return self.connection.name if self.connection else ""
+
+    @property
+    def retransmit(self) -> RetransmitPolicy:
+        config = self.connection or self.candidates[0]
+        return config.retransmit
+
+    def select_connection(self, connection: ConnectionConfig) -> None:
+        self.connection = connection
+
+    def state_to(self, new: IkeState) -> None:
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise AssertionError(f"IKE SA state {self.state.name} -> {new.name} is not allowed")
+        self.state = new
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    # --- keys (§2.14) ------------------------------------------------------------------------
+
+    def derive_keys(self, suite: Suite, shared: bytes, nonce_i: bytes, nonce_r: bytes) -> None:
+        self.suite, self.nonce_i, self.nonce_r = suite, nonce_i, nonce_r
+        self.prf = prf_for(suite.prf)
+        cipher = cipher_for(*suite.encr)
+        integ = integ_for(suite.integ) if suite.integ is not None else None
+        integ_size = integ.key_size if integ else 0
+        seed = skeyseed(self.prf, nonce_i, nonce_r, shared)
+        keys = derive_ike_keys(
+            self.prf, seed, nonce_i, nonce_r, self.spi_i, self.spi_r, cipher.key_size, integ_size
+        )
+        self.keys = keys
+        out_keys = (keys.sk_ei, keys.sk_ai) if self.initiator else (keys.sk_er, keys.sk_ar)
+        in_keys = (keys.sk_er, keys.sk_ar) if self.initiator else (keys.sk_ei, keys.sk_ai)
+        self._crypter_out = SkCrypter(cipher, integ, *out_keys)
+        self._crypter_in = SkCrypter(cipher, integ, *in_keys)
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def encode(
+        self,
+        exchange: ExchangeType,
+        message_id: int,
+        *,
+        response: bool,
+        payloads: list[Payload],
+        zero_spi: bool = False,
+    ) -> bytes:
+        flags = (FLAG_INITIATOR if self.initiator else 0) | (FLAG_RESPONSE if response else 0)
+        spi_r = bytes(8) if zero_spi else self.spi_r
+        msg = Message(self.spi_i, spi_r, exchange, flags, message_id)
+        if exchange == ExchangeType.IKE_SA_INIT:
+            data = encode_message(replace(msg, payloads=tuple(payloads)))
+            if not zero_spi:
+                self.sent_init = data
+            return data
+        crypter = self._crypter_out
+        return encode_encrypted(msg, payloads, crypter, self.rng.randbytes(crypter.iv_size))
+
+    def unprotect(self, raw: bytes, msg: Message) -> list[Payload]:
+        """Verify and decrypt; the inner payloads (empty for IKE_SA_INIT). Raises Dropped."""
+        if msg.exchange == ExchangeType.IKE_SA_INIT:
+            if msg.encrypted is not None:
+                raise Dropped("malformed", "encrypted IKE_SA_INIT")
+            self.received_init = raw
+            return []
+        if self._crypter_in is None:
+            raise Dropped("unauthenticated", f"{msg.exchange.name} before keys exist")
+        if not isinstance(msg.encrypted, EncryptedPayload):
+            raise Dropped("unauthenticated", f"{msg.exchange.name} without an SK payload")
+        try:
+            return open_encrypted(raw, msg, self._crypter_in)
+        except CryptoError as exc:
+            raise Dropped("invalid_icv", f"SK payload does not verify: {exc}") from exc
+        except DecodeError as exc:
+            raise Dropped("malformed", f"decrypted payloads: {exc}") from exc
+
+    def send(self, packet: bytes) -> None:
+        self.manager.queue_datagram(packet, self.local, self.remote)
+
+    def responder_tasks(self, inbound: Inbound) -> list[Task]:
+        return classify_request(self, inbound)
+
+    def authenticated_inbound(self, msg: Message, now: float) -> None:
+        """A message passed integrity checks (or is IKE_SA_INIT): proof of life."""
+        self.last_inbound = now
+
+    def observe_rtt(self, rtt: float, retransmits: int) -> None:
+        """Smoothed RTT of exchanges answered without retransmission (Karn's rule)."""
+        if retransmits == 0:
+            self.srtt = rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * rtt
+
+    def float_to_natt_port(self) -> None:
+        """§2.23: once a NAT is detected (or encapsulation forced) move IKE to port 4500."""
+        if not (self.nat_local or self.nat_remote):
+            return
+        port = self.manager.natt_port
+        self.local = (self.local[0], port)
+        if self.remote[1] == IKE_PORT:
+            self.remote = (self.remote[0], port)
+
+    def update_endpoints(self, local: Address, remote: Address) -> None:
+        """Follow the peer to a new address/port (NAT-T port float, §2.23)."""
+        if self.nat_local or self.nat_remote or self.state is IkeState.CONNECTING:
+            self.local, self.remote = local, remote
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def emit(self, event) -> None:
+        self.manager.emit(event)
+
+    def established(self, now: float) -> None:
+        self.state_to(IkeState.ESTABLISHED)
+        self.established_at = now
+        self.emit(
+            IkeSaEstablished(
+                self.name, self.spi_i, self.spi_r, self.local, self.remote,
+                str(self.suite), self.initiator,
+            )
+        )
+
+    def install_child(self, child: ChildSa, now: float) -> None:
+        child = replace(child, installed_at=now)
+        self.children.append(child)
+        suite = child.suite
+        self.emit(
+            ChildSaInstalled(
+                connection=self.name,
+                child=child.name,
+                spi_in=child.spi_in,
+                spi_out=child.spi_out,
+                proposal=str(suite),
+                encr=suite.encr,
+                integ=suite.integ,
+                esn=bool(suite.esn),
+                keys=child.keys,
+                initiator=self.initiator,
+                local_ts=child.local_ts,
+                remote_ts=child.remote_ts,
+                mode=child.mode,
+                udp_encap=self.nat_local or self.nat_remote,
+                local=self.local,
+                remote=self.remote,
+            )
+        )
+
+    def remove_child(self, child: ChildSa, by_peer: bool) -> None:
+        if child in self.children:
+            self.children.remove(child)
+            self.manager.release_esp_spi(child.spi_in)
+            self.emit(ChildSaDeleted(self.name, child.name, child.spi_in, child.spi_out, by_peer))
+
+    def _drop_children(self, by_peer: bool) -> None:
+        for child in list(self.children):
+            self.remove_child(child, by_peer)
+
+    def fail(self, reason: str, notify) -> None:
+        if self.finished:
+            return
+        self._drop_children(by_peer=False)
+        self.state_to(IkeState.FAILED)
+        self.emit(IkeSaFailed(self.name, self.spi_i, reason, notify))
+
+    def deleted(self, by_peer: bool) -> None:
+        if self.finished:
+            return
+        self._drop_children(by_peer)
+        self.state_to(IkeState.DELETED)
+        self.emit(IkeSaDeleted(self.name, self.spi_i, self.spi_r, by_peer))
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        from .tasks.child_create import ChildCreate
+        from .tasks.ike_auth import IkeAuth
+        from .tasks.ike_init import IkeInit
+        from .tasks.natd import NatDetection
+
+        self.state_to(IkeState.CONNECTING)
+        self.tasks.queue_exchange(
+            ExchangeType.IKE_SA_INIT, [IkeInit(self, True), NatDetection(self, True)], now
+        )
+        auth: list[Task] = [IkeAuth(self, True)]
+        if self.connection.children:
+            auth.append(ChildCreate(self, True, self.connection.children[0]))
+        self.tasks.queue_exchange(ExchangeType.IKE_AUTH, auth, now)
+
+    def delete(self, now: float) -> None:
+        """Delete the IKE SA (and its CHILD SAs) with an INFORMATIONAL exchange."""
+        from .tasks.informational import IkeDelete
+
+        if self.state is not IkeState.ESTABLISHED:
+            self.deleted(by_peer=False)
+            return
+        self.state_to(IkeState.DELETING)
+        self.tasks.queue.clear()
+        self.tasks.queue_exchange(ExchangeType.INFORMATIONAL, [IkeDelete(self, True)], now)
+
+    def delete_child(self, child: ChildSa, now: float) -> None:
+        from .tasks.informational import ChildDelete
+
+        self.tasks.queue_exchange(
+            ExchangeType.INFORMATIONAL, [ChildDelete(self, True, (child.spi_in,))], now
+        )
+
+    def check_liveness(self, now: float) -> None:
+        """Queue an empty INFORMATIONAL request (§2.4) unless one is already under way."""
+        from .tasks.informational import Informational
+
+        if self.state is IkeState.ESTABLISHED and not self.tasks.busy:
+            self.tasks.queue_exchange(ExchangeType.INFORMATIONAL, [Informational(self, True)], now)
+
+    def get_timer(self) -> float | None:
+        return None if self.finished else self.tasks.deadline
+
+    def handle_timer(self, now: float) -> None:
+        self.tasks.on_timer(now)

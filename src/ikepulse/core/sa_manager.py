@@ -1,0 +1,240 @@
+"""The sans-IO entry point: SPI demultiplexing, responder SA creation, cookies, outputs.
+
+The runtime feeds datagrams in with ``receive_datagram(data, src, dst, now)``, pulls
+``datagrams_to_send()``, arms one timer at ``get_timer()`` and calls ``handle_timer(now)``,
+and drains ``next_event()`` (DESIGN.md §3.2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..crypto.prf import prf_for
+from ..wire.buffer import DecodeError
+from ..wire.enums import ExchangeType, NotifyType, PrfId
+from ..wire.message import FLAG_RESPONSE, Message, decode_message, encode_message
+from ..wire.payloads import NoncePayload, NotifyPayload
+from .config import ConnectionConfig
+from .errors import Dropped
+from .events import Address, Event
+from .ike_sa import IkeSa
+from .state import IkeState
+
+NATT_PORT = 4500
+
+
+class Rng(Protocol):
+    def randbytes(self, n: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One UDP datagram to send (IKE message without the non-ESP marker)."""
+
+    data: bytes
+    src: Address
+    dst: Address
+
+
+class SaManager:
+    """All IKE SAs of one daemon, keyed by our local IKE SPI."""
+
+    def __init__(
+        self,
+        connections: tuple[ConnectionConfig, ...] | list[ConnectionConfig],
+        rng: Rng,
+        *,
+        cookie_threshold: int = 10,
+        natt_port: int = NATT_PORT,
+    ) -> None:
+        self.connections = tuple(connections)
+        self.rng = rng
+        self.natt_port = natt_port
+        self.cookie_threshold = cookie_threshold
+        self.counters: Counter[str] = Counter()
+        self.sas: dict[bytes, IkeSa] = {}
+        self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+        self._esp_spis: set[bytes] = set()
+        self._outbox: list[Datagram] = []
+        self._events: deque[Event] = deque()
+        self._cookie_secret = rng.randbytes(32)
+        self._cookie_prf = prf_for(PrfId.HMAC_SHA2_256)
+
+    # --- outputs -----------------------------------------------------------------------------
+
+    def queue_datagram(self, data: bytes, src: Address, dst: Address) -> None:
+        self._outbox.append(Datagram(data, src, dst))
+
+    def datagrams_to_send(self, now: float | None = None) -> list[Datagram]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for sa in list(self.sas.values()):
+            deadline = sa.get_timer()
+            if deadline is not None and deadline <= now:
+                sa.handle_timer(now)
+        self._reap()
+
+    # --- SPIs ------------------------------------------------------------------------------
+
+    def _new_ike_spi(self) -> bytes:
+        while True:
+            spi = self.rng.randbytes(8)
+            if any(spi) and spi not in self.sas:
+                return spi
+
+    def allocate_esp_spi(self) -> bytes:
+        """A fresh inbound ESP SPI; values below 256 are reserved (RFC 4303 §2.1)."""
+        while True:
+            spi = self.rng.randbytes(4)
+            if int.from_bytes(spi, "big") >= 256 and spi not in self._esp_spis:
+                self._esp_spis.add(spi)
+                return spi
+
+    def release_esp_spi(self, spi: bytes) -> None:
+        self._esp_spis.discard(spi)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def connection(self, name: str) -> ConnectionConfig:
+        for connection in self.connections:
+            if connection.name == name:
+                return connection
+        raise KeyError(f"no connection named {name!r}")
+
+    def initiate(self, name: str, local: Address, remote: Address, now: float) -> IkeSa:
+        sa = IkeSa(
+            self,
+            initiator=True,
+            spi_i=self._new_ike_spi(),
+            spi_r=bytes(8),
+            local=local,
+            remote=remote,
+            candidates=(self.connection(name),),
+            now=now,
+        )
+        self.sas[sa.local_spi] = sa
+        sa.connect(now)
+        return sa
+
+    def find(self, name: str) -> list[IkeSa]:
+        return [sa for sa in self.sas.values() if sa.name == name and not sa.finished]
+
+    # --- input ---------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, src: Address, dst: Address, now: float) -> None:
+        """Process one IKE message (non-ESP marker already removed). Never raises."""
+        try:
+            msg = decode_message(data)
+            self._dispatch(data, msg, src, dst, now)
+        except DecodeError:
+            self.counters["dropped_malformed"] += 1
+        except Dropped as drop:
+            self.counters[f"dropped_{drop.counter}"] += 1
+        self._reap()
+
+    def _dispatch(self, data: bytes, msg: Message, src: Address, dst: Address, now: float) -> None:
+        if msg.exchange == ExchangeType.IKE_SA_INIT and not msg.is_response:
+            sa = self._responder_sa(data, msg, src, dst, now)
+            if sa is None:
+                return
+        else:
+            local_spi = msg.spi_r if msg.is_initiator else msg.spi_i
+            sa = self.sas.get(local_spi)
+            if sa is None or sa.finished:
+                raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")
+            if msg.is_initiator == sa.initiator:
+                raise Dropped("malformed", "initiator flag does not fit the SA's role")
+        sa.tasks.receive(data, msg, now)
+        if not sa.finished:
+            sa.update_endpoints(dst, src)
+
+    def _responder_sa(
+        self, data: bytes, msg: Message, src: Address, dst: Address, now: float
+    ) -> IkeSa | None:
+        if not msg.is_initiator or any(msg.spi_r):
+            raise Dropped("malformed", "IKE_SA_INIT request with a responder SPI or no I flag")
+        existing = self._half_open.get((msg.spi_i, src))
+        if existing is not None:
+            return existing
+        candidates = self._candidates(src[0], dst[0])
+        if not candidates:
+            raise Dropped("no_connection", f"no connection accepts {src[0]}")
+        if len(self._half_open) >= self.cookie_threshold and not self._cookie_ok(msg, src):
+            self._send_cookie(msg, src, dst)
+            return None
+        sa = IkeSa(
+            self,
+            initiator=False,
+            spi_i=msg.spi_i,
+            spi_r=self._new_ike_spi(),
+            local=dst,
+            remote=src,
+            candidates=candidates,
+            now=now,
+        )
+        self.sas[sa.local_spi] = sa
+        self._half_open[(msg.spi_i, src)] = sa
+        return sa
+
+    def _candidates(self, remote: str, local: str) -> tuple[ConnectionConfig, ...]:
+        def accepts(addrs: tuple[str, ...], address: str) -> bool:
+            ip = ipaddress.ip_address(address)
+            return not addrs or any(
+                addr in ("%any", "0.0.0.0/0", "::/0")
+                or ip in ipaddress.ip_network(addr, strict=False)
+                for addr in addrs
+            )
+
+        return tuple(
+            c for c in self.connections
+            if accepts(c.remote_addrs, remote) and accepts(c.local_addrs, local)
+        )
+
+    # --- cookies (§2.6) ---------------------------------------------------------------------
+
+    def _cookie_for(self, msg: Message, src: Address) -> bytes:
+        nonce = next((p.data for p in msg.payloads if isinstance(p, NoncePayload)), b"")
+        ip = ipaddress.ip_address(src[0]).packed
+        return b"\0\0\0\1" + self._cookie_prf(self._cookie_secret, nonce + ip + msg.spi_i)
+
+    def _cookie_ok(self, msg: Message, src: Address) -> bool:
+        first = msg.payloads[0] if msg.payloads else None
+        return (
+            isinstance(first, NotifyPayload)
+            and first.type == NotifyType.COOKIE
+            and first.data == self._cookie_for(msg, src)
+        )
+
+    def _send_cookie(self, msg: Message, src: Address, dst: Address) -> None:
+        self.counters["cookies_sent"] += 1
+        reply = Message(
+            msg.spi_i, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_RESPONSE, 0,
+            (NotifyPayload(NotifyType.COOKIE, self._cookie_for(msg, src)),),
+        )
+        self.queue_datagram(encode_message(reply), dst, src)
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """Forget finished SAs and half-open entries that completed."""
+        for key, sa in list(self._half_open.items()):
+            if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
+                del self._half_open[key]
+        for spi, sa in list(self.sas.items()):
+            if sa.finished and not sa.tasks.active:
+                del self.sas[spi]

@@ -1,0 +1,80 @@
+"""The task interface: an exchange is a set of small tasks (DESIGN.md §3.3).
+
+An initiator task ``build``s its part of a request and ``process``es the response; a
+responder task ``process``es the request and ``build``s its part of the response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from ..wire.enums import ExchangeType, NotifyType
+from ..wire.message import Message
+from ..wire.payloads import NotifyPayload, Payload
+from .errors import PeerReportedError
+
+if TYPE_CHECKING:
+    from .ike_sa import IkeSa
+
+
+class Status(Enum):
+    DONE = "done"
+    NEED_MORE = "need-more"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A decoded, authenticated (where applicable) and rule-checked message."""
+
+    message: Message
+    payloads: tuple[Payload, ...]
+    """Outer payloads in the clear plus the decrypted inner ones."""
+    raw: bytes
+
+    def all(self, cls: type) -> list:
+        return [p for p in self.payloads if isinstance(p, cls)]
+
+    def first(self, cls: type):
+        found = self.all(cls)
+        return found[0] if found else None
+
+    def notify(self, ntype: NotifyType) -> NotifyPayload | None:
+        for p in self.all(NotifyPayload):
+            if p.type == ntype:
+                return p
+        return None
+
+    def error_notify(self) -> NotifyType | None:
+        for p in self.all(NotifyPayload):
+            if p.type.is_error:
+                return p.type
+        return None
+
+    def raise_error_notify(self, context: str) -> None:
+        """Turn an error notify in a response into PeerReportedError."""
+        error = self.error_notify()
+        if error is not None:
+            raise PeerReportedError(error, context)
+
+
+class Task:
+    """Base class; ``initiator`` is the role in *this exchange*, not in the IKE SA."""
+
+    exchange: ExchangeType
+
+    def __init__(self, sa: IkeSa, initiator: bool) -> None:
+        self.sa = sa
+        self.initiator = initiator
+
+    def build(self, out: list[Payload]) -> None:
+        """Append this task's payloads to the outgoing message."""
+
+    def process(self, msg: Inbound) -> Status:
+        """Consume the incoming message; raise an IkeError to fail."""
+        return Status.DONE
+
+    def finish(self, now: float) -> None:
+        """The exchange completed (response processed, or our response sent)."""

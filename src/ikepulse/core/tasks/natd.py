@@ -1,0 +1,58 @@
+"""NAT detection in IKE_SA_INIT (RFC 7296 §2.23): NAT_DETECTION_SOURCE/DESTINATION_IP."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cryptography.hazmat.primitives import hashes
+
+from ...wire.enums import ExchangeType, NotifyType
+from ...wire.payloads import NotifyPayload, Payload
+from ..task import Inbound, Status, Task
+
+
+def natd_hash(spi_i: bytes, spi_r: bytes, address: tuple[str, int]) -> bytes:
+    """SHA-1(SPIi | SPIr | IP | port) as in §2.23."""
+    digest = hashes.Hash(hashes.SHA1())
+    digest.update(spi_i + spi_r)
+    digest.update(ipaddress.ip_address(address[0]).packed)
+    digest.update(address[1].to_bytes(2, "big"))
+    return digest.finalize()
+
+
+class NatDetection(Task):
+    exchange = ExchangeType.IKE_SA_INIT
+
+    def __init__(self, sa, initiator: bool) -> None:
+        super().__init__(sa, initiator)
+        self.peer_supports = initiator
+
+    def build(self, out: list[Payload]) -> None:
+        if not self.peer_supports:
+            return
+        sa = self.sa
+        spi_r = sa.spi_r if not self.initiator else bytes(8)
+        source = natd_hash(sa.spi_i, spi_r, sa.local)
+        if sa.connection is not None and sa.connection.force_encap:
+            # A source hash that cannot match makes the peer see a NAT and use UDP encapsulation.
+            source = sa.rng.randbytes(len(source))
+        out.append(NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, source))
+        out.append(NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP,
+                                 natd_hash(sa.spi_i, spi_r, sa.remote)))
+
+    def process(self, msg: Inbound) -> Status:
+        sources = [n.data for n in msg.all(NotifyPayload)
+                   if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
+        destination = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
+        if not sources or destination is None:
+            self.peer_supports = False
+            return Status.DONE
+        self.peer_supports = True
+        sa, header = self.sa, msg.message
+        sa.nat_remote = natd_hash(header.spi_i, header.spi_r, sa.remote) not in sources
+        sa.nat_local = natd_hash(header.spi_i, header.spi_r, sa.local) != destination.data
+        return Status.DONE
+
+    def finish(self, now: float) -> None:
+        if self.initiator:
+            self.sa.float_to_natt_port()

@@ -1,0 +1,108 @@
+"""Two ikepulse peers wired together in memory with a fake clock (DESIGN.md §3.10)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
+from ikepulse.core.config import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
+from ikepulse.core.sa_manager import Datagram, SaManager
+from ikepulse.wire.payloads import TrafficSelector
+
+LEFT = ("198.51.100.1", 500)
+RIGHT = ("198.51.100.2", 500)
+PSK = b"0123456789abcdef"
+LEFT_NET, RIGHT_NET = "203.0.113.0/26", "203.0.113.64/26"
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+
+def connection(
+    local_id: str,
+    remote_id: str | None,
+    local_net: str,
+    remote_net: str,
+    *,
+    ike: str = "aes256gcm16-prfsha256-x25519",
+    esp: str = "aes256gcm16",
+    psk: bytes = PSK,
+    retransmit: RetransmitPolicy | None = None,
+    **extra,
+) -> ConnectionConfig:
+    child = ChildConfig(
+        "lan",
+        local_ts=(TrafficSelector.from_network(local_net),),
+        remote_ts=(TrafficSelector.from_network(remote_net),),
+        esp_proposals=tuple(parse_esp_proposal(p) for p in esp.split(",")),
+    )
+    return ConnectionConfig(
+        name="site",
+        local_id=Identity.parse(local_id),
+        remote_id=Identity.parse(remote_id) if remote_id else None,
+        psk=psk,
+        proposals=tuple(parse_ike_proposal(p) for p in ike.split(",")),
+        children=(child,),
+        retransmit=retransmit or RetransmitPolicy(),
+        **extra,
+    )
+
+
+@dataclass
+class Peer:
+    manager: SaManager
+    address: tuple[str, int]
+    events: list = field(default_factory=list)
+    sent: list[Datagram] = field(default_factory=list)
+
+    def drain_events(self) -> list:
+        while (event := self.manager.next_event()) is not None:
+            self.events.append(event)
+        return self.events
+
+    def of(self, cls: type) -> list:
+        return [e for e in self.drain_events() if isinstance(e, cls)]
+
+
+def make_peers(left_kw: dict | None = None, right_kw: dict | None = None, seed: int = 1):
+    left_kw, right_kw = left_kw or {}, right_kw or {}
+    left = connection("left.example", "right.example", LEFT_NET, RIGHT_NET, **left_kw)
+    right = connection("right.example", "left.example", RIGHT_NET, LEFT_NET, **right_kw)
+    a = Peer(SaManager([left], random.Random(seed)), LEFT)
+    b = Peer(SaManager([right], random.Random(seed + 1)), RIGHT)
+    return a, b
+
+
+Filter = Callable[[Datagram], bool]
+
+
+def transfer(src: Peer, dst: Peer, clock: Clock, drop: Filter | None = None) -> int:
+    """Deliver src's pending datagrams to dst; ``drop`` returning True loses one."""
+    moved = 0
+    for datagram in src.manager.datagrams_to_send(clock.now):
+        src.sent.append(datagram)
+        moved += 1
+        if drop is not None and drop(datagram):
+            continue
+        dst.manager.receive_datagram(datagram.data, datagram.src, datagram.dst, clock.now)
+    return moved
+
+
+def run_until_idle(a: Peer, b: Peer, clock: Clock, drop: Filter | None = None,
+                   until: float | None = None, max_steps: int = 10_000) -> None:
+    """Exchange datagrams and fire timers until nothing is pending (or ``until``)."""
+    for _ in range(max_steps):
+        if transfer(a, b, clock, drop) + transfer(b, a, clock, drop):
+            continue
+        timers = [t for t in (a.manager.get_timer(), b.manager.get_timer()) if t is not None]
+        if not timers or (until is not None and min(timers) > until):
+            break
+        clock.now = max(clock.now, min(timers))
+        a.manager.handle_timer(clock.now)
+        b.manager.handle_timer(clock.now)
+    a.drain_events()
+    b.drain_events()
