@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import pytest
-from inmemory import LEFT, LEFT_NET, RIGHT, RIGHT_NET, Clock, make_peers, run_until_idle
+from ikepulse.loopback import LEFT, LEFT_NET, RIGHT, RIGHT_NET, Clock, make_peers, run_until_idle
 
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished
 from ikepulse.core.state import IkeState

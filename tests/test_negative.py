@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from inmemory import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
+from ikepulse.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
 
 from ikepulse.core.config import RetransmitPolicy
 from ikepulse.core.events import (

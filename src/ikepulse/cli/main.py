@@ -11,6 +11,7 @@ import click
 from ..wire.buffer import DecodeError
 from ..wire.describe import describe_message
 from ..wire.message import decode_message
+from .demo import demo
 
 
 @click.group()
@@ -35,3 +36,6 @@ def decode(file, as_hex: bool) -> None:
         click.echo(f"error: malformed IKE message at {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps(describe_message(msg), indent=2))
+
+
+main.add_command(demo)

@@ -1,4 +1,7 @@
-"""Two ikepulse peers wired together in memory with a fake clock (DESIGN.md §3.10)."""
+"""Two ikepulse peers wired together in memory with a fake clock.
+
+Used by the tests (DESIGN.md §3.10), the core benchmark and `ikepulse demo`.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,59 @@
+"""In-memory IKE_SA + CHILD_SA handshakes per second on one core (no sockets, fake clock).
+
+    .venv/bin/python bench/handshake_core.py [--seconds 3]
+
+Prints one line per suite and writes bench/results/handshake_core.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+
+from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+
+SUITES = {
+    "psk x25519 (aes256gcm16-prfsha256-x25519)": "aes256gcm16-prfsha256-x25519",
+    "psk modp2048 (aes128-sha256-modp2048)": "aes128-sha256-modp2048",
+    "psk ecp384 (aes256-sha384-ecp384)": "aes256-sha384-ecp384",
+}
+
+
+def handshakes_per_second(ike: str, seconds: float) -> tuple[float, int]:
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        a, b = make_peers({"ike": ike}, {"ike": ike}, seed=random.randrange(1 << 30))
+        clock = Clock()
+        sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+        run_until_idle(a, b, clock)
+        assert sa.state.name == "ESTABLISHED"
+        count += 1
+    return count / elapsed, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    results = {}
+    for label, ike in SUITES.items():
+        rate, count = handshakes_per_second(ike, args.seconds)
+        results[ike] = {"handshakes_per_second": round(rate, 1), "handshakes": count}
+        print(f"{label:45s} {rate:8.1f} handshakes/s  ({count} in {args.seconds:.0f}s)")
+    print("(both peers run in this one process: each handshake costs two sides' crypto)")
+    out = Path(__file__).resolve().parent / "results" / "handshake_core.json"
+    out.parent.mkdir(exist_ok=True)
+    meta = {"python": platform.python_version(), "machine": platform.machine(),
+            "date": time.strftime("%Y-%m-%d")}
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    print(f"wrote {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+
+
+if __name__ == "__main__":
+    main()
