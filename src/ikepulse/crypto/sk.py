@@ -1,0 +1,103 @@
+"""Protection of the Encrypted (SK) and Encrypted Fragment (SKF) payload body.
+
+Body layout (RFC 7296 §3.14): IV | encrypted(payloads | padding | pad length) | ICV.
+With CBC + HMAC the ICV covers everything from the IKE header through the ciphertext
+(§3.14). With an AEAD the associated data is the IKE header and every payload header up
+to and including the SK/SKF header, and the ICV is the AEAD tag (RFC 5282 §5.1, RFC 7634
+§4). AEADs are padded with the Pad Length octet alone: their block size is one octet,
+as strongSwan also does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .cipher import Cipher
+from .errors import CryptoError, IntegrityError
+from .integ import Integ
+
+
+@dataclass(frozen=True, slots=True)
+class SkCrypter:
+    """Seals and opens SK bodies for one direction's keys (SK_e and SK_a, §2.14)."""
+
+    cipher: Cipher
+    integ: Integ | None
+    encr_key: bytes = field(repr=False)
+    integ_key: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.cipher.is_aead and self.integ is not None:
+            raise CryptoError(f"{self.cipher.id.name} is an AEAD: no integrity transform")
+        if not self.cipher.is_aead and self.integ is None:
+            raise CryptoError(f"{self.cipher.id.name} needs an integrity transform")
+        if len(self.encr_key) != self.cipher.key_size:
+            raise CryptoError(
+                f"encryption key is {len(self.encr_key)} octets, "
+                f"{self.cipher.id.name} needs {self.cipher.key_size}"
+            )
+        wanted = 0 if self.integ is None else self.integ.key_size
+        if len(self.integ_key) != wanted:
+            raise CryptoError(f"integrity key is {len(self.integ_key)} octets, expected {wanted}")
+
+    @property
+    def iv_size(self) -> int:
+        """Octets of IV at the start of the body."""
+        return self.cipher.iv_size
+
+    @property
+    def icv_size(self) -> int:
+        """Octets of ICV (or AEAD tag) at the end of the body."""
+        return self.cipher.icv_size if self.integ is None else self.integ.icv_size
+
+    @property
+    def _pad_unit(self) -> int:
+        return 1 if self.cipher.is_aead else self.cipher.block_size
+
+    def sealed_length(self, plaintext_len: int) -> int:
+        """Length of the body ``seal`` returns for ``plaintext_len`` octets of payloads."""
+        padded = plaintext_len + 1
+        padded += -padded % self._pad_unit
+        return self.iv_size + padded + self.icv_size
+
+    def seal(self, aad: bytes, plaintext: bytes, iv: bytes) -> bytes:
+        """IV | ciphertext | ICV for the inner payloads ``plaintext``.
+
+        ``aad`` is every message octet before the IV, lengths already final. ``iv`` comes
+        from the caller's RNG (CBC needs it unpredictable, AEADs unique per key).
+        """
+        if len(iv) != self.iv_size:
+            raise CryptoError(f"IV must be {self.iv_size} octets, got {len(iv)}")
+        pad = -(len(plaintext) + 1) % self._pad_unit
+        padded = plaintext + bytes(pad) + bytes((pad,))
+        if self.integ is None:
+            return iv + self.cipher.encrypt(self.encr_key, iv, padded, aad)
+        ciphertext = self.cipher.encrypt(self.encr_key, iv, padded)
+        icv = self.integ.sign(self.integ_key, aad + iv + ciphertext)
+        return iv + ciphertext + icv
+
+    def open(self, aad: bytes, body: bytes) -> bytes:
+        """The inner payloads of ``body`` (IV | ciphertext | ICV), padding removed.
+
+        Every failure, structural or cryptographic, raises IntegrityError: the caller
+        drops the message and counts it (RFC 7296 §2.21.1).
+        """
+        iv_size, icv_size = self.iv_size, self.icv_size
+        encrypted_len = len(body) - iv_size - icv_size
+        if encrypted_len < 1 or encrypted_len % self._pad_unit:
+            raise IntegrityError(
+                f"encrypted body of {len(body)} octets does not fit IV {iv_size}, "
+                f"ICV {icv_size} and {self._pad_unit}-octet blocks"
+            )
+        iv = body[:iv_size]
+        if self.integ is None:
+            padded = self.cipher.decrypt(self.encr_key, iv, body[iv_size:], aad)
+        else:
+            ciphertext = body[iv_size:-icv_size]
+            if not self.integ.verify(self.integ_key, aad + body[:-icv_size], body[-icv_size:]):
+                raise IntegrityError(f"{self.integ.id.name} ICV mismatch")
+            padded = self.cipher.decrypt(self.encr_key, iv, ciphertext)
+        pad = padded[-1]
+        if pad + 1 > len(padded):
+            raise IntegrityError(f"pad length {pad} exceeds the {len(padded)}-octet plaintext")
+        return padded[: len(padded) - pad - 1]
