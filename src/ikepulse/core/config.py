@@ -20,6 +20,14 @@ class Mode(Enum):
     TRANSPORT = "transport"
 
 
+class StartAction(Enum):
+    """What the daemon does with a connection at start-up (swanctl.conf ``start_action``)."""
+
+    NONE = "none"
+    TRAP = "trap"
+    START = "start"
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An IKE identity (§3.5), parsed from text the way strongSwan does."""
@@ -103,6 +111,7 @@ class ConnectionConfig:
     local_addrs: tuple[str, ...] = ()
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     force_encap: bool = False
+    start_action: StartAction = StartAction.NONE
 
     def child(self, name: str) -> ChildConfig:
         for child in self.children:

@@ -95,6 +95,11 @@ class IkeSa:
         return self.connection.name if self.connection else ""
 
     @property
+    def label(self) -> str:
+        """``name[spi_i]`` for log lines."""
+        return f"{self.name or '?'}[{self.spi_i.hex()}]"
+
+    @property
     def retransmit(self) -> RetransmitPolicy:
         config = self.connection or self.candidates[0]
         return config.retransmit

@@ -7,6 +7,7 @@ classifies new requests into responder tasks.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
     from .ike_sa import IkeSa
 
 _SETUP = (ExchangeType.IKE_SA_INIT, ExchangeType.IKE_AUTH)
+log = logging.getLogger("ikepulse.ike")
+
+
+def _summary(payloads) -> str:
+    """Payload list in strongSwan's log style: ``[ SA KE No N(NATD_S_IP) ]``."""
+    names = []
+    for p in payloads:
+        if isinstance(p, NotifyPayload):
+            names.append(f"N({p.type.name})")
+        else:
+            names.append(p.TYPE.name)
+    return "[ " + " ".join(names) + " ]"
 
 
 @dataclass(slots=True)
@@ -71,6 +84,8 @@ class TaskManager:
         for task in tasks:
             task.build(payloads)
         mid = self.next_request_id
+        log.info("%s: sending %s request %d %s", self.sa.label, exchange.name, mid,
+                 _summary(payloads))
         packet = self.sa.encode(exchange, mid, response=False, payloads=payloads)
         self.active = _Active(exchange, tasks, mid, packet, now)
         self.active.deadline = now + self._wait(0)
@@ -140,6 +155,9 @@ class TaskManager:
         self.sa.authenticated_inbound(msg, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
         inbound = Inbound(msg, outer + tuple(inner), raw)
+        log.info("%s: received %s %s %d %s", self.sa.label, msg.exchange.name,
+                 "response" if msg.is_response else "request", msg.message_id,
+                 _summary(inbound.payloads))
         if msg.is_response:
             self._on_response(inbound, now)
         else:
@@ -183,6 +201,8 @@ class TaskManager:
         self.initiate(now)
 
     def _respond(self, raw: bytes, msg, payloads: list[Payload], zero_spi: bool = False) -> None:
+        log.info("%s: sending %s response %d %s", self.sa.label, msg.exchange.name,
+                 msg.message_id, _summary(payloads))
         packet = self.sa.encode(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )
