@@ -1,19 +1,19 @@
 """Two in-memory peers establish IKE and CHILD SAs (RFC 7296 §1.2).
 
-    left (initiator)                         right (responder)
-    IKE_SA_INIT  HDR, SAi1, KEi, Ni, N(NATD) -->
-                 <-- HDR, SAr1, KEr, Nr, N(NATD)
-    IKE_AUTH     HDR, SK {IDi, IDr, AUTH, SAi2, TSi, TSr} -->
-                 <-- HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+left (initiator)                         right (responder)
+IKE_SA_INIT  HDR, SAi1, KEi, Ni, N(NATD) -->
+             <-- HDR, SAr1, KEr, Nr, N(NATD)
+IKE_AUTH     HDR, SK {IDi, IDr, AUTH, SAi2, TSi, TSr} -->
+             <-- HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
 """
 
 from __future__ import annotations
 
 import pytest
-from ikepulse.loopback import LEFT, LEFT_NET, RIGHT, RIGHT_NET, Clock, make_peers, run_until_idle
 
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished
 from ikepulse.core.state import IkeState
+from ikepulse.loopback import LEFT, LEFT_NET, RIGHT, RIGHT_NET, Clock, make_peers, run_until_idle
 
 IKE_SUITES = [
     "aes256gcm16-prfsha256-x25519",
@@ -64,8 +64,18 @@ def test_every_dh_group_establishes(group):
     _check_established(a, b, sa, ike, "aes256gcm16")
 
 
-@pytest.mark.parametrize("esp", ["aes256gcm16", "aes128gcm16", "aes128-sha256", "aes256-sha384",
-                                 "aes256-sha512", "chacha20poly1305", "aes128-sha1"])
+@pytest.mark.parametrize(
+    "esp",
+    [
+        "aes256gcm16",
+        "aes128gcm16",
+        "aes128-sha256",
+        "aes256-sha384",
+        "aes256-sha512",
+        "chacha20poly1305",
+        "aes128-sha1",
+    ],
+)
 def test_esp_suites(esp):
     a, b, sa, _ = establish(esp=esp)
     _check_established(a, b, sa, IKE_SUITES[0], esp)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import random
 
-from ikepulse.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
-
 from ikepulse.core.config import RetransmitPolicy
 from ikepulse.core.events import (
     ChildSaDeleted,
@@ -17,6 +15,7 @@ from ikepulse.core.events import (
 )
 from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
+from ikepulse.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
 from ikepulse.wire.enums import ExchangeType, NotifyType, PayloadType
 from ikepulse.wire.message import decode_message, encode_message
 from ikepulse.wire.payloads import NotifyPayload, UnknownPayload
@@ -47,8 +46,9 @@ def test_wrong_psk_fails_on_both_sides_with_authentication_failed():
 
 
 def test_no_common_proposal():
-    a, b, sa, clock = start({"ike": "aes256gcm16-prfsha256-x25519"},
-                            {"ike": "aes128-sha256-modp2048"})
+    a, b, sa, clock = start(
+        {"ike": "aes256gcm16-prfsha256-x25519"}, {"ike": "aes128-sha256-modp2048"}
+    )
     run_until_idle(a, b, clock)
     (fa,), (fb,) = a.of(IkeSaFailed), b.of(IkeSaFailed)
     assert fa.notify == fb.notify == NotifyType.NO_PROPOSAL_CHOSEN
@@ -83,14 +83,17 @@ def test_invalid_ke_payload_retry_with_the_group_the_responder_wants():
     #                <-- HDR, N(INVALID_KE_PAYLOAD, x25519)
     #   HDR, SAi1, KEi(x25519), Ni -->   (message ID 0 again)
     #                <-- HDR, SAr1, KEr(x25519), Nr
-    a, b, sa, clock = start({"ike": "aes256gcm16-prfsha256-ecp256-x25519"},
-                            {"ike": "aes256gcm16-prfsha256-x25519"})
+    a, b, sa, clock = start(
+        {"ike": "aes256gcm16-prfsha256-ecp256-x25519"}, {"ike": "aes256gcm16-prfsha256-x25519"}
+    )
     run_until_idle(a, b, clock)
     assert sa.state is IkeState.ESTABLISHED
     assert a.of(IkeSaEstablished)[0].proposal == "aes256gcm16-prfsha256-x25519"
     inits = [decode_message(d.data) for d in a.sent]
     assert [(m.exchange, m.message_id) for m in inits] == [
-        (ExchangeType.IKE_SA_INIT, 0), (ExchangeType.IKE_SA_INIT, 0), (ExchangeType.IKE_AUTH, 1)
+        (ExchangeType.IKE_SA_INIT, 0),
+        (ExchangeType.IKE_SA_INIT, 0),
+        (ExchangeType.IKE_AUTH, 1),
     ]
     first_reply = decode_message(b.sent[0].data)
     assert first_reply.payloads == (NotifyPayload(NotifyType.INVALID_KE_PAYLOAD, b"\x00\x1f"),)
@@ -177,8 +180,14 @@ def test_unknown_critical_payload_is_refused():
     (request,) = a.manager.datagrams_to_send()
     msg = decode_message(request.data)
     tampered = encode_message(
-        msg.__class__(msg.spi_i, msg.spi_r, msg.exchange, msg.flags, msg.message_id,
-                      msg.payloads + (UnknownPayload(PayloadType(200), True, b"x"),))
+        msg.__class__(
+            msg.spi_i,
+            msg.spi_r,
+            msg.exchange,
+            msg.flags,
+            msg.message_id,
+            msg.payloads + (UnknownPayload(PayloadType(200), True, b"x"),),
+        )
     )
     b.manager.receive_datagram(tampered, request.src, request.dst, clock.now)
     (reply,) = b.manager.datagrams_to_send()
@@ -192,8 +201,14 @@ def test_unknown_non_critical_payload_is_ignored():
     (request,) = a.manager.datagrams_to_send()
     msg = decode_message(request.data)
     extended = encode_message(
-        msg.__class__(msg.spi_i, msg.spi_r, msg.exchange, msg.flags, msg.message_id,
-                      msg.payloads + (UnknownPayload(PayloadType(200), False, b"x"),))
+        msg.__class__(
+            msg.spi_i,
+            msg.spi_r,
+            msg.exchange,
+            msg.flags,
+            msg.message_id,
+            msg.payloads + (UnknownPayload(PayloadType(200), False, b"x"),),
+        )
     )
     b.manager.receive_datagram(extended, request.src, request.dst, clock.now)
     (reply,) = b.manager.datagrams_to_send()

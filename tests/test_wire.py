@@ -68,27 +68,30 @@ attribute = st.one_of(
     st.builds(TransformAttribute, enum_of(TransformAttr, 15), data),
 )
 transform = st.builds(
-    lambda t, i, attrs: Transform(TransformType(t), Transform.make(TransformType(t), i).id,
-                                  tuple(attrs)),
-    st.integers(1, 6), u16, st.lists(attribute, max_size=3),
+    lambda t, i, attrs: Transform(
+        TransformType(t), Transform.make(TransformType(t), i).id, tuple(attrs)
+    ),
+    st.integers(1, 6),
+    u16,
+    st.lists(attribute, max_size=3),
 )
 proposal = st.builds(
     lambda n, p, spi, ts: Proposal(n, p, spi, tuple(ts)),
-    u8, enum_of(ProtocolId), st.sampled_from([b"", b"\x01\x02\x03\x04", bytes(range(8))]),
+    u8,
+    enum_of(ProtocolId),
+    st.sampled_from([b"", b"\x01\x02\x03\x04", bytes(range(8))]),
     st.lists(transform, max_size=6),
 )
 ipv4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address)
 ipv6 = st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)
 selector = st.one_of(
-    *(
-        st.builds(TrafficSelector, addr, addr, u8, u16, u16)
-        for addr in (ipv4, ipv6)
-    )
+    *(st.builds(TrafficSelector, addr, addr, u8, u16, u16) for addr in (ipv4, ipv6))
 )
 spi4 = st.binary(min_size=4, max_size=4)
 PAYLOADS = {
-    PayloadType.SA: st.builds(lambda ps: SaPayload(tuple(ps)), st.lists(proposal, min_size=1,
-                                                                         max_size=3)),
+    PayloadType.SA: st.builds(
+        lambda ps: SaPayload(tuple(ps)), st.lists(proposal, min_size=1, max_size=3)
+    ),
     PayloadType.KE: st.builds(KePayload, enum_of(DhId, 16), data),
     PayloadType.IDI: st.builds(IdiPayload, enum_of(IdType), data),
     PayloadType.IDR: st.builds(IdrPayload, enum_of(IdType), data),
@@ -96,8 +99,13 @@ PAYLOADS = {
     PayloadType.CERTREQ: st.builds(CertreqPayload, enum_of(CertEncoding), data),
     PayloadType.AUTH: st.builds(AuthPayload, enum_of(AuthMethod), data),
     PayloadType.NONCE: st.builds(NoncePayload, data),
-    PayloadType.NOTIFY: st.builds(NotifyPayload, enum_of(NotifyType, 16), data,
-                                  enum_of(ProtocolId), st.sampled_from([b"", b"abcd"])),
+    PayloadType.NOTIFY: st.builds(
+        NotifyPayload,
+        enum_of(NotifyType, 16),
+        data,
+        enum_of(ProtocolId),
+        st.sampled_from([b"", b"abcd"]),
+    ),
     PayloadType.DELETE: st.one_of(
         st.builds(DeletePayload, enum_of(ProtocolId), st.lists(spi4, max_size=4).map(tuple)),
     ),
@@ -105,7 +113,8 @@ PAYLOADS = {
     PayloadType.TSI: st.builds(lambda s: TsiPayload(tuple(s)), st.lists(selector, max_size=3)),
     PayloadType.TSR: st.builds(lambda s: TsrPayload(tuple(s)), st.lists(selector, max_size=3)),
     PayloadType.CP: st.builds(
-        lambda t, attrs: CpPayload(t, tuple(attrs)), enum_of(CfgType),
+        lambda t, attrs: CpPayload(t, tuple(attrs)),
+        enum_of(CfgType),
         st.lists(st.builds(ConfigAttribute, enum_of(ConfigAttr, 15), data), max_size=3),
     ),
     PayloadType.EAP: st.builds(EapPayload, enum_of(EapCode), u8, data),
@@ -130,22 +139,33 @@ def test_payload_chain_round_trip(payloads):
     assert encode_payloads(decode_payloads(encoded, first)) == encoded
 
 
-@given(st.lists(any_payload, max_size=4), st.binary(max_size=48), u8,
-       st.sampled_from([EncryptedPayload, EncryptedFragmentPayload]))
+@given(
+    st.lists(any_payload, max_size=4),
+    st.binary(max_size=48),
+    u8,
+    st.sampled_from([EncryptedPayload, EncryptedFragmentPayload]),
+)
 def test_message_with_encrypted_payload_round_trip(outer, body, inner_type, kind):
-    sk = (EncryptedPayload(PayloadType(inner_type), body) if kind is EncryptedPayload
-          else EncryptedFragmentPayload(PayloadType(inner_type), 1, 2, body))
-    msg = Message(b"A" * 8, b"B" * 8, ExchangeType.IKE_AUTH, FLAG_INITIATOR, 1,
-                  (*outer, sk))
+    sk = (
+        EncryptedPayload(PayloadType(inner_type), body)
+        if kind is EncryptedPayload
+        else EncryptedFragmentPayload(PayloadType(inner_type), 1, 2, body)
+    )
+    msg = Message(b"A" * 8, b"B" * 8, ExchangeType.IKE_AUTH, FLAG_INITIATOR, 1, (*outer, sk))
     data = encode_message(msg)
     assert decode_message(data) == msg
     assert encode_message(decode_message(data)) == data
 
 
 def test_unknown_payload_reencodes_byte_for_byte():
-    msg = Message(b"A" * 8, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_INITIATOR, 0,
-                  (UnknownPayload(PayloadType(222), False, b"\x00\xffodd bytes"),
-                   NoncePayload(b"n" * 16)))
+    msg = Message(
+        b"A" * 8,
+        bytes(8),
+        ExchangeType.IKE_SA_INIT,
+        FLAG_INITIATOR,
+        0,
+        (UnknownPayload(PayloadType(222), False, b"\x00\xffodd bytes"), NoncePayload(b"n" * 16)),
+    )
     data = encode_message(msg)
     assert encode_message(decode_message(data)) == data
     assert decode_message(data).payloads[0].type.name == "UNKNOWN_222"
@@ -158,14 +178,34 @@ def test_unknown_enum_values_get_pseudo_members():
 
 
 def _valid_message() -> bytes:
-    sa = SaPayload((Proposal(1, ProtocolId.IKE, b"", (
-        Transform.make(TransformType.ENCR, 20, 256), Transform.make(TransformType.PRF, 5),
-        Transform.make(TransformType.DH, 31))),))
-    msg = Message(b"A" * 8, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_INITIATOR, 0, (
-        sa, KePayload(DhId.CURVE25519, b"k" * 32), NoncePayload(b"n" * 32),
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, b"s" * 20),
-        TsiPayload((TrafficSelector.from_network("2001:db8::/32"),)),
-    ))
+    sa = SaPayload(
+        (
+            Proposal(
+                1,
+                ProtocolId.IKE,
+                b"",
+                (
+                    Transform.make(TransformType.ENCR, 20, 256),
+                    Transform.make(TransformType.PRF, 5),
+                    Transform.make(TransformType.DH, 31),
+                ),
+            ),
+        )
+    )
+    msg = Message(
+        b"A" * 8,
+        bytes(8),
+        ExchangeType.IKE_SA_INIT,
+        FLAG_INITIATOR,
+        0,
+        (
+            sa,
+            KePayload(DhId.CURVE25519, b"k" * 32),
+            NoncePayload(b"n" * 32),
+            NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, b"s" * 20),
+            TsiPayload((TrafficSelector.from_network("2001:db8::/32"),)),
+        ),
+    )
     return encode_message(msg)
 
 
@@ -236,8 +276,9 @@ def test_rules_require_sa_ke_nonce_in_ike_sa_init():
 
 
 def test_rules_accept_error_notify_alone():
-    reply = _msg(ExchangeType.IKE_SA_INIT,
-                 [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], response=True)
+    reply = _msg(
+        ExchangeType.IKE_SA_INIT, [NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)], response=True
+    )
     check_rules(reply)
 
 

@@ -95,8 +95,14 @@ def transfer(src: Peer, dst: Peer, clock: Clock, drop: Filter | None = None) -> 
     return moved
 
 
-def run_until_idle(a: Peer, b: Peer, clock: Clock, drop: Filter | None = None,
-                   until: float | None = None, max_steps: int = 10_000) -> None:
+def run_until_idle(
+    a: Peer,
+    b: Peer,
+    clock: Clock,
+    drop: Filter | None = None,
+    until: float | None = None,
+    max_steps: int = 10_000,
+) -> None:
     """Exchange datagrams and fire timers until nothing is pending (or ``until``)."""
     for _ in range(max_steps):
         if transfer(a, b, clock, drop) + transfer(b, a, clock, drop):

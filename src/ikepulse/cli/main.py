@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import json
+import logging
 import sys
 
 import click
@@ -11,12 +13,110 @@ import click
 from ..wire.buffer import DecodeError
 from ..wire.describe import describe_message
 from ..wire.message import decode_message
+from .client import ControlError, request
 from .demo import demo
+from .status import format_status
+
+DEFAULT_SOCKET = "/run/ikepulse/control.sock"
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--socket",
+    "socket_path",
+    default=DEFAULT_SOCKET,
+    show_default=True,
+    envvar="IKEPULSE_SOCKET",
+    help="Control socket of the daemon.",
+)
+@click.pass_context
+def main(ctx: click.Context, socket_path: str) -> None:
     """ikepulse: an IPsec VPN daemon whose tunnels do not die silently."""
+    ctx.obj = socket_path
+
+
+def _load(path: str):
+    from ..config.loader import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, help="TOML configuration file.")
+@click.option("--log-level", default=None, help="debug, info, warning (default: from config).")
+def daemon(config_path: str, log_level: str | None) -> None:
+    """Run the daemon in the foreground."""
+    from ..runtime.daemon import Daemon
+
+    settings = _load(config_path)
+    level = (log_level or settings.daemon.log_level).upper()
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        await Daemon(settings).run()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from None
+
+
+@main.command("check-config")
+@click.argument("path")
+def check_config(path: str) -> None:
+    """Validate a configuration file."""
+    settings = _load(path)
+    names = ", ".join(c.name for c in settings.connections) or "none"
+    click.echo(f"{path}: OK ({len(settings.connections)} connection(s): {names})")
+
+
+def _call(socket_path: str, command: dict) -> dict:
+    try:
+        response = request(socket_path, command)
+    except ControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not response.get("ok"):
+        raise click.ClickException(response.get("error", "request failed"))
+    return response
+
+
+@main.command()
+@click.argument("connection")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait.")
+@click.pass_obj
+def up(socket_path: str, connection: str, timeout: float) -> None:
+    """Establish CONNECTION and wait for its CHILD SA."""
+    command = {"command": "up", "connection": connection, "timeout": timeout}
+    click.echo(_call(socket_path, command)["message"])
+
+
+@main.command()
+@click.argument("connection")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
+@click.pass_obj
+def down(socket_path: str, connection: str, timeout: float) -> None:
+    """Delete the IKE SA(s) of CONNECTION (the peer is told)."""
+    command = {"command": "down", "connection": connection, "timeout": timeout}
+    click.echo(_call(socket_path, command)["message"])
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(socket_path: str, as_json: bool) -> None:
+    """List IKE SAs and their CHILD SAs."""
+    response = _call(socket_path, {"command": "status"})
+    if as_json:
+        click.echo(
+            json.dumps({"ike_sas": response["ike_sas"], "counters": response["counters"]}, indent=2)
+        )
+    else:
+        click.echo(format_status(response["ike_sas"]))
 
 
 @main.command()

@@ -109,6 +109,8 @@ class ConnectionConfig:
     children: tuple[ChildConfig, ...] = ()
     remote_addrs: tuple[str, ...] = ()
     local_addrs: tuple[str, ...] = ()
+    local_port: int = 500
+    remote_port: int = 500
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     force_encap: bool = False
     start_action: StartAction = StartAction.NONE

@@ -182,9 +182,14 @@ class IkeSa:
     def responder_tasks(self, inbound: Inbound) -> list[Task]:
         return classify_request(self, inbound)
 
-    def authenticated_inbound(self, msg: Message, now: float) -> None:
-        """A message passed integrity checks (or is IKE_SA_INIT): proof of life."""
+    def authenticated_inbound(self, src: Address, dst: Address, now: float) -> None:
+        """A message passed integrity checks (or is IKE_SA_INIT): proof of life.
+
+        Behind a NAT the peer's address or port may change; follow it (§2.23).
+        """
         self.last_inbound = now
+        if self.nat_local or self.nat_remote or self.state is IkeState.CONNECTING:
+            self.local, self.remote = dst, src
 
     def observe_rtt(self, rtt: float, retransmits: int) -> None:
         """Smoothed RTT of exchanges answered without retransmission (Karn's rule)."""
@@ -200,11 +205,6 @@ class IkeSa:
         if self.remote[1] == IKE_PORT:
             self.remote = (self.remote[0], port)
 
-    def update_endpoints(self, local: Address, remote: Address) -> None:
-        """Follow the peer to a new address/port (NAT-T port float, §2.23)."""
-        if self.nat_local or self.nat_remote or self.state is IkeState.CONNECTING:
-            self.local, self.remote = local, remote
-
     # --- life cycle --------------------------------------------------------------------------
 
     def emit(self, event) -> None:
@@ -215,8 +215,13 @@ class IkeSa:
         self.established_at = now
         self.emit(
             IkeSaEstablished(
-                self.name, self.spi_i, self.spi_r, self.local, self.remote,
-                str(self.suite), self.initiator,
+                self.name,
+                self.spi_i,
+                self.spi_r,
+                self.local,
+                self.remote,
+                str(self.suite),
+                self.initiator,
             )
         )
 

@@ -128,8 +128,11 @@ def accept_chosen(
     if len(chosen) != 1:
         raise NoProposalChosen(f"responder chose {len(chosen)} proposals instead of one")
     proposal, suite = select(ours, chosen, with_dh)
-    types = [t.type for t in proposal.transforms if not (t.type == TransformType.INTEG
-                                                         and t.id == IntegId.NONE)]
+    types = [
+        t.type
+        for t in proposal.transforms
+        if not (t.type == TransformType.INTEG and t.id == IntegId.NONE)
+    ]
     if len(types) != len(set(types)):
         raise NoProposalChosen("responder chose more than one transform of a type")
     return proposal, suite

@@ -159,9 +159,7 @@ class SaManager:
                 raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")
             if msg.is_initiator == sa.initiator:
                 raise Dropped("malformed", "initiator flag does not fit the SA's role")
-        sa.tasks.receive(data, msg, now)
-        if not sa.finished:
-            sa.update_endpoints(dst, src)
+        sa.tasks.receive(data, msg, src, dst, now)
 
     def _responder_sa(
         self, data: bytes, msg: Message, src: Address, dst: Address, now: float
@@ -201,7 +199,8 @@ class SaManager:
             )
 
         return tuple(
-            c for c in self.connections
+            c
+            for c in self.connections
             if accepts(c.remote_addrs, remote) and accepts(c.local_addrs, local)
         )
 
@@ -223,7 +222,11 @@ class SaManager:
     def _send_cookie(self, msg: Message, src: Address, dst: Address) -> None:
         self.counters["cookies_sent"] += 1
         reply = Message(
-            msg.spi_i, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_RESPONSE, 0,
+            msg.spi_i,
+            bytes(8),
+            ExchangeType.IKE_SA_INIT,
+            FLAG_RESPONSE,
+            0,
             (NotifyPayload(NotifyType.COOKIE, self._cookie_for(msg, src)),),
         )
         self.queue_datagram(encode_message(reply), dst, src)

@@ -71,9 +71,14 @@ class TaskManager:
         return self.active is not None or bool(self.queue)
 
     def initiate(self, now: float) -> None:
-        if self.active is not None or not self.queue or self.sa.state in (
-            IkeState.DELETED,
-            IkeState.FAILED,
+        if (
+            self.active is not None
+            or not self.queue
+            or self.sa.state
+            in (
+                IkeState.DELETED,
+                IkeState.FAILED,
+            )
         ):
             return
         exchange, tasks = self.queue.popleft()
@@ -84,8 +89,9 @@ class TaskManager:
         for task in tasks:
             task.build(payloads)
         mid = self.next_request_id
-        log.info("%s: sending %s request %d %s", self.sa.label, exchange.name, mid,
-                 _summary(payloads))
+        log.info(
+            "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads)
+        )
         packet = self.sa.encode(exchange, mid, response=False, payloads=payloads)
         self.active = _Active(exchange, tasks, mid, packet, now)
         self.active.deadline = now + self._wait(0)
@@ -123,7 +129,7 @@ class TaskManager:
 
     # --- receiving -------------------------------------------------------------------------
 
-    def receive(self, raw: bytes, msg, now: float) -> None:
+    def receive(self, raw: bytes, msg, src, dst, now: float) -> None:
         """Entry point for a decoded message addressed to this SA (already SPI-matched)."""
         if msg.is_response:
             if self.active is None or msg.message_id != self.active.message_id:
@@ -152,12 +158,17 @@ class TaskManager:
             data = bytes([exc.payload_type]) if isinstance(exc, CriticalPayloadUnknown) else b""
             self._respond_error(raw, msg, notify, data, str(exc), now)
             return
-        self.sa.authenticated_inbound(msg, now)
+        self.sa.authenticated_inbound(src, dst, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
         inbound = Inbound(msg, outer + tuple(inner), raw)
-        log.info("%s: received %s %s %d %s", self.sa.label, msg.exchange.name,
-                 "response" if msg.is_response else "request", msg.message_id,
-                 _summary(inbound.payloads))
+        log.info(
+            "%s: received %s %s %d %s",
+            self.sa.label,
+            msg.exchange.name,
+            "response" if msg.is_response else "request",
+            msg.message_id,
+            _summary(inbound.payloads),
+        )
         if msg.is_response:
             self._on_response(inbound, now)
         else:
@@ -201,8 +212,13 @@ class TaskManager:
         self.initiate(now)
 
     def _respond(self, raw: bytes, msg, payloads: list[Payload], zero_spi: bool = False) -> None:
-        log.info("%s: sending %s response %d %s", self.sa.label, msg.exchange.name,
-                 msg.message_id, _summary(payloads))
+        log.info(
+            "%s: sending %s response %d %s",
+            self.sa.label,
+            msg.exchange.name,
+            msg.message_id,
+            _summary(payloads),
+        )
         packet = self.sa.encode(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )

@@ -74,8 +74,11 @@ def describe_message(msg: Message) -> dict[str, Any]:
         "spi_r": msg.spi_r.hex(),
         "version": f"{msg.version >> 4}.{msg.version & 0xF}",
         "exchange": msg.exchange.name,
-        "flags": [name for bit, name in ((0x08, "INITIATOR"), (0x10, "VERSION"),
-                                          (0x20, "RESPONSE")) if msg.flags & bit],
+        "flags": [
+            name
+            for bit, name in ((0x08, "INITIATOR"), (0x10, "VERSION"), (0x20, "RESPONSE"))
+            if msg.flags & bit
+        ],
         "message_id": msg.message_id,
         "payloads": [describe_payload(p) for p in msg.payloads],
     }

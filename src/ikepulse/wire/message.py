@@ -84,7 +84,9 @@ def _pull_chain(r: Reader, first: PayloadType) -> list[Payload]:
                 payloads.append(UnknownPayload(kind, critical, r.rest()))
         if kind in _ENCRYPTED:
             if r.remaining:
-                raise r.fail(f"{r.remaining} bytes after the {kind.name} payload, which must be last")
+                raise r.fail(
+                    f"{r.remaining} bytes after the {kind.name} payload, which must be last"
+                )
             break
         kind = next_kind
     if r.remaining:
@@ -122,7 +124,9 @@ def decode_message(data: bytes) -> Message:
     return replace(header, payloads=tuple(_pull_chain(r, first)))
 
 
-def _push_chain(w: Writer, payloads: list[Payload] | tuple[Payload, ...], after: PayloadType) -> None:
+def _push_chain(
+    w: Writer, payloads: list[Payload] | tuple[Payload, ...], after: PayloadType
+) -> None:
     for i, payload in enumerate(payloads):
         if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
             next_kind = payload.first_inner
@@ -177,8 +181,9 @@ class SkCrypter(Protocol):
     def open(self, aad: bytes, body: bytes) -> bytes: ...
 
 
-def encode_encrypted(msg: Message, inner: list[Payload] | tuple[Payload, ...],
-                     crypter: SkCrypter, iv: bytes) -> bytes:
+def encode_encrypted(
+    msg: Message, inner: list[Payload] | tuple[Payload, ...], crypter: SkCrypter, iv: bytes
+) -> bytes:
     """Encode ``msg`` with ``inner`` payloads sealed in a trailing SK payload (§3.14)."""
     plaintext = encode_payloads(inner)
     first_inner = inner[0].TYPE if inner else PayloadType.NONE

@@ -42,8 +42,18 @@ def _rules(encrypted: bool, **counts: tuple[int, int]) -> dict[PayloadType, Rule
     return table
 
 
-_AUTH = dict(IDI=(0, 1), IDR=(0, 1), CERT=(0, 16), CERTREQ=(0, 16), AUTH=(0, 1), EAP=(0, 1),
-             CP=(0, 1), SA=(0, 1), TSI=(0, 1), TSR=(0, 1))
+_AUTH = dict(
+    IDI=(0, 1),
+    IDR=(0, 1),
+    CERT=(0, 16),
+    CERTREQ=(0, 16),
+    AUTH=(0, 1),
+    EAP=(0, 1),
+    CP=(0, 1),
+    SA=(0, 1),
+    TSI=(0, 1),
+    TSR=(0, 1),
+)
 RULES: dict[tuple[ExchangeType, bool], dict[PayloadType, Rule]] = {
     (ExchangeType.IKE_SA_INIT, False): _rules(False, SA=(1, 1), KE=(1, 1), NONCE=(1, 1)),
     (ExchangeType.IKE_SA_INIT, True): _rules(

@@ -66,7 +66,11 @@ class Transform:
 
     @classmethod
     def make(cls, type: TransformType, id: int, key_length: int | None = None) -> Transform:
-        attrs = () if key_length is None else (TransformAttribute(TransformAttr.KEY_LENGTH, key_length),)
+        attrs = (
+            ()
+            if key_length is None
+            else (TransformAttribute(TransformAttr.KEY_LENGTH, key_length),)
+        )
         return cls(type, TRANSFORM_IDS.get(type, int)(id), attrs)
 
     @property

@@ -18,8 +18,15 @@ from ..errors import (
     TsUnacceptable,
 )
 from ..events import ChildSaFailed
-from ..negotiate import Suite, accept_chosen, host_selector, is_subset, narrow_or_fail, select
-from ..negotiate import to_wire
+from ..negotiate import (
+    Suite,
+    accept_chosen,
+    host_selector,
+    is_subset,
+    narrow_or_fail,
+    select,
+    to_wire,
+)
 from ..task import Inbound, Status, Task
 
 _CHILD_ERRORS = (
@@ -68,8 +75,18 @@ class ChildCreate(Task):
             return
         if self.mode is Mode.TRANSPORT:
             out.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
-        out.append(SaPayload((Proposal(self.proposal.number, self.proposal.protocol,
-                                       self.spi_in, self.suite.transforms()),)))
+        out.append(
+            SaPayload(
+                (
+                    Proposal(
+                        self.proposal.number,
+                        self.proposal.protocol,
+                        self.spi_in,
+                        self.suite.transforms(),
+                    ),
+                )
+            )
+        )
         out.append(TsiPayload(self.remote_ts))
         out.append(TsrPayload(self.local_ts))
 
@@ -101,8 +118,9 @@ class ChildCreate(Task):
                 error = exc
                 continue
             self.config = config
-            self.mode = Mode.TRANSPORT if wants_transport and config.mode is Mode.TRANSPORT \
-                else Mode.TUNNEL
+            self.mode = (
+                Mode.TRANSPORT if wants_transport and config.mode is Mode.TRANSPORT else Mode.TUNNEL
+            )
             self.spi_in = self.sa.manager.allocate_esp_spi()
             self._derive(self.proposal.spi)
             return
@@ -112,14 +130,17 @@ class ChildCreate(Task):
         for notify in msg.all(NotifyPayload):
             if notify.type in _CHILD_ERRORS:
                 raise PeerReportedError(notify.type, "the CHILD SA")
-        proposal, self.suite = accept_chosen(
-            self.config.esp_proposals, msg.first(SaPayload).proposals, with_dh=False
-        ) if msg.first(SaPayload) else (None, None)
+        proposal, self.suite = (
+            accept_chosen(self.config.esp_proposals, msg.first(SaPayload).proposals, with_dh=False)
+            if msg.first(SaPayload)
+            else (None, None)
+        )
         tsi, tsr = msg.first(TsiPayload), msg.first(TsrPayload)
         if proposal is None or tsi is None or tsr is None:
             raise InvalidSyntax("IKE_AUTH response without SA, TSi or TSr for the CHILD SA")
-        if not is_subset(tsi.selectors, self.local_ts) or not is_subset(tsr.selectors,
-                                                                         self.remote_ts):
+        if not is_subset(tsi.selectors, self.local_ts) or not is_subset(
+            tsr.selectors, self.remote_ts
+        ):
             raise TsUnacceptable("responder widened the traffic selectors")
         self.local_ts, self.remote_ts = tsi.selectors, tsr.selectors
         transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
@@ -132,8 +153,9 @@ class ChildCreate(Task):
         sa, suite = self.sa, self.suite
         encr_size = cipher_for(*suite.encr).key_size
         integ_size = integ_for(suite.integ).key_size if suite.integ else 0
-        keymat = child_keymat(sa.prf, sa.keys.sk_d, sa.nonce_i, sa.nonce_r,
-                              2 * (encr_size + integ_size))
+        keymat = child_keymat(
+            sa.prf, sa.keys.sk_d, sa.nonce_i, sa.nonce_r, 2 * (encr_size + integ_size)
+        )
         self.child = ChildSa(
             name=self.config.name,
             spi_in=self.spi_in,

@@ -1,4 +1,4 @@
-"""IKE_SA_INIT: proposals, key exchange, nonces, COOKIE and INVALID_KE_PAYLOAD (RFC 7296 §1.2, §2.6)."""
+"""IKE_SA_INIT: proposals, key exchange, nonces, COOKIE, INVALID_KE_PAYLOAD (RFC 7296 §1.2)."""
 
 from __future__ import annotations
 

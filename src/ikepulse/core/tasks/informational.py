@@ -45,8 +45,9 @@ class ChildDelete(Task):
         if self.initiator:
             self.children = [c for c in self.sa.children if c.spi_in in self.spis_in]
             return Status.DONE
-        outbound = {spi for d in msg.all(DeletePayload) if d.protocol == ProtocolId.ESP
-                    for spi in d.spis}
+        outbound = {
+            spi for d in msg.all(DeletePayload) if d.protocol == ProtocolId.ESP for spi in d.spis
+        }
         self.children = [c for c in self.sa.children if c.spi_out in outbound]
         return Status.DONE
 

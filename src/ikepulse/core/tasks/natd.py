@@ -37,12 +37,16 @@ class NatDetection(Task):
             # A source hash that cannot match makes the peer see a NAT and use UDP encapsulation.
             source = sa.rng.randbytes(len(source))
         out.append(NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, source))
-        out.append(NotifyPayload(NotifyType.NAT_DETECTION_DESTINATION_IP,
-                                 natd_hash(sa.spi_i, spi_r, sa.remote)))
+        out.append(
+            NotifyPayload(
+                NotifyType.NAT_DETECTION_DESTINATION_IP, natd_hash(sa.spi_i, spi_r, sa.remote)
+            )
+        )
 
     def process(self, msg: Inbound) -> Status:
-        sources = [n.data for n in msg.all(NotifyPayload)
-                   if n.type == NotifyType.NAT_DETECTION_SOURCE_IP]
+        sources = [
+            n.data for n in msg.all(NotifyPayload) if n.type == NotifyType.NAT_DETECTION_SOURCE_IP
+        ]
         destination = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
         if not sources or destination is None:
             self.peer_supports = False

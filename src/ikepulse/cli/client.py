@@ -1,0 +1,34 @@
+"""Blocking client for the daemon's control socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+
+class ControlError(Exception):
+    """The daemon could not be reached or answered nonsense."""
+
+
+def request(path: str, command: dict, timeout: float | None = None) -> dict:
+    wait = (timeout or float(command.get("timeout", 30.0))) + 5.0
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(wait)
+            sock.connect(path)
+            sock.sendall(json.dumps(command).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except FileNotFoundError:
+        hint = "is 'ikepulse daemon' running?"
+        raise ControlError(f"no daemon listening on {path} ({hint})") from None
+    except OSError as exc:
+        raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ControlError(f"control socket {path}: unreadable answer") from None

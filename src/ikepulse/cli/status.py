@@ -1,0 +1,46 @@
+"""``ikepulse status`` as text, laid out like ``swanctl --list-sas``."""
+
+from __future__ import annotations
+
+import time
+
+
+def _ago(then: float | None) -> str:
+    return "-" if then is None else f"{max(0, int(time.time() - then))}s ago"
+
+
+def format_status(ike_sas: list[dict]) -> str:
+    if not ike_sas:
+        return "no IKE SAs"
+    lines = []
+    for sa in ike_sas:
+        mark_i, mark_r = ("*", "") if sa["initiator"] else ("", "*")
+        lines.append(
+            f"{sa['connection'] or '?'}: {sa['state']}, IKEv2, "
+            f"{sa['spi_i']}_i{mark_i} {sa['spi_r']}_r{mark_r}"
+        )
+        nat_l = " (behind NAT)" if sa["nat_local"] else ""
+        nat_r = " (behind NAT)" if sa["nat_remote"] else ""
+        lines.append(
+            f"  local  '{sa['local_id'] or ''}' @ {sa['local']['host']}"
+            f"[{sa['local']['port']}]{nat_l}"
+        )
+        lines.append(
+            f"  remote '{sa['remote_id'] or ''}' @ {sa['remote']['host']}"
+            f"[{sa['remote']['port']}]{nat_r}"
+        )
+        if sa["proposal"]:
+            lines.append(f"  {sa['proposal']}")
+        lines.append(f"  established {_ago(sa['established'])}")
+        for child in sa["children"]:
+            encap = "-in-UDP" if child["udp_encap"] else ""
+            lines.append(
+                f"  {child['name']}: {child['state']}, {child['mode']}{encap}, "
+                f"ESP:{child['proposal']}"
+            )
+            lines.append(f"    installed {_ago(child['installed'])}")
+            lines.append(f"    in  {child['spi_in']}")
+            lines.append(f"    out {child['spi_out']}")
+            lines.append(f"    local  {' '.join(child['local_ts'])}")
+            lines.append(f"    remote {' '.join(child['remote_ts'])}")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Control socket: one JSON request line in, one JSON response line out (Unix stream socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+log = logging.getLogger("ikepulse.control")
+DEFAULT_TIMEOUT = 30.0
+
+
+class ControlServer:
+    def __init__(self, path: str, daemon: Daemon) -> None:
+        self.path = path
+        self.daemon = daemon
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_socket():
+            path.unlink()
+        self.server = await asyncio.start_unix_server(self._serve, path=self.path)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        Path(self.path).unlink(missing_ok=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            response = await self.handle(line)
+            writer.write(json.dumps(response).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(self, line: bytes) -> dict:
+        try:
+            request = json.loads(line)
+            command = request["command"]
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": 'malformed request: expected {"command": ...}'}
+        timeout = float(request.get("timeout", DEFAULT_TIMEOUT))
+        daemon = self.daemon
+        try:
+            if command == "status":
+                return daemon.status()
+            if command == "up":
+                return await daemon.up(request["connection"], timeout)
+            if command == "down":
+                return await daemon.down(request["connection"], timeout)
+        except KeyError as exc:
+            return {"ok": False, "error": str(exc).strip("'\"")}
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": f"unknown command {command!r}"}

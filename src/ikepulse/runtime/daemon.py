@@ -1,0 +1,226 @@
+"""The asyncio daemon: sockets, one timer, the control socket, around one ``SaManager``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
+
+from ..core.config import StartAction
+from ..core.events import (
+    ChildSaDeleted,
+    ChildSaFailed,
+    ChildSaInstalled,
+    Event,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    IkeSaFailed,
+)
+from ..core.sa_manager import SaManager
+from .control import ControlServer
+from .status import ike_sa_status
+from .transport import Address, Endpoint
+
+if TYPE_CHECKING:
+    from ..config.loader import Settings
+
+log = logging.getLogger("ikepulse.daemon")
+SHUTDOWN_GRACE = 3.0
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.manager = SaManager(
+            settings.connections, secrets.SystemRandom(), natt_port=settings.daemon.natt_port
+        )
+        self.counters: Counter[str] = Counter()
+        self.endpoints: dict[Address, Endpoint] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._stop = asyncio.Event()
+        self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
+        self.control = ControlServer(settings.daemon.control_socket, self)
+
+    # --- clock -------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    @property
+    def to_wall(self) -> float:
+        return time.time() - self.now()
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        daemon = self.settings.daemon
+        for host in daemon.listen:
+            for port, natt in ((daemon.ike_port, False), (daemon.natt_port, True)):
+                endpoint = Endpoint((host, port), natt, self.on_ike, None, self.counters)
+                await endpoint.open()
+                self.endpoints[(host, port)] = endpoint
+        log.info("listening on %s", ", ".join(f"{h}[{p}]" for h, p in self.endpoints))
+        await self.control.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        for connection in self.settings.connections:
+            if connection.start_action is StartAction.START:
+                self.initiate(connection.name)
+        await self._stop.wait()
+        await self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        """Delete every IKE SA (the peer learns it at once), then close the sockets."""
+        log.info("shutting down: deleting %d IKE SA(s)", len(self.manager.sas))
+        for sa in list(self.manager.sas.values()):
+            sa.delete(self.now())
+        self.pump()
+        deadline = self.now() + SHUTDOWN_GRACE
+        while self.manager.sas and self.now() < deadline:
+            await asyncio.sleep(0.05)
+        await self.control.close()
+        for endpoint in self.endpoints.values():
+            endpoint.close()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    # --- IKE I/O -----------------------------------------------------------------------------
+
+    def on_ike(self, data: bytes, src: Address, dst: Address) -> None:
+        self.manager.receive_datagram(data, src, dst, self.now())
+        self.pump()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.manager.handle_timer(self.now())
+        self.pump()
+
+    def pump(self) -> None:
+        """Send what the core wants sent, dispatch its events, re-arm the one timer."""
+        for datagram in self.manager.datagrams_to_send(self.now()):
+            endpoint = self.endpoints.get(datagram.src)
+            if endpoint is None:
+                log.warning("no socket bound to %s[%d]", *datagram.src)
+                continue
+            endpoint.send_ike(datagram.data, datagram.dst)
+        while (event := self.manager.next_event()) is not None:
+            self._on_event(event)
+        deadline = self.manager.get_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, IkeSaEstablished):
+            log.info(
+                "IKE SA %s[%s] established %s[%d] <-> %s[%d] %s",
+                event.connection,
+                event.spi_i.hex(),
+                *event.local,
+                *event.remote,
+                event.proposal,
+            )
+        elif isinstance(event, ChildSaInstalled):
+            log.info(
+                "CHILD SA %s{%s} installed, SPIs %s_i %s_o, %s === %s, %s",
+                event.connection,
+                event.child,
+                event.spi_in.hex(),
+                event.spi_out.hex(),
+                ",".join(map(str, event.local_ts)),
+                ",".join(map(str, event.remote_ts)),
+                event.proposal,
+            )
+        elif isinstance(event, IkeSaFailed):
+            log.warning(
+                "IKE SA %s[%s] failed: %s", event.connection or "?", event.spi_i.hex(), event.reason
+            )
+        elif isinstance(event, ChildSaFailed):
+            log.warning("CHILD SA %s{%s} failed: %s", event.connection, event.child, event.reason)
+        elif isinstance(event, IkeSaDeleted):
+            log.info(
+                "IKE SA %s[%s] deleted%s",
+                event.connection,
+                event.spi_i.hex(),
+                " by the peer" if event.by_peer else "",
+            )
+        elif isinstance(event, ChildSaDeleted):
+            log.info("CHILD SA %s{%s} deleted", event.connection, event.child)
+        self._wake(event)
+
+    # --- control commands ----------------------------------------------------------------
+
+    def _wake(self, event: Event) -> None:
+        name = getattr(event, "connection", "")
+        waiting = self._waiters.get(name, [])
+        for kinds, future in list(waiting):
+            if isinstance(event, kinds) and not future.done():
+                future.set_result(event)
+                waiting.remove((kinds, future))
+
+    def _expect(self, name: str, kinds: tuple[type, ...]) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._waiters[name].append((kinds, future))
+        return future
+
+    def initiate(self, name: str):
+        connection = self.manager.connection(name)
+        if not connection.remote_addrs or connection.remote_addrs[0] in ("%any", "0.0.0.0/0"):
+            raise ValueError(f"connection {name!r} has no specific remote address to initiate to")
+        local_host = (
+            connection.local_addrs[0] if connection.local_addrs else self.settings.daemon.listen[0]
+        )
+        local = (local_host, self.settings.daemon.ike_port)
+        remote = (connection.remote_addrs[0], connection.remote_port)
+        sa = self.manager.initiate(name, local, remote, self.now())
+        self.pump()
+        return sa
+
+    async def up(self, name: str, timeout: float) -> dict:
+        if self.manager.find(name):
+            return {"ok": True, "message": f"{name} is already up or connecting"}
+        done = self._expect(name, (ChildSaInstalled, ChildSaFailed, IkeSaFailed))
+        established = self._expect(name, (IkeSaEstablished,))
+        self.initiate(name)
+        try:
+            event = await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            if established.done() and not self.manager.connection(name).children:
+                return {"ok": True, "message": f"{name} established"}
+            return {"ok": False, "error": f"{name}: no outcome within {timeout:.0f}s"}
+        if isinstance(event, ChildSaInstalled):
+            return {"ok": True, "message": f"{name} established, CHILD SA {event.child} installed"}
+        return {"ok": False, "error": f"{name}: {event.reason}"}
+
+    async def down(self, name: str, timeout: float) -> dict:
+        self.manager.connection(name)
+        sas = self.manager.find(name)
+        if not sas:
+            return {"ok": True, "message": f"{name} is not up"}
+        done = self._expect(name, (IkeSaDeleted, IkeSaFailed))
+        for sa in sas:
+            sa.delete(self.now())
+        self.pump()
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            return {"ok": False, "error": f"{name}: the peer did not confirm the delete"}
+        return {"ok": True, "message": f"{name} deleted"}
+
+    def status(self) -> dict:
+        to_wall = self.to_wall
+        return {
+            "ok": True,
+            "ike_sas": [ike_sa_status(sa, to_wall) for sa in self.manager.sas.values()],
+            "counters": dict(self.manager.counters + self.counters),
+        }

@@ -1,0 +1,45 @@
+"""Status of IKE and CHILD SAs as JSON-ready dicts, SPIs written the way swanctl writes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.ike_sa import IkeSa
+
+
+def _host(address: tuple[str, int]) -> dict[str, Any]:
+    return {"host": address[0], "port": address[1]}
+
+
+def ike_sa_status(sa: IkeSa, to_wall: float) -> dict[str, Any]:
+    """One IKE SA; ``to_wall`` converts the core's monotonic times to Unix time."""
+    return {
+        "connection": sa.name,
+        "state": sa.state.name,
+        "initiator": sa.initiator,
+        "local": _host(sa.local),
+        "remote": _host(sa.remote),
+        "local_id": str(sa.local_identity) if sa.local_identity else None,
+        "remote_id": str(sa.remote_identity) if sa.remote_identity else None,
+        "spi_i": sa.spi_i.hex(),
+        "spi_r": sa.spi_r.hex(),
+        "proposal": str(sa.suite) if sa.suite else None,
+        "established": None if sa.established_at is None else sa.established_at + to_wall,
+        "nat_local": sa.nat_local,
+        "nat_remote": sa.nat_remote,
+        "children": [
+            {
+                "name": child.name,
+                "state": "INSTALLED",
+                "spi_in": child.spi_in.hex(),
+                "spi_out": child.spi_out.hex(),
+                "mode": child.mode.name,
+                "proposal": str(child.suite),
+                "local_ts": [str(ts) for ts in child.local_ts],
+                "remote_ts": [str(ts) for ts in child.remote_ts],
+                "installed": child.installed_at + to_wall,
+                "udp_encap": sa.nat_local or sa.nat_remote,
+            }
+            for child in sa.children
+        ],
+    }

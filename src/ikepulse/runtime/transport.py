@@ -1,0 +1,76 @@
+"""UDP sockets on the IKE and NAT-T ports (RFC 7296 §2.23, RFC 3948 §2.2 non-ESP marker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+log = logging.getLogger("ikepulse.net")
+
+NON_ESP_MARKER = b"\0\0\0\0"
+NAT_KEEPALIVE = b"\xff"
+
+Address = tuple[str, int]
+IkeHandler = Callable[[bytes, Address, Address], None]
+EspHandler = Callable[[bytes, Address, Address], None]
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.endpoint.received(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("socket %s: %s", self.endpoint.local, exc)
+
+
+class Endpoint:
+    """One bound UDP socket; on the NAT-T port it demultiplexes IKE, ESP and keepalives."""
+
+    def __init__(
+        self, local: Address, natt: bool, on_ike: IkeHandler, on_esp: EspHandler | None, counters
+    ) -> None:
+        self.local = local
+        self.natt = natt
+        self.on_ike = on_ike
+        self.on_esp = on_esp
+        self.counters = counters
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.local[0] else socket.AF_INET
+        self.transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self),
+            local_addr=self.local,
+            family=family,
+            reuse_port=False,
+        )
+
+    def received(self, data: bytes, src: Address) -> None:
+        if not self.natt:
+            self.on_ike(data, src, self.local)
+        elif data == NAT_KEEPALIVE:
+            self.counters["natt_keepalives_received"] += 1
+        elif data.startswith(NON_ESP_MARKER):
+            self.on_ike(data[4:], src, self.local)
+        elif len(data) >= 8 and self.on_esp is not None:
+            self.on_esp(data, src, self.local)
+        else:
+            self.counters["dropped_udp_encap"] += 1
+
+    def send_ike(self, data: bytes, dst: Address) -> None:
+        if self.transport is not None:
+            self.transport.sendto(NON_ESP_MARKER + data if self.natt else data, dst)
+
+    def send_raw(self, data: bytes, dst: Address) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, dst)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,454 @@
+"""The interop lab: network namespaces, strongSwan (charon + kernel-libipsec) and ikepulse.
+
+Everything is created by the test and removed afterwards, processes are ended by PID, and
+only 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 are used (../shared/LAB.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IKEPULSE = [sys.executable, "-m", "ikepulse.cli"]
+CHARON = "/usr/lib/ipsec/charon"
+PSK = "0123456789abcdef"
+LEFT_NET, RIGHT_NET = "203.0.113.0/26", "203.0.113.64/26"
+
+
+def lab_unavailable() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    for tool in ("ip", "nft", "swanctl", "unshare"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if not Path(CHARON).exists():
+        return "strongSwan charon is not installed"
+    return None
+
+
+def run(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({result.returncode}): "
+            f"{result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Namespace:
+    name: str
+
+    def run(self, *args: str, check: bool = True, timeout: float = 30):
+        return run("ip", "netns", "exec", self.name, *args, check=check, timeout=timeout)
+
+    def popen(self, args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *args],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
+
+
+def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class Charon:
+    """One strongSwan charon in a namespace, with a private /run and its own vici socket."""
+
+    ns: Namespace
+    workdir: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"unix://{self.workdir}/charon.vici"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "charon.log"
+
+    def start(self, swanctl_conf: str, charon_options: str = "") -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "strongswan.conf").write_text(f"""
+charon {{
+  load_modular = yes
+  {charon_options}
+  filelog {{
+    main {{
+      path = {self.log}
+      time_format = %T
+      time_add_ms = yes
+      flush_line = yes
+      default = 1
+      ike = 2
+      net = 2
+    }}
+  }}
+  plugins {{
+    include /etc/strongswan.d/charon/*.conf
+    kernel-libipsec {{
+      load = yes
+    }}
+    vici {{
+      socket = {self.uri}
+    }}
+  }}
+}}
+""")
+        (self.workdir / "swanctl.conf").write_text(swanctl_conf)
+        env = dict(os.environ, STRONGSWAN_CONF=str(self.workdir / "strongswan.conf"))
+        self.proc = self.ns.popen(
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f"mount -t tmpfs none /run && exec {CHARON}",
+            ],
+            self.workdir / "charon.stdout",
+            env=env,
+        )
+        wait_for(lambda: Path(self.uri[7:]).exists(), 10, "charon's vici socket")
+        self.swanctl("--load-all", "--file", str(self.workdir / "swanctl.conf"))
+
+    def swanctl(self, *args: str, check: bool = True, timeout: float = 30) -> str:
+        return self.ns.run("swanctl", *args, "--uri", self.uri, check=check, timeout=timeout).stdout
+
+    def list_sas(self) -> list[dict]:
+        """IKE SAs as dicts (via the vici protocol): name, state, SPIs, children."""
+        import vici
+
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.uri[7:])
+        try:
+            session = vici.Session(sock)
+            out = []
+            for entry in session.list_sas():
+                for name, sa in entry.items():
+                    sa = _decode(sa)
+                    sa["name"] = name
+                    sa["children"] = list(sa.get("child-sas", {}).values())
+                    out.append(sa)
+            return out
+        finally:
+            sock.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            _stop(self.proc, sig)
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+@dataclass
+class Ikepulse:
+    """One ikepulse daemon in a namespace."""
+
+    ns: Namespace
+    workdir: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> str:
+        return str(self.workdir / "control.sock")
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "ikepulse.log"
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "ikepulse.toml"
+
+    def start(self, config: str) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(f'[daemon]\ncontrol_socket = "{self.socket}"\n{config}')
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        self.proc = self.ns.popen(
+            [*IKEPULSE, "daemon", "--config", str(self.config), "--log-level", "debug"],
+            self.log,
+            env=env,
+        )
+        wait_for(
+            lambda: Path(self.socket).exists() or self.proc.poll() is not None,
+            15,
+            "ikepulse's control socket",
+        )
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"ikepulse exited: {self.log.read_text()[-2000:]}")
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60):
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        result = subprocess.run(
+            [*IKEPULSE, "--socket", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"ikepulse {' '.join(args)}: {result.stderr.strip()}\n"
+                f"--- daemon log ---\n{self.log.read_text()[-3000:]}"
+            )
+        return result
+
+    def status(self) -> list[dict]:
+        return json.loads(self.cli("status", "--json").stdout)["ike_sas"]
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            _stop(self.proc, sig)
+
+
+@dataclass
+class Lab:
+    """``left`` and ``right`` joined by a veth, or through a ``nat`` namespace in between,
+    each with a site host behind it (``lsite`` 203.0.113.2, ``rsite`` 203.0.113.66).
+
+    Without NAT: left 198.51.100.1 <-> right 198.51.100.2.
+    With NAT:    left 192.0.2.2 <-> nat 192.0.2.1 | nat 198.51.100.1 <-> right 198.51.100.2;
+    left's traffic to 198.51.100.0/24 is masqueraded to 198.51.100.1.
+    """
+
+    workdir: Path
+    nat: bool = False
+    tag: str = field(default_factory=lambda: f"{os.getpid() % 100000}")
+    namespaces: list[Namespace] = field(default_factory=list)
+    processes: list = field(default_factory=list)
+
+    def ns(self, role: str) -> Namespace:
+        return Namespace(f"ikp{self.tag}-{role}")
+
+    @property
+    def left(self) -> Namespace:
+        return self.ns("left")
+
+    @property
+    def right(self) -> Namespace:
+        return self.ns("right")
+
+    @property
+    def left_addr(self) -> str:
+        return "192.0.2.2" if self.nat else "198.51.100.1"
+
+    right_addr = "198.51.100.2"
+
+    def _link(
+        self, a: Namespace, a_if: str, a_addr: str, b: Namespace, b_if: str, b_addr: str
+    ) -> None:
+        run(
+            "ip",
+            "link",
+            "add",
+            a_if,
+            "netns",
+            a.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            b.name,
+        )
+        for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+            ns.run("ip", "addr", "add", addr, "dev", ifname)
+            ns.run("ip", "link", "set", ifname, "up")
+
+    @property
+    def left_site(self) -> Namespace:
+        return self.ns("lsite")
+
+    @property
+    def right_site(self) -> Namespace:
+        return self.ns("rsite")
+
+    def _sites(self) -> None:
+        """A site host behind each gateway: left 203.0.113.2 (gw .1), right .66 (gw .65)."""
+        for gw, site, gw_if, site_if, net in (
+            (self.left, self.left_site, "ls0", "lh0", "203.0.113.{}/26"),
+            (self.right, self.right_site, "rs0", "rh0", "203.0.113.{}/26"),
+        ):
+            base = 0 if gw is self.left else 64
+            self._link(gw, gw_if, net.format(base + 1), site, site_if, net.format(base + 2))
+            site.run("ip", "route", "add", "default", "via", f"203.0.113.{base + 1}")
+            gw.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+    def up(self) -> Lab:
+        roles = ["left", "right", "lsite", "rsite"] + (["nat"] if self.nat else [])
+        for role in roles:
+            ns = self.ns(role)
+            run("ip", "netns", "add", ns.name)
+            self.namespaces.append(ns)
+            ns.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+            ns.run("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+            ns.run("ip", "link", "set", "lo", "up")
+        self._sites()
+        if not self.nat:
+            self._link(self.left, "vl0", "198.51.100.1/24", self.right, "vr0", "198.51.100.2/24")
+            return self
+        nat = self.ns("nat")
+        self._link(self.left, "vl0", "192.0.2.2/24", nat, "vnl0", "192.0.2.1/24")
+        self._link(nat, "vnr0", "198.51.100.1/24", self.right, "vr0", "198.51.100.2/24")
+        self.left.run("ip", "route", "add", "198.51.100.0/24", "via", "192.0.2.1")
+        nat.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        rules = self.workdir / "nat.nft"
+        rules.write_text(
+            "table ip labnat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority 100;\n"
+            '    oifname "vnr0" masquerade\n'
+            "  }\n"
+            "}\n"
+        )
+        nat.run("nft", "-f", str(rules))
+        return self
+
+    def charon(self, ns: Namespace, name: str = "charon") -> Charon:
+        charon = Charon(ns, self.workdir / f"{name}-{ns.name}")
+        self.processes.append(charon)
+        return charon
+
+    def ikepulse(self, ns: Namespace, name: str = "ikepulse") -> Ikepulse:
+        daemon = Ikepulse(ns, self.workdir / f"{name}-{ns.name}")
+        self.processes.append(daemon)
+        return daemon
+
+    def down(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        for ns in reversed(self.namespaces):
+            run("ip", "netns", "del", ns.name, check=False)
+        self.namespaces.clear()
+
+
+def swanctl_conf(
+    *,
+    local_addr: str,
+    remote_addr: str,
+    local_id: str = "right.example",
+    remote_id: str = "left.example",
+    local_ts: str = RIGHT_NET,
+    remote_ts: str = LEFT_NET,
+    proposals: str = "aes256gcm16-prfsha256-x25519",
+    esp_proposals: str = "aes256gcm16",
+    secret: str = PSK,
+    extra: str = "",
+) -> str:
+    """A swanctl.conf with one connection ``lab`` and one child ``lan`` (one key per line)."""
+    return f"""connections {{
+  lab {{
+    version = 2
+    local_addrs = {local_addr}
+    remote_addrs = {remote_addr}
+    proposals = {proposals}
+    {extra}
+    local {{
+      auth = psk
+      id = {local_id}
+    }}
+    remote {{
+      auth = psk
+      id = {remote_id}
+    }}
+    children {{
+      lan {{
+        local_ts = {local_ts}
+        remote_ts = {remote_ts}
+        esp_proposals = {esp_proposals}
+        mode = tunnel
+      }}
+    }}
+  }}
+}}
+secrets {{
+  ike-lab {{
+    id-1 = {local_id}
+    id-2 = {remote_id}
+    secret = {secret}
+  }}
+}}
+"""
+
+
+def ikepulse_conf(
+    *,
+    local_addr: str,
+    remote_addr: str,
+    local_id: str = "left.example",
+    remote_id: str = "right.example",
+    local_ts: str = LEFT_NET,
+    remote_ts: str = RIGHT_NET,
+    proposals: str = "aes256gcm16-prfsha256-x25519",
+    esp_proposals: str = "aes256gcm16",
+    secret: str = PSK,
+    start_action: str = "none",
+    extra: str = "",
+) -> str:
+    return f"""
+[connections.lab]
+version = 2
+local_addrs = ["{local_addr}"]
+remote_addrs = ["{remote_addr}"]
+proposals = ["{proposals}"]
+start_action = "{start_action}"
+local = {{ auth = "psk", id = "{local_id}" }}
+remote = {{ auth = "psk", id = "{remote_id}" }}
+{extra}
+
+[connections.lab.children.lan]
+local_ts = ["{local_ts}"]
+remote_ts = ["{remote_ts}"]
+esp_proposals = ["{esp_proposals}"]
+mode = "tunnel"
+
+[secrets.lab]
+ids = ["{local_id}", "{remote_id}"]
+secret = "{secret}"
+"""
