@@ -1,7 +1,8 @@
 """The interop lab: network namespaces, strongSwan (charon + kernel-libipsec) and ikepulse.
 
-Everything is created by the test and removed afterwards, processes are ended by PID, and
-only 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 are used (../shared/LAB.md).
+Used by the interop tests and by ``ikepulse demo``. Everything is created by the caller and
+removed by ``Lab.down()``; processes are ended by PID, and only 192.0.2.0/24, 198.51.100.0/24
+and 203.0.113.0/24 are used (../shared/LAB.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+SRC = Path(__file__).resolve().parent.parent
 IKEPULSE = [sys.executable, "-m", "ikepulse.cli"]
 CHARON = "/usr/lib/ipsec/charon"
 PSK = "0123456789abcdef"
@@ -71,7 +72,6 @@ class Namespace:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            cwd=ROOT,
         )
 
 
@@ -208,7 +208,7 @@ class Ikepulse:
     def start(self, config: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(f'[daemon]\ncontrol_socket = "{self.socket}"\n{config}')
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        env = dict(os.environ, PYTHONPATH=str(SRC))
         self.proc = self.ns.popen(
             [*IKEPULSE, "daemon", "--config", str(self.config), "--log-level", "debug"],
             self.log,
@@ -223,7 +223,7 @@ class Ikepulse:
             raise RuntimeError(f"ikepulse exited: {self.log.read_text()[-2000:]}")
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60):
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        env = dict(os.environ, PYTHONPATH=str(SRC))
         result = subprocess.run(
             [*IKEPULSE, "--socket", self.socket, *args],
             capture_output=True,

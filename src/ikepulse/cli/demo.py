@@ -1,14 +1,17 @@
-"""``ikepulse demo``: two ikepulse peers negotiate a tunnel in memory and show the result."""
+"""``ikepulse demo``: a real tunnel between ikepulse and strongSwan in lab namespaces."""
 
 from __future__ import annotations
 
 import random
+import tempfile
+from pathlib import Path
 
 import click
 
 from ..core.events import ChildSaInstalled, IkeSaEstablished
 from ..loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from ..wire.message import decode_message
+from .status import format_status
 
 
 @click.command()
@@ -19,8 +22,64 @@ from ..wire.message import decode_message
     help="IKE proposal (strongSwan syntax).",
 )
 @click.option("--esp", default="aes256gcm16", show_default=True, help="ESP proposal.")
-def demo(ike: str, esp: str) -> None:
-    """Negotiate an IKE SA and a CHILD SA between two in-memory peers."""
+@click.option(
+    "--in-memory",
+    is_flag=True,
+    help="Two ikepulse peers in this process instead of the namespace lab.",
+)
+def demo(ike: str, esp: str, in_memory: bool) -> None:
+    """Bring up a tunnel on the built-in default and show it.
+
+    By default: network namespaces, ikepulse on the left gateway, strongSwan (charon with
+    kernel-libipsec) on the right; needs root and strongSwan. Everything is removed afterwards.
+    """
+    if in_memory:
+        _in_memory(ike, esp)
+    else:
+        _lab(ike, esp)
+
+
+def _lab(ike: str, esp: str) -> None:
+    from .. import lab as labmod
+
+    reason = labmod.lab_unavailable()
+    if reason is not None:
+        raise click.ClickException(f"the lab demo {reason}; try 'ikepulse demo --in-memory'")
+    with tempfile.TemporaryDirectory(prefix="ikepulse-demo-") as tmp:
+        lab = labmod.Lab(Path(tmp)).up()
+        try:
+            click.echo("lab: left 198.51.100.1 (ikepulse) <-> right 198.51.100.2 (strongSwan)")
+            charon = lab.charon(lab.right)
+            charon.start(
+                labmod.swanctl_conf(
+                    local_addr=lab.right_addr,
+                    remote_addr=lab.left_addr,
+                    proposals=ike,
+                    esp_proposals=esp,
+                )
+            )
+            daemon = lab.ikepulse(lab.left)
+            daemon.start(
+                labmod.ikepulse_conf(
+                    local_addr=lab.left_addr,
+                    remote_addr=lab.right_addr,
+                    proposals=ike,
+                    esp_proposals=esp,
+                )
+            )
+            click.echo(daemon.cli("up", "lab").stdout.strip())
+            click.echo("\n$ ikepulse status")
+            click.echo(format_status(daemon.status()))
+            click.echo("\n$ swanctl --list-sas   (strongSwan's view)")
+            click.echo(charon.swanctl("--list-sas").strip())
+            click.echo("\n$ ikepulse down lab")
+            click.echo(daemon.cli("down", "lab").stdout.strip())
+        finally:
+            lab.down()
+        click.echo("lab removed")
+
+
+def _in_memory(ike: str, esp: str) -> None:
     left, right = make_peers(
         {"ike": ike, "esp": esp},
         {"ike": ike, "esp": esp},
@@ -48,16 +107,12 @@ def demo(ike: str, esp: str) -> None:
             if isinstance(event, IkeSaEstablished):
                 click.echo(
                     f"{name}: IKE SA {event.spi_i.hex()}_i {event.spi_r.hex()}_r "
-                    f"ESTABLISHED {event.local[0]}[{event.local[1]}] -> "
-                    f"{event.remote[0]}[{event.remote[1]}] {event.proposal}"
+                    f"ESTABLISHED {event.proposal}"
                 )
             elif isinstance(event, ChildSaInstalled):
-                local = ",".join(map(str, event.local_ts))
-                remote = ",".join(map(str, event.remote_ts))
                 click.echo(
                     f"{name}:   CHILD SA {event.child} INSTALLED "
-                    f"{event.mode.value.upper()} SPIs {event.spi_in.hex()}_i "
-                    f"{event.spi_out.hex()}_o {event.proposal}  {local} === {remote}"
+                    f"{event.spi_in.hex()}_i {event.spi_out.hex()}_o {event.proposal}"
                 )
     if not any(isinstance(e, ChildSaInstalled) for e in left.events):
         raise click.ClickException("the demo tunnel did not come up")
