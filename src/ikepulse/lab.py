@@ -131,6 +131,7 @@ charon {{
 }}
 """)
         (self.workdir / "swanctl.conf").write_text(swanctl_conf)
+        Path(self.uri[7:]).unlink(missing_ok=True)
         env = dict(os.environ, STRONGSWAN_CONF=str(self.workdir / "strongswan.conf"))
         self.proc = self.ns.popen(
             [
@@ -208,6 +209,7 @@ class Ikepulse:
     def start(self, config: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(f'[daemon]\ncontrol_socket = "{self.socket}"\n{config}')
+        Path(self.socket).unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(SRC))
         self.proc = self.ns.popen(
             [*IKEPULSE, "daemon", "--config", str(self.config), "--log-level", "debug"],
@@ -311,11 +313,11 @@ class Lab:
 
     def _sites(self) -> None:
         """A site host behind each gateway: left 203.0.113.2 (gw .1), right .66 (gw .65)."""
-        for gw, site, gw_if, site_if, net in (
-            (self.left, self.left_site, "ls0", "lh0", "203.0.113.{}/26"),
-            (self.right, self.right_site, "rs0", "rh0", "203.0.113.{}/26"),
+        for gw, site, gw_if, site_if, base in (
+            (self.left, self.left_site, "ls0", "lh0", 0),
+            (self.right, self.right_site, "rs0", "rh0", 64),
         ):
-            base = 0 if gw is self.left else 64
+            net = "203.0.113.{}/26"
             self._link(gw, gw_if, net.format(base + 1), site, site_if, net.format(base + 2))
             site.run("ip", "route", "add", "default", "via", f"203.0.113.{base + 1}")
             gw.run("sysctl", "-qw", "net.ipv4.ip_forward=1")

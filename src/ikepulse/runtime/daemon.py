@@ -22,6 +22,7 @@ from ..core.events import (
 )
 from ..core.sa_manager import SaManager
 from .control import ControlServer
+from .dataplane import DataPlane
 from .status import ike_sa_status
 from .transport import Address, Endpoint
 
@@ -44,6 +45,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.control = ControlServer(settings.daemon.control_socket, self)
+        self.dataplane = DataPlane(self._send_udp, self.now)
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -60,10 +62,16 @@ class Daemon:
         daemon = self.settings.daemon
         for host in daemon.listen:
             for port, natt in ((daemon.ike_port, False), (daemon.natt_port, True)):
-                endpoint = Endpoint((host, port), natt, self.on_ike, None, self.counters)
+                endpoint = Endpoint(
+                    (host, port), natt, self.on_ike, self.dataplane.on_udp_esp, self.counters
+                )
                 await endpoint.open()
                 self.endpoints[(host, port)] = endpoint
         log.info("listening on %s", ", ".join(f"{h}[{p}]" for h, p in self.endpoints))
+        try:
+            self.dataplane.start()
+        except OSError as exc:
+            log.warning("no ESP data plane (TUN device unavailable: %s)", exc)
         await self.control.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,6 +95,7 @@ class Daemon:
         while self.manager.sas and self.now() < deadline:
             await asyncio.sleep(0.05)
         await self.control.close()
+        self.dataplane.close()
         for endpoint in self.endpoints.values():
             endpoint.close()
         if self._timer is not None:
@@ -97,6 +106,11 @@ class Daemon:
     def on_ike(self, data: bytes, src: Address, dst: Address) -> None:
         self.manager.receive_datagram(data, src, dst, self.now())
         self.pump()
+
+    def _send_udp(self, local: Address, data: bytes, dst: Address) -> None:
+        endpoint = self.endpoints.get((local[0], self.settings.daemon.natt_port))
+        if endpoint is not None:
+            endpoint.send_raw(data, dst)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -121,6 +135,7 @@ class Daemon:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def _on_event(self, event: Event) -> None:
+        self.dataplane.on_event(event)
         if isinstance(event, IkeSaEstablished):
             log.info(
                 "IKE SA %s[%s] established %s[%d] <-> %s[%d] %s",
@@ -221,6 +236,9 @@ class Daemon:
         to_wall = self.to_wall
         return {
             "ok": True,
-            "ike_sas": [ike_sa_status(sa, to_wall) for sa in self.manager.sas.values()],
-            "counters": dict(self.manager.counters + self.counters),
+            "ike_sas": [
+                ike_sa_status(sa, to_wall, lambda spi: self.dataplane.status(spi, to_wall))
+                for sa in self.manager.sas.values()
+            ],
+            "counters": dict(self.manager.counters + self.counters + self.dataplane.counters),
         }

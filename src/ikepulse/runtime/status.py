@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..core.ike_sa import IkeSa
@@ -11,8 +12,11 @@ def _host(address: tuple[str, int]) -> dict[str, Any]:
     return {"host": address[0], "port": address[1]}
 
 
-def ike_sa_status(sa: IkeSa, to_wall: float) -> dict[str, Any]:
-    """One IKE SA; ``to_wall`` converts the core's monotonic times to Unix time."""
+def ike_sa_status(
+    sa: IkeSa, to_wall: float, traffic: Callable[[bytes], dict] = lambda spi: {}
+) -> dict[str, Any]:
+    """One IKE SA; ``to_wall`` converts the core's monotonic times to Unix time and
+    ``traffic(spi_in)`` gives a CHILD SA's data plane counters."""
     return {
         "connection": sa.name,
         "state": sa.state.name,
@@ -39,6 +43,7 @@ def ike_sa_status(sa: IkeSa, to_wall: float) -> dict[str, Any]:
                 "remote_ts": [str(ts) for ts in child.remote_ts],
                 "installed": child.installed_at + to_wall,
                 "udp_encap": sa.nat_local or sa.nat_remote,
+                **traffic(child.spi_in),
             }
             for child in sa.children
         ],

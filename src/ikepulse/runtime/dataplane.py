@@ -1,0 +1,197 @@
+"""ESP in userspace: TUN <-> EspSa <-> UDP 4500 (RFC 3948) or raw IP protocol 50 (RFC 4303).
+
+Fail closed: a packet read from the TUN device that no installed CHILD SA covers is dropped
+and counted, never sent in the clear; the routes into the device stay while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+from collections import Counter
+from collections.abc import Callable
+
+from ..core.events import ChildSaDeleted, ChildSaInstalled
+from ..esp.sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
+from ..esp.spd import Policy, Spd, parse_flow
+from .transport import Address
+from .tun import Tun, netlink
+
+log = logging.getLogger("ikepulse.esp")
+IPPROTO_ESP = 50
+READ_BATCH = 64
+
+
+def _local_source(networks) -> str | None:
+    """An address of this host inside one of ``networks`` (the route's preferred source)."""
+    for raw in netlink(lambda ipr: [m.get_attr("IFA_ADDRESS") for m in ipr.get_addr()]):
+        address = ipaddress.ip_address(raw)
+        if any(address in net for net in networks):
+            return str(address)
+    return None
+
+
+class DataPlane:
+    def __init__(
+        self, send_udp: Callable[[Address, bytes, Address], None], now: Callable[[], float]
+    ) -> None:
+        self.spd = Spd()
+        self.counters: Counter[str] = Counter()
+        self.send_udp = send_udp
+        self.now = now
+        self.tun: Tun | None = None
+        self.raw: dict[int, socket.socket] = {}
+        self._rng = secrets.SystemRandom()
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.tun = Tun()
+        loop.add_reader(self.tun.fd, self._on_tun)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                raw = socket.socket(family, socket.SOCK_RAW, IPPROTO_ESP)
+            except OSError as exc:
+                log.info("no raw ESP socket for %s: %s", family.name, exc)
+                continue
+            raw.setblocking(False)
+            loop.add_reader(raw.fileno(), self._on_raw, raw, family)
+            self.raw[family] = raw
+
+    def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.tun is not None:
+            loop.remove_reader(self.tun.fd)
+            self.tun.close()
+            self.tun = None
+        for raw in self.raw.values():
+            loop.remove_reader(raw.fileno())
+            raw.close()
+        self.raw.clear()
+
+    # --- SA management -----------------------------------------------------------------
+
+    def on_event(self, event) -> None:
+        if isinstance(event, ChildSaInstalled):
+            self.install(event)
+        elif isinstance(event, ChildSaDeleted):
+            self.spd.remove(event.spi_in)
+
+    def install(self, event: ChildSaInstalled) -> None:
+        keys = event.keys
+        mine = (keys.encr_i, keys.integ_i) if event.initiator else (keys.encr_r, keys.integ_r)
+        theirs = (keys.encr_r, keys.integ_r) if event.initiator else (keys.encr_i, keys.integ_i)
+
+        def make(spi: bytes, material: tuple[bytes, bytes]) -> EspSa:
+            return EspSa(spi, event.encr, event.integ, *material, esn=event.esn, rng=self._rng)
+
+        policy = Policy(
+            event.child,
+            event.local_ts,
+            event.remote_ts,
+            make(event.spi_out, mine),
+            make(event.spi_in, theirs),
+            event.local,
+            event.remote,
+            event.udp_encap,
+        )
+        self.spd.install(policy)
+        if self.tun is not None:
+            local_nets = [
+                n
+                for ts in event.local_ts
+                for n in ipaddress.summarize_address_range(ts.start, ts.end)
+            ]
+            source = _local_source(local_nets)
+            for ts in event.remote_ts:
+                for network in ipaddress.summarize_address_range(ts.start, ts.end):
+                    self.tun.route(network, source if network.version == 4 else None)
+
+    def status(self, spi_in: bytes, to_wall: float) -> dict:
+        policy = self.spd.by_spi.get(spi_in)
+        if policy is None:
+            return {}
+        out = dict(policy.counters)
+        out["last_inbound"] = None if policy.last_inbound is None else policy.last_inbound + to_wall
+        out["last_outbound"] = (
+            None if policy.last_outbound is None else policy.last_outbound + to_wall
+        )
+        return out
+
+    # --- outbound ------------------------------------------------------------------------
+
+    def _on_tun(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                packet = os.read(self.tun.fd, 65535)
+            except BlockingIOError:
+                return
+            self._outbound(packet)
+
+    def _outbound(self, packet: bytes) -> None:
+        flow = parse_flow(packet)
+        policy = self.spd.outbound(flow) if flow is not None else None
+        if policy is None:
+            self.counters["no_sa_drops"] += 1
+            return
+        try:
+            esp = policy.outbound.seal(packet, NEXT_IPV4 if flow.src.version == 4 else NEXT_IPV6)
+        except SaExpired:
+            self.counters["expired_drops"] += 1
+            return
+        counters = policy.counters
+        counters["packets_out"] += 1
+        counters["bytes_out"] += len(packet)
+        policy.last_outbound = self.now()
+        if policy.udp_encap:
+            self.send_udp(policy.local, esp, policy.peer)
+        else:
+            family = socket.AF_INET6 if ":" in policy.peer[0] else socket.AF_INET
+            raw = self.raw.get(family)
+            if raw is not None:
+                try:
+                    raw.sendto(esp, (policy.peer[0], 0))
+                except OSError:
+                    self.counters["send_errors"] += 1
+
+    # --- inbound -------------------------------------------------------------------------
+
+    def on_udp_esp(self, data: bytes, src: Address, dst: Address) -> None:
+        self._inbound(data)
+
+    def _on_raw(self, raw: socket.socket, family: int) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                data = raw.recv(65535)
+            except BlockingIOError:
+                return
+            if family == socket.AF_INET:  # IPv4 raw sockets deliver the IP header too
+                data = data[(data[0] & 0x0F) * 4 :]
+            self._inbound(data)
+
+    def _inbound(self, data: bytes) -> None:
+        policy = self.spd.by_spi.get(data[:4])
+        if policy is None:
+            self.counters["unknown_spi_drops"] += 1
+            return
+        counters = policy.counters
+        try:
+            inner, _ = policy.inbound.open(data)  # tunnel mode: the payload is an IP packet
+        except EspDrop as drop:
+            key = {"replay": "replay_drops", "auth_failed": "auth_failures"}.get(drop.counter)
+            counters[key or "malformed_drops"] = counters.get(key or "malformed_drops", 0) + 1
+            return
+        flow = parse_flow(inner)
+        if flow is None or not policy.allows_inbound(flow):
+            counters["selector_drops"] += 1
+            return
+        counters["packets_in"] += 1
+        counters["bytes_in"] += len(inner)
+        policy.last_inbound = self.now()
+        try:
+            os.write(self.tun.fd, inner)
+        except OSError:
+            self.counters["tun_write_errors"] += 1
