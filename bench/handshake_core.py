@@ -11,10 +11,8 @@ import argparse
 import json
 import platform
 import random
-import sys
 import time
 from pathlib import Path
-
 
 from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 
@@ -49,8 +47,11 @@ def main() -> None:
     print("(both peers run in this one process: each handshake costs two sides' crypto)")
     out = Path(__file__).resolve().parent / "results" / "handshake_core.json"
     out.parent.mkdir(exist_ok=True)
-    meta = {"python": platform.python_version(), "machine": platform.machine(),
-            "date": time.strftime("%Y-%m-%d")}
+    meta = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     print(f"wrote {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 
