@@ -99,25 +99,69 @@ class Policy:
         )
 
 
+def flow_key(packet: bytes) -> bytes:
+    """Protocol, addresses and ports as raw bytes: a cheap cache key for one flow."""
+    version = packet[0] >> 4 if packet else 0
+    if version == 4 and len(packet) >= 20:
+        ihl = (packet[0] & 0x0F) * 4
+        unfragmented = not int.from_bytes(packet[6:8], "big") & 0x1FFF
+        ports = packet[ihl : ihl + 4] if packet[9] in _PORT_PROTOCOLS and unfragmented else b""
+        return packet[9:10] + packet[12:20] + ports
+    if version == 6 and len(packet) >= 40:
+        ports = packet[40:44] if packet[6] in _PORT_PROTOCOLS else b""
+        return packet[6:7] + packet[8:40] + ports
+    return b""
+
+
 class Spd:
-    """Outbound lookup by inner flow, inbound lookup by SPI."""
+    """Outbound lookup by inner flow, inbound lookup by SPI; both cached per flow."""
+
+    CACHE_LIMIT = 4096
 
     def __init__(self) -> None:
         self.policies: list[Policy] = []
         self.by_spi: dict[bytes, Policy] = {}
+        self._outbound: dict[bytes, Policy | None] = {}
+        self._inbound_ok: set[tuple[bytes, bytes]] = set()
 
     def install(self, policy: Policy) -> None:
         self.policies.insert(0, policy)  # the newest SA wins (make-before-break)
         self.by_spi[policy.inbound.spi] = policy
+        self._outbound.clear()
 
     def remove(self, spi_in: bytes) -> Policy | None:
         policy = self.by_spi.pop(spi_in, None)
         if policy is not None:
             self.policies.remove(policy)
+            self._outbound.clear()
+            self._inbound_ok.clear()
         return policy
 
-    def outbound(self, flow: Flow) -> Policy | None:
-        for policy in self.policies:
-            if policy.allows_outbound(flow):
-                return policy
-        return None
+    def outbound(self, packet: bytes) -> Policy | None:
+        """The CHILD SA whose selectors cover this inner packet, or None (drop it)."""
+        key = flow_key(packet)
+        try:
+            return self._outbound[key]
+        except KeyError:
+            pass
+        flow = parse_flow(packet)
+        found = None
+        if flow is not None:
+            found = next((p for p in self.policies if p.allows_outbound(flow)), None)
+        if len(self._outbound) >= self.CACHE_LIMIT:
+            self._outbound.clear()
+        self._outbound[key] = found
+        return found
+
+    def inbound_allowed(self, policy: Policy, packet: bytes) -> bool:
+        """A decrypted packet lies inside its SA's selectors (RFC 4301 §5.2)."""
+        key = (policy.inbound.spi, flow_key(packet))
+        if key in self._inbound_ok:
+            return True
+        flow = parse_flow(packet)
+        if flow is None or not policy.allows_inbound(flow):
+            return False
+        if len(self._inbound_ok) >= self.CACHE_LIMIT:
+            self._inbound_ok.clear()
+        self._inbound_ok.add(key)
+        return True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ..core.events import ChildSaDeleted, ChildSaInstalled
 from ..esp.sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
-from ..esp.spd import Policy, Spd, parse_flow
+from ..esp.spd import Policy, Spd
 from .transport import Address
 from .tun import Tun, netlink
 
@@ -132,13 +132,12 @@ class DataPlane:
             self._outbound(packet)
 
     def _outbound(self, packet: bytes) -> None:
-        flow = parse_flow(packet)
-        policy = self.spd.outbound(flow) if flow is not None else None
+        policy = self.spd.outbound(packet)
         if policy is None:
             self.counters["no_sa_drops"] += 1
             return
         try:
-            esp = policy.outbound.seal(packet, NEXT_IPV4 if flow.src.version == 4 else NEXT_IPV6)
+            esp = policy.outbound.seal(packet, NEXT_IPV4 if packet[0] >> 4 == 4 else NEXT_IPV6)
         except SaExpired:
             self.counters["expired_drops"] += 1
             return
@@ -184,8 +183,7 @@ class DataPlane:
             key = {"replay": "replay_drops", "auth_failed": "auth_failures"}.get(drop.counter)
             counters[key or "malformed_drops"] = counters.get(key or "malformed_drops", 0) + 1
             return
-        flow = parse_flow(inner)
-        if flow is None or not policy.allows_inbound(flow):
+        if not self.spd.inbound_allowed(policy, inner):
             counters["selector_drops"] += 1
             return
         counters["packets_in"] += 1

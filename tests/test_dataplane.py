@@ -1,0 +1,199 @@
+"""Traffic through ikepulse's userspace ESP and strongSwan's kernel-libipsec (RFC 4303, 3948).
+
+lsite 203.0.113.2 -- left gw (ikepulse, TUN ikp0) == ESP in UDP 4500 == right gw
+(strongSwan, libipsec ipsec0) -- rsite 203.0.113.66
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ikepulse.lab import wait_for
+from test_interop import start
+
+pytestmark = pytest.mark.lab
+
+ESP_SUITES = ["aes256gcm16", "aes128-sha256", "chacha20poly1305", "aes256-sha512"]
+
+
+def ping(ns, address: str, count: int = 3) -> subprocess.CompletedProcess:
+    return ns.run("ping", "-c", str(count), "-i", "0.2", "-W", "1", address, check=False)
+
+
+def up(lab, **kw):
+    charon, daemon = start(lab, **kw)
+    daemon.cli("up", "lab")
+    return charon, daemon
+
+
+@pytest.mark.parametrize("esp", ESP_SUITES)
+def test_sites_ping_each_other(lab, esp):
+    charon, daemon = up(lab, esp=esp)
+    assert ping(lab.left_site, "203.0.113.66").returncode == 0
+    assert ping(lab.right_site, "203.0.113.2").returncode == 0
+    (child,) = daemon.status()[0]["children"]
+    assert child["packets_in"] >= 6 and child["packets_out"] >= 6
+    assert child["last_inbound"] is not None and child["last_outbound"] is not None
+    (their_child,) = charon.list_sas()[0]["children"]
+    assert int(their_child["packets-in"]) >= 6
+
+
+def test_sites_ping_through_nat(nat_lab):
+    charon, daemon = up(nat_lab)
+    assert ping(nat_lab.left_site, "203.0.113.66").returncode == 0
+    assert ping(nat_lab.right_site, "203.0.113.2").returncode == 0
+
+
+TRANSFER = """
+import hashlib, socket, sys
+mode, host, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "serve":
+    srv = socket.create_server((host, 5001))
+    srv.settimeout(20)
+    conn, _ = srv.accept()
+    digest, total = hashlib.sha256(), 0
+    while chunk := conn.recv(65536):
+        digest.update(chunk)
+        total += len(chunk)
+    print(total, digest.hexdigest())
+else:
+    data = bytes((i * 7919) % 251 for i in range(size))
+    with socket.create_connection((host, 5001), timeout=20) as conn:
+        conn.sendall(data)
+    print(len(data), hashlib.sha256(data).hexdigest())
+"""
+
+
+def transfer(sender, receiver, receiver_addr: str, size: int = 2_000_000) -> None:
+    server = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            receiver.name,
+            sys.executable,
+            "-c",
+            TRANSFER,
+            "serve",
+            receiver_addr,
+            str(size),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    sent = sender.run(
+        sys.executable, "-c", TRANSFER, "send", receiver_addr, str(size), timeout=60
+    ).stdout.split()
+    received = server.communicate(timeout=30)[0].split()
+    assert received == sent
+    assert int(sent[0]) == size
+
+
+def test_tcp_transfer_arrives_intact_both_ways(lab):
+    up(lab)
+    transfer(lab.left_site, lab.right_site, "203.0.113.66")
+    transfer(lab.right_site, lab.left_site, "203.0.113.2")
+
+
+SNIFF = """
+import socket, sys, time
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+sock.bind((sys.argv[1], 0))
+sock.settimeout(0.2)
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        frame = sock.recv(65535)
+    except TimeoutError:
+        continue
+    print(frame[14:].hex(), flush=True)
+"""
+
+
+def sniff(ns, ifname: str, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns.name, sys.executable, "-c", SNIFF, ifname, str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.3)
+    return proc
+
+
+def ip_packets(proc: subprocess.Popen) -> list[bytes]:
+    return [bytes.fromhex(line) for line in proc.communicate(timeout=30)[0].split()]
+
+
+def esp_from_right(packets: list[bytes]) -> list[bytes]:
+    """ESP-in-UDP payloads sent by strongSwan (198.51.100.2:4500) to ikepulse."""
+    out = []
+    for pkt in packets:
+        ihl = (pkt[0] & 0x0F) * 4
+        if pkt[9] == 17 and pkt[12:16] == socket.inet_aton("198.51.100.2"):
+            sport, dport = struct.unpack("!HH", pkt[ihl : ihl + 4])
+            payload = pkt[ihl + 8 :]
+            if sport == 4500 and len(payload) > 8 and payload[:4] != bytes(4):
+                out.append(payload)
+    return out
+
+
+def inject(ns, payload: bytes) -> None:
+    ns.run(
+        sys.executable,
+        "-c",
+        "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        "s.sendto(bytes.fromhex(sys.argv[1]), ('198.51.100.1', 4500))",
+        payload.hex(),
+    )
+
+
+def test_replayed_and_tampered_esp_is_dropped_and_counted(lab):
+    charon, daemon = up(lab)
+    capture = sniff(lab.left, "vl0", 2.0)
+    assert ping(lab.right_site, "203.0.113.2", count=2).returncode == 0
+    captured = esp_from_right(ip_packets(capture))
+    assert captured, "no ESP packet from strongSwan captured"
+    before = daemon.status()[0]["children"][0]
+    inject(lab.right, captured[0])  # replay
+    tampered = bytearray(captured[-1])
+    tampered[-3] ^= 0x40
+    tampered[5] ^= 0x01  # a fresh sequence number, so the ICV check is what fails
+    inject(lab.right, bytes(tampered))
+    child = wait_for(
+        lambda: (
+            (c := daemon.status()[0]["children"][0])["replay_drops"] >= 1
+            and c["auth_failures"] >= 1
+            and c
+        ),
+        5,
+        "the drops to be counted",
+    )
+    assert child["packets_in"] == before["packets_in"]
+    assert ping(lab.left_site, "203.0.113.66").returncode == 0  # the tunnel keeps working
+
+
+def test_no_cleartext_leaks_when_the_child_sa_is_gone(lab):
+    charon, daemon = up(lab)
+    assert ping(lab.left_site, "203.0.113.66", count=1).returncode == 0
+    charon.swanctl("--terminate", "--child", "lan")
+    wait_for(lambda: daemon.status()[0]["children"] == [], 5, "the CHILD SA to go")
+    capture = sniff(lab.left, "vl0", 2.5)
+    assert ping(lab.left_site, "203.0.113.66", count=3).returncode != 0
+    site = socket.inet_aton("203.0.113.0")[:3]
+    leaked = [p for p in ip_packets(capture) if p[12:15] == site or p[16:19] == site]
+    assert leaked == []
+    status = json_counters(daemon)
+    assert status.get("no_sa_drops", 0) >= 3
+
+
+def json_counters(daemon) -> dict:
+    import json
+
+    return json.loads(daemon.cli("status", "--json").stdout)["counters"]
