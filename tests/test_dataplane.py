@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ikepulse.lab import wait_for
+from ikepulse.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
 from test_interop import start
 
 pytestmark = pytest.mark.lab
@@ -197,3 +197,31 @@ def json_counters(daemon) -> dict:
     import json
 
     return json.loads(daemon.cli("status", "--json").stdout)["counters"]
+
+
+def test_ipv6_selectors_carry_ipv6_traffic(lab):
+    both_left, both_right = f"{LEFT_NET},2001:db8:1::/64", f"{RIGHT_NET},2001:db8:2::/64"
+    charon = lab.charon(lab.right)
+    charon.start(
+        swanctl_conf(
+            local_addr=lab.right_addr,
+            remote_addr=lab.left_addr,
+            local_ts=both_right,
+            remote_ts=both_left,
+        )
+    )
+    daemon = lab.ikepulse(lab.left)
+    daemon.start(
+        ikepulse_conf(
+            local_addr=lab.left_addr,
+            remote_addr=lab.right_addr,
+            local_ts=both_left,
+            remote_ts=both_right,
+        )
+    )
+    daemon.cli("up", "lab")
+    (child,) = daemon.status()[0]["children"]
+    assert child["local_ts"] == [LEFT_NET, "2001:db8:1::/64"]
+    assert ping(lab.left_site, "2001:db8:2::2").returncode == 0
+    assert ping(lab.right_site, "2001:db8:1::2").returncode == 0
+    assert ping(lab.left_site, "203.0.113.66").returncode == 0

@@ -282,8 +282,17 @@ class Lab:
     right_addr = "198.51.100.2"
 
     def _link(
-        self, a: Namespace, a_if: str, a_addr: str, b: Namespace, b_if: str, b_addr: str
+        self,
+        a: Namespace,
+        a_if: str,
+        a_addr: str,
+        b: Namespace,
+        b_if: str,
+        b_addr: str,
+        ipv6: bool = False,
     ) -> None:
+        """A veth pair; IPv6 stays off unless asked for (link-local addresses appearing
+        after link-up make charon send address updates that skew timing tests)."""
         run(
             "ip",
             "link",
@@ -300,6 +309,7 @@ class Lab:
             b.name,
         )
         for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+            ns.run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6={int(not ipv6)}")
             ns.run("ip", "addr", "add", addr, "dev", ifname)
             ns.run("ip", "link", "set", ifname, "up")
 
@@ -312,15 +322,23 @@ class Lab:
         return self.ns("rsite")
 
     def _sites(self) -> None:
-        """A site host behind each gateway: left 203.0.113.2 (gw .1), right .66 (gw .65)."""
-        for gw, site, gw_if, site_if, base in (
-            (self.left, self.left_site, "ls0", "lh0", 0),
-            (self.right, self.right_site, "rs0", "rh0", 64),
+        """A site host behind each gateway, dual stack (IPv6 only on the site links):
+        left 203.0.113.2 / 2001:db8:1::2 (gw .1 / ::1), right .66 / 2001:db8:2::2 (.65 / ::1).
+        """
+        for gw, site, gw_if, site_if, base, net6 in (
+            (self.left, self.left_site, "ls0", "lh0", 0, "2001:db8:1::"),
+            (self.right, self.right_site, "rs0", "rh0", 64, "2001:db8:2::"),
         ):
             net = "203.0.113.{}/26"
-            self._link(gw, gw_if, net.format(base + 1), site, site_if, net.format(base + 2))
+            self._link(
+                gw, gw_if, net.format(base + 1), site, site_if, net.format(base + 2), ipv6=True
+            )
             site.run("ip", "route", "add", "default", "via", f"203.0.113.{base + 1}")
             gw.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+            gw.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+            for ns, ifname, host in ((gw, gw_if, 1), (site, site_if, 2)):
+                ns.run("ip", "-6", "addr", "add", f"{net6}{host}/64", "dev", ifname, "nodad")
+            site.run("ip", "-6", "route", "add", "default", "via", f"{net6}1")
 
     def up(self) -> Lab:
         roles = ["left", "right", "lsite", "rsite"] + (["nat"] if self.nat else [])
@@ -328,8 +346,6 @@ class Lab:
             ns = self.ns(role)
             run("ip", "netns", "add", ns.name)
             self.namespaces.append(ns)
-            ns.run("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-            ns.run("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
             ns.run("ip", "link", "set", "lo", "up")
         self._sites()
         if not self.nat:
@@ -390,6 +406,7 @@ def swanctl_conf(
     local_addrs = {local_addr}
     remote_addrs = {remote_addr}
     proposals = {proposals}
+    mobike = no
     {extra}
     local {{
       auth = psk
@@ -419,6 +436,11 @@ secrets {{
 """
 
 
+def _toml_list(text: str) -> str:
+    """``"a,b"`` (swanctl's list syntax) as a TOML array."""
+    return "[" + ", ".join(f'"{item.strip()}"' for item in text.split(",")) + "]"
+
+
 def ikepulse_conf(
     *,
     local_addr: str,
@@ -445,8 +467,8 @@ remote = {{ auth = "psk", id = "{remote_id}" }}
 {extra}
 
 [connections.lab.children.lan]
-local_ts = ["{local_ts}"]
-remote_ts = ["{remote_ts}"]
+local_ts = {_toml_list(local_ts)}
+remote_ts = {_toml_list(remote_ts)}
 esp_proposals = ["{esp_proposals}"]
 mode = "tunnel"
 

@@ -1,0 +1,131 @@
+"""The TOML schema, mirroring swanctl.conf: unknown keys are errors, values are checked."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """``"2s"``, ``"500ms"``, ``"5m"``, ``"1h"``, ``"1d"``; a bare number means seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f'expected a duration such as "2s", got {value!r}')
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration {value} is negative")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError(f'{value!r} is not a duration (use e.g. "30s", "5m", "1h")')
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _address_or_net(value: str) -> str:
+    if value == "%any":
+        return value
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address, subnet or %any") from None
+    return value
+
+
+def _selector(value: str) -> str:
+    if value == "dynamic":
+        return value
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a subnet (e.g. 203.0.113.0/26) or dynamic") from None
+    return value
+
+
+AddressList = list[Annotated[str, BeforeValidator(_address_or_net)]]
+SelectorList = list[Annotated[str, BeforeValidator(_selector)]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DaemonSection(Strict):
+    control_socket: str = "/run/ikepulse/control.sock"
+    ike_port: int = Field(500, ge=1, le=65535)
+    natt_port: int = Field(4500, ge=1, le=65535)
+    listen: list[str] = []
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("listen")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_address(item)
+        return value
+
+
+class AuthSection(Strict):
+    auth: str = "psk"
+    id: str | None = None
+
+    @field_validator("auth")
+    @classmethod
+    def _psk_only(cls, value: str) -> str:
+        if value != "psk":
+            raise ValueError(f'auth = {value!r} is not supported yet (only "psk")')
+        return value
+
+
+class ChildSection(Strict):
+    local_ts: SelectorList = ["dynamic"]
+    remote_ts: SelectorList = ["dynamic"]
+    esp_proposals: list[str] | None = None
+    mode: Literal["tunnel", "transport"] = "tunnel"
+    start_action: Literal["none", "trap", "start"] = "none"
+
+
+class ConnectionSection(Strict):
+    version: int = 2
+    local_addrs: AddressList = []
+    remote_addrs: AddressList = []
+    local_port: int = Field(500, ge=1, le=65535)
+    remote_port: int = Field(500, ge=1, le=65535)
+    proposals: list[str] | None = None
+    start_action: Literal["none", "trap", "start"] = "none"
+    encap: bool = False
+    local: AuthSection = AuthSection()
+    remote: AuthSection = AuthSection()
+    retransmit_timeout: Duration = 4.0
+    retransmit_base: float = Field(1.8, ge=1.0)
+    retransmit_tries: int = Field(5, ge=0, le=20)
+    retransmit_jitter: float = Field(0.0, ge=0, le=100)
+    children: dict[str, ChildSection] = {}
+
+    @field_validator("version")
+    @classmethod
+    def _ikev2(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("IKEv1 (version = 1) is not supported yet")
+        if value not in (0, 2):
+            raise ValueError(f"version must be 2 (or 0 for any), not {value}")
+        return value
+
+
+class SecretSection(Strict):
+    ids: list[str] = []
+    secret: str | None = None
+    secret_file: str | None = None
+
+
+class ConfigFile(Strict):
+    daemon: DaemonSection = DaemonSection()
+    connections: dict[str, ConnectionSection] = {}
+    secrets: dict[str, SecretSection] = {}
