@@ -62,7 +62,10 @@ def describe_payload(payload: Any) -> dict[str, Any]:
     if isinstance(payload, UnknownPayload):
         body.update(critical=payload.critical, length=len(payload.body), data=payload.body.hex())
         return body
-    body.update(_fields(payload))
+    fields = _fields(payload)
+    if "type" in fields:  # e.g. the Notify message type
+        fields[f"{payload.TYPE.name.lower()}_type"] = fields.pop("type")
+    body.update(fields)
     if isinstance(payload, IdiPayload | IdrPayload) and payload.id_type != IdType.ID_DER_ASN1_DN:
         body["id"] = payload.text
     return body
