@@ -88,3 +88,38 @@ def test_no_datagrams_or_timers_left_after_setup():
     assert sum(a.manager.counters.values()) == 0 and sum(b.manager.counters.values()) == 0
     # IKE_SA_INIT + IKE_AUTH: two requests, two responses.
     assert len(a.sent) == 2 and len(b.sent) == 2
+
+
+def _child_config(sa_manager, **changes):
+    from dataclasses import replace
+
+    (connection,) = sa_manager.connections
+    child = replace(connection.children[0], **changes)
+    sa_manager.connections = (replace(connection, children=(child,)),)
+
+
+def test_transport_mode_when_both_sides_want_it():
+    from ikepulse.core.config import Mode
+
+    a, b = make_peers()
+    _child_config(a.manager, mode=Mode.TRANSPORT)
+    _child_config(b.manager, mode=Mode.TRANSPORT)
+    clock = Clock()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock)
+    (ca,), (cb,) = a.of(ChildSaInstalled), b.of(ChildSaInstalled)
+    assert ca.mode is cb.mode is Mode.TRANSPORT
+
+
+def test_responder_narrows_wider_selectors():
+    #   TSi 203.0.113.0/24, TSr 203.0.113.64/26 -->
+    #              <-- TSi 203.0.113.0/26 (what the responder allows), TSr 203.0.113.64/26
+    from ikepulse.wire.payloads import TrafficSelector
+
+    a, b = make_peers()
+    _child_config(a.manager, local_ts=(TrafficSelector.from_network("203.0.113.0/24"),))
+    clock = Clock()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock)
+    (ca,), (cb,) = a.of(ChildSaInstalled), b.of(ChildSaInstalled)
+    assert [str(t) for t in ca.local_ts] == [LEFT_NET] == [str(t) for t in cb.remote_ts]
