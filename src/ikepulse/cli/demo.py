@@ -68,6 +68,12 @@ def _lab(ike: str, esp: str) -> None:
                 )
             )
             click.echo(daemon.cli("up", "lab").stdout.strip())
+            click.echo("\n$ ping -c 3 203.0.113.66   (left site host -> right site host)")
+            click.echo(
+                lab.left_site.run(
+                    "ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.66", check=False
+                ).stdout.strip()
+            )
             click.echo("\n$ ikepulse status")
             click.echo(format_status(daemon.status()))
             click.echo("\n$ swanctl --list-sas   (strongSwan's view)")

@@ -39,8 +39,13 @@ def format_status(ike_sas: list[dict]) -> str:
                 f"ESP:{child['proposal']}"
             )
             lines.append(f"    installed {_ago(child['installed'])}")
-            lines.append(f"    in  {child['spi_in']}")
-            lines.append(f"    out {child['spi_out']}")
+            for direction, key in (("in ", "in"), ("out", "out")):
+                traffic = ""
+                if f"bytes_{key}" in child:
+                    traffic = (
+                        f", {child[f'bytes_{key}']:6d} bytes, {child[f'packets_{key}']:5d} packets"
+                    )
+                lines.append(f"    {direction} {child[f'spi_{key}']}{traffic}")
             lines.append(f"    local  {' '.join(child['local_ts'])}")
             lines.append(f"    remote {' '.join(child['remote_ts'])}")
     return "\n".join(lines)

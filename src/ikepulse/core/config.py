@@ -104,7 +104,7 @@ class ConnectionConfig:
     name: str
     local_id: Identity
     remote_id: Identity | None
-    psk: bytes
+    psk: bytes = field(repr=False)
     proposals: tuple[Proposal, ...] = DEFAULT_IKE_PROPOSALS
     children: tuple[ChildConfig, ...] = ()
     remote_addrs: tuple[str, ...] = ()

@@ -1,0 +1,176 @@
+"""TOML configuration: the documented example, and errors that name file, key and problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from ikepulse.config.loader import ConfigError, load_config, parse_config
+from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
+from ikepulse.config.schema import parse_duration
+from ikepulse.core.config import Identity, Mode, StartAction
+
+EXAMPLE = """
+[daemon]
+control_socket = "/run/ikepulse/control.sock"
+
+[connections.site-b]
+version = 2
+local_addrs = ["198.51.100.1"]
+remote_addrs = ["198.51.100.2"]
+proposals = ["aes256gcm16-prfsha256-x25519"]
+start_action = "start"          # none | trap | start
+local = { auth = "psk", id = "left.example" }
+remote = { auth = "psk", id = "right.example" }
+
+[connections.site-b.children.lan]
+local_ts = ["203.0.113.0/26"]
+remote_ts = ["203.0.113.64/26"]
+esp_proposals = ["aes256gcm16"]
+mode = "tunnel"
+
+[secrets.site-b]
+ids = ["left.example", "right.example"]
+secret = "0123456789abcdef"     # or secret_file = "/path"
+"""
+
+
+def test_the_documented_example():
+    settings = parse_config(EXAMPLE, "ex.toml")
+    assert settings.daemon.control_socket == "/run/ikepulse/control.sock"
+    assert settings.daemon.listen == ("198.51.100.1",)
+    (c,) = settings.connections
+    assert c.name == "site-b"
+    assert c.local_addrs == ("198.51.100.1",) and c.remote_addrs == ("198.51.100.2",)
+    assert c.proposals == (parse_ike_proposal("aes256gcm16-prfsha256-x25519"),)
+    assert c.start_action is StartAction.START
+    assert (c.local_id, c.remote_id) == (
+        Identity.parse("left.example"),
+        Identity.parse("right.example"),
+    )
+    assert c.psk == b"0123456789abcdef"
+    (child,) = c.children
+    assert child.name == "lan" and child.mode is Mode.TUNNEL
+    assert [str(t) for t in child.local_ts] == ["203.0.113.0/26"]
+    assert [str(t) for t in child.remote_ts] == ["203.0.113.64/26"]
+    assert child.esp_proposals == (parse_esp_proposal("aes256gcm16"),)
+
+
+def test_secret_never_shown():
+    settings = parse_config(EXAMPLE, "ex.toml")
+    assert "0123456789abcdef" not in repr(settings)
+    broken = EXAMPLE.replace('proposals = ["aes256gcm16-prfsha256-x25519"]', "proposals = 5")
+    with pytest.raises(ConfigError) as info:
+        parse_config(broken, "ex.toml")
+    assert "0123456789abcdef" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("[daemon]", "[daemon]\nbogus = 1", "ex.toml: daemon.bogus: unknown key"),
+        ("version = 2", "version = 2\nfoo = 1", "ex.toml: connections.site-b.foo: unknown key"),
+        (
+            'mode = "tunnel"',
+            'mode = "tunnel"\nbar = 1',
+            "ex.toml: connections.site-b.children.lan.bar: unknown key",
+        ),
+        (
+            "aes256gcm16-prfsha256-x25519",
+            "aes257-sha256-modp2048",
+            "ex.toml: connections.site-b.proposals[0]: unknown algorithm 'aes257' in proposal "
+            "'aes257-sha256-modp2048'",
+        ),
+        (
+            'local_ts = ["203.0.113.0/26"]',
+            'local_ts = ["203.0.113.0/33"]',
+            "ex.toml: connections.site-b.children.lan.local_ts[0]: '203.0.113.0/33' is not a "
+            "subnet",
+        ),
+        ('mode = "tunnel"', 'mode = "beet"', "connections.site-b.children.lan.mode"),
+        (
+            'proposals = ["aes256gcm16-prfsha256-x25519"]',
+            'proposals = "aes256gcm16"',
+            "ex.toml: connections.site-b.proposals: Input should be a valid list",
+        ),
+        ("version = 2", "version = 1", "IKEv1 (version = 1) is not supported yet"),
+        ('local = { auth = "psk"', 'local = { auth = "pubkey"', "not supported yet"),
+        (
+            "version = 2",
+            'version = 2\nretransmit_timeout = "fast"',
+            "connections.site-b.retransmit_timeout: 'fast' is not a duration",
+        ),
+        (
+            'ids = ["left.example", "right.example"]',
+            'ids = ["someone.else"]',
+            "ex.toml: connections.site-b: no [secrets] entry matches ids left.example",
+        ),
+        (
+            'secret = "0123456789abcdef"',
+            'secret = "x"\nsecret_file = "/nonexistent"',
+            "secrets.site-b: set exactly one of secret and secret_file",
+        ),
+        ("[daemon]", "[daemon", "ex.toml: TOML syntax"),
+    ],
+)
+def test_errors_name_file_key_and_problem(old, new, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(EXAMPLE.replace(old, new, 1), "ex.toml")
+    assert expected in str(info.value)
+
+
+def test_secret_file(tmp_path):
+    (tmp_path / "psk").write_text("from-a-file\n")
+    text = EXAMPLE.replace('secret = "0123456789abcdef"', f'secret_file = "{tmp_path / "psk"}"')
+    (tmp_path / "c.toml").write_text(text)
+    (c,) = load_config(tmp_path / "c.toml").connections
+    assert c.psk == b"from-a-file"
+
+
+def test_unreadable_secret_file_is_named():
+    text = EXAMPLE.replace('secret = "0123456789abcdef"', 'secret_file = "/nonexistent/psk"')
+    with pytest.raises(ConfigError, match="secret_file: cannot read /nonexistent/psk"):
+        parse_config(text, "ex.toml")
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="/nonexistent.toml: cannot read"):
+        load_config("/nonexistent.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2s", 2),
+        ("500ms", 0.5),
+        ("5m", 300),
+        ("1h", 3600),
+        ("1d", 86400),
+        (30, 30),
+        ("1.5s", 1.5),
+        ("10", 10),
+    ],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["-1s", "2 weeks", "s", -3, True])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_check_config_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from ikepulse.cli.main import main
+
+    good = tmp_path / "good.toml"
+    good.write_text(EXAMPLE)
+    result = CliRunner().invoke(main, ["check-config", str(good)])
+    assert result.exit_code == 0 and "OK" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.replace("version = 2", "version = 2\nfoo = 1"))
+    result = CliRunner().invoke(main, ["check-config", str(bad)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {bad}: connections.site-b.foo: unknown key"
