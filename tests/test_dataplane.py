@@ -225,3 +225,41 @@ def test_ipv6_selectors_carry_ipv6_traffic(lab):
     assert ping(lab.left_site, "2001:db8:2::2").returncode == 0
     assert ping(lab.right_site, "2001:db8:1::2").returncode == 0
     assert ping(lab.left_site, "203.0.113.66").returncode == 0
+
+
+def test_trap_triggers_negotiation_and_holds_the_first_packet(lab):
+    charon, daemon = start(lab, start_action="trap")
+    assert daemon.status() == []
+    # The first ping triggers IKE; held packets go out once the CHILD SA is installed.
+    result = ping(lab.left_site, "203.0.113.66", count=3)
+    assert " 0% packet loss" in result.stdout
+    (sa,) = daemon.status()
+    assert sa["state"] == "ESTABLISHED"
+    assert sa["children"][0]["packets_out"] == 3  # the held echo request went out too
+    assert int(charon.list_sas()[0]["children"][0]["packets-in"]) == 3
+    assert "triggers negotiation" in daemon.log.read_text()
+
+
+def test_ikepulse_to_ikepulse_uses_plain_esp(lab):
+    right = lab.ikepulse(lab.right, "ikepulse-right")
+    right.start(
+        ikepulse_conf(
+            local_addr=lab.right_addr,
+            remote_addr=lab.left_addr,
+            local_id="right.example",
+            remote_id="left.example",
+            local_ts=RIGHT_NET,
+            remote_ts=LEFT_NET,
+        )
+    )
+    left = lab.ikepulse(lab.left)
+    left.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
+    left.cli("up", "lab")
+    capture = sniff(lab.left, "vl0", 2.0)
+    assert ping(lab.right_site, "203.0.113.2").returncode == 0
+    protocols = {p[9] for p in ip_packets(capture)}
+    assert 50 in protocols  # ESP straight in IP, no UDP encapsulation without a NAT
+    (sa,) = left.status()
+    assert not sa["nat_local"] and not sa["nat_remote"]
+    assert sa["local"]["port"] == 500
+    assert not sa["children"][0]["udp_encap"]

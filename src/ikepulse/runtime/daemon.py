@@ -22,7 +22,7 @@ from ..core.events import (
 )
 from ..core.sa_manager import SaManager
 from .control import ControlServer
-from .dataplane import DataPlane
+from .dataplane import DataPlane, Trap
 from .status import ike_sa_status
 from .transport import Address, Endpoint
 
@@ -45,7 +45,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.control = ControlServer(settings.daemon.control_socket, self)
-        self.dataplane = DataPlane(self._send_udp, self.now)
+        self.dataplane = DataPlane(self._send_udp, self.now, self._on_trap)
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -77,6 +77,11 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         for connection in self.settings.connections:
+            for child in connection.children:
+                if connection.start_action is StartAction.TRAP:
+                    self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
+                else:
+                    self.dataplane.route(child.local_ts, child.remote_ts)
             if connection.start_action is StartAction.START:
                 self.initiate(connection.name)
         await self._stop.wait()
@@ -106,6 +111,11 @@ class Daemon:
     def on_ike(self, data: bytes, src: Address, dst: Address) -> None:
         self.manager.receive_datagram(data, src, dst, self.now())
         self.pump()
+
+    def _on_trap(self, name: str) -> None:
+        if not self.manager.find(name):
+            log.info("traffic for %s triggers negotiation (start_action = trap)", name)
+            self.initiate(name)
 
     def _send_udp(self, local: Address, data: bytes, dst: Address) -> None:
         endpoint = self.endpoints.get((local[0], self.settings.daemon.natt_port))

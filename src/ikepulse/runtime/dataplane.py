@@ -12,18 +12,41 @@ import logging
 import os
 import secrets
 import socket
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..core.events import ChildSaDeleted, ChildSaInstalled
 from ..esp.sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
-from ..esp.spd import Policy, Spd
+from ..esp.spd import Policy, Spd, covered, parse_flow
+from ..wire.payloads import TrafficSelector
 from .transport import Address
 from .tun import Tun, netlink
 
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
 READ_BATCH = 64
+HOLD_PACKETS = 32
+HOLD_SECONDS = 3.0
+
+
+@dataclass
+class Trap:
+    """``start_action = "trap"``: traffic for these selectors starts the connection and is
+    held briefly until its CHILD SA is installed."""
+
+    connection: str
+    local_ts: tuple[TrafficSelector, ...]
+    remote_ts: tuple[TrafficSelector, ...]
+    held: deque = field(default_factory=lambda: deque(maxlen=HOLD_PACKETS))
+
+    def covers(self, packet: bytes) -> bool:
+        flow = parse_flow(packet)
+        return (
+            flow is not None
+            and covered(self.local_ts, flow.src, flow.protocol, flow.sport)
+            and covered(self.remote_ts, flow.dst, flow.protocol, flow.dport)
+        )
 
 
 def _local_source(networks) -> str | None:
@@ -37,7 +60,10 @@ def _local_source(networks) -> str | None:
 
 class DataPlane:
     def __init__(
-        self, send_udp: Callable[[Address, bytes, Address], None], now: Callable[[], float]
+        self,
+        send_udp: Callable[[Address, bytes, Address], None],
+        now: Callable[[], float],
+        on_trap: Callable[[str], None],
     ) -> None:
         self.spd = Spd()
         self.counters: Counter[str] = Counter()
@@ -45,6 +71,8 @@ class DataPlane:
         self.now = now
         self.tun: Tun | None = None
         self.raw: dict[int, socket.socket] = {}
+        self.traps: list[Trap] = []
+        self.on_trap = on_trap
         self._rng = secrets.SystemRandom()
 
     def start(self) -> None:
@@ -80,6 +108,23 @@ class DataPlane:
         elif isinstance(event, ChildSaDeleted):
             self.spd.remove(event.spi_in)
 
+    def route(self, local_ts, remote_ts) -> None:
+        """Route the remote selectors into the TUN device: from now on nothing for them
+        leaves in the clear, with or without an SA."""
+        if self.tun is None:
+            return
+        local_nets = [
+            n for ts in local_ts for n in ipaddress.summarize_address_range(ts.start, ts.end)
+        ]
+        source = _local_source(local_nets)
+        for ts in remote_ts:
+            for network in ipaddress.summarize_address_range(ts.start, ts.end):
+                self.tun.route(network, source if network.version == 4 else None)
+
+    def add_trap(self, trap: Trap) -> None:
+        self.traps.append(trap)
+        self.route(trap.local_ts, trap.remote_ts)
+
     def install(self, event: ChildSaInstalled) -> None:
         keys = event.keys
         mine = (keys.encr_i, keys.integ_i) if event.initiator else (keys.encr_r, keys.integ_r)
@@ -99,16 +144,20 @@ class DataPlane:
             event.udp_encap,
         )
         self.spd.install(policy)
-        if self.tun is not None:
-            local_nets = [
-                n
-                for ts in event.local_ts
-                for n in ipaddress.summarize_address_range(ts.start, ts.end)
-            ]
-            source = _local_source(local_nets)
-            for ts in event.remote_ts:
-                for network in ipaddress.summarize_address_range(ts.start, ts.end):
-                    self.tun.route(network, source if network.version == 4 else None)
+        self.route(event.local_ts, event.remote_ts)
+        for trap in self.traps:
+            if trap.connection == event.connection:
+                self._release(trap)
+
+    def _release(self, trap: Trap) -> None:
+        """Send the packets a trap held, unless they waited too long."""
+        oldest = self.now() - HOLD_SECONDS
+        while trap.held:
+            packet, since = trap.held.popleft()
+            if since >= oldest:
+                self._outbound(packet)
+            else:
+                self.counters["held_expired"] += 1
 
     def status(self, spi_in: bytes, to_wall: float) -> dict:
         policy = self.spd.by_spi.get(spi_in)
@@ -134,7 +183,14 @@ class DataPlane:
     def _outbound(self, packet: bytes) -> None:
         policy = self.spd.outbound(packet)
         if policy is None:
-            self.counters["no_sa_drops"] += 1
+            trap = next((t for t in self.traps if t.covers(packet)), None)
+            if trap is None:
+                self.counters["no_sa_drops"] += 1
+                return
+            if len(trap.held) == trap.held.maxlen:
+                self.counters["held_dropped"] += 1
+            trap.held.append((packet, self.now()))
+            self.on_trap(trap.connection)
             return
         try:
             esp = policy.outbound.seal(packet, NEXT_IPV4 if packet[0] >> 4 == 4 else NEXT_IPV6)
