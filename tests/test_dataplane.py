@@ -263,3 +263,42 @@ def test_ikepulse_to_ikepulse_uses_plain_esp(lab):
     assert not sa["nat_local"] and not sa["nat_remote"]
     assert sa["local"]["port"] == 500
     assert not sa["children"][0]["udp_encap"]
+
+
+def test_transport_mode_between_two_ikepulse_gateways(lab):
+    # strongSwan's kernel-libipsec does tunnel mode only, so both ends are ikepulse here.
+    right = lab.ikepulse(lab.right, "ikepulse-right")
+    right.start(
+        ikepulse_conf(
+            local_addr=lab.right_addr,
+            remote_addr=lab.left_addr,
+            local_id="right.example",
+            remote_id="left.example",
+            local_ts="dynamic",
+            remote_ts="dynamic",
+            mode="transport",
+        )
+    )
+    left = lab.ikepulse(lab.left)
+    left.start(
+        ikepulse_conf(
+            local_addr=lab.left_addr,
+            remote_addr=lab.right_addr,
+            local_ts="dynamic",
+            remote_ts="dynamic",
+            mode="transport",
+        )
+    )
+    left.cli("up", "lab")
+    (child,) = left.status()[0]["children"]
+    assert child["mode"] == "TRANSPORT"
+    assert child["local_ts"] == ["198.51.100.1/32"] and child["remote_ts"] == ["198.51.100.2/32"]
+    capture = sniff(lab.right, "vr0", 2.0)
+    assert ping(lab.left, "198.51.100.2").returncode == 0
+    packets = ip_packets(capture)
+    assert {p[9] for p in packets} >= {50}  # ESP arrives ...
+    assert 1 not in {p[9] for p in packets}  # ... and no ICMP in the clear
+    assert left.status()[0]["children"][0]["packets_in"] >= 3
+    assert right.status()[0]["children"][0]["packets_in"] >= 3
+    left.stop()
+    assert "1000:" not in lab.left.run("ip", "rule").stdout  # the bypass rule is gone

@@ -106,3 +106,20 @@ def test_replay_window_esn_inference_cases():
     assert ReplayWindow.infer_esn(0xFFFFFFF0, (1 << 32) + 10, w) == 0xFFFFFFF0
     # window within one subspace: a low number far below means the next subspace
     assert ReplayWindow.infer_esn(3, (1 << 32) + 1000, w) == (2 << 32) + 3
+
+
+def test_transport_mode_round_trip_rebuilds_the_ip_header():
+    from ikepulse.esp.transport import build_ip_packet, strip_ip_header
+
+    original = build_ip_packet("198.51.100.1", "198.51.100.2", 17, b"\x13\x88\x13\x88udp!")
+    out, inbound = pair("aes256gcm16")
+    payload, protocol = strip_ip_header(original)
+    esp = out.seal(payload, protocol)
+    got, next_header = inbound.open(esp)
+    assert build_ip_packet("198.51.100.1", "198.51.100.2", next_header, got) == original
+    # the IPv4 header checksum verifies: the one's-complement sum of the header is 0xFFFF
+    words = [int.from_bytes(original[i : i + 2], "big") for i in range(0, 20, 2)]
+    total = sum(words)
+    assert (total & 0xFFFF) + (total >> 16) == 0xFFFF
+    v6 = build_ip_packet("2001:db8::1", "2001:db8::2", 58, b"icmp")
+    assert strip_ip_header(v6) == (b"icmp", 58) and len(v6) == 44

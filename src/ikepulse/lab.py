@@ -453,6 +453,7 @@ def ikepulse_conf(
     esp_proposals: str = "aes256gcm16",
     secret: str = PSK,
     start_action: str = "none",
+    mode: str = "tunnel",
     extra: str = "",
 ) -> str:
     return f"""
@@ -470,7 +471,7 @@ remote = {{ auth = "psk", id = "{remote_id}" }}
 local_ts = {_toml_list(local_ts)}
 remote_ts = {_toml_list(remote_ts)}
 esp_proposals = ["{esp_proposals}"]
-mode = "tunnel"
+mode = "{mode}"
 
 [secrets.lab]
 ids = ["{local_id}", "{remote_id}"]

@@ -71,6 +71,7 @@ class Policy:
     local: tuple[str, int]
     peer: tuple[str, int]
     udp_encap: bool
+    transport: bool = False
     counters: dict = field(
         default_factory=lambda: dict.fromkeys(
             (

@@ -16,12 +16,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..core.config import Mode
 from ..core.events import ChildSaDeleted, ChildSaInstalled
 from ..esp.sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
 from ..esp.spd import Policy, Spd, covered, parse_flow
+from ..esp.transport import build_ip_packet, strip_ip_header
 from ..wire.payloads import TrafficSelector
 from .transport import Address
-from .tun import Tun, netlink
+from .tun import Tun, mark_socket, netlink
 
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
@@ -86,6 +88,7 @@ class DataPlane:
                 log.info("no raw ESP socket for %s: %s", family.name, exc)
                 continue
             raw.setblocking(False)
+            mark_socket(raw)
             loop.add_reader(raw.fileno(), self._on_raw, raw, family)
             self.raw[family] = raw
 
@@ -142,9 +145,14 @@ class DataPlane:
             event.local,
             event.remote,
             event.udp_encap,
+            transport=event.mode is Mode.TRANSPORT,
         )
         self.spd.install(policy)
-        self.route(event.local_ts, event.remote_ts)
+        if policy.transport:
+            if self.tun is not None:
+                self.tun.host_route(event.remote[0], event.local[0])
+        else:
+            self.route(event.local_ts, event.remote_ts)
         for trap in self.traps:
             if trap.connection == event.connection:
                 self._release(trap)
@@ -193,7 +201,10 @@ class DataPlane:
             self.on_trap(trap.connection)
             return
         try:
-            esp = policy.outbound.seal(packet, NEXT_IPV4 if packet[0] >> 4 == 4 else NEXT_IPV6)
+            if policy.transport:
+                esp = policy.outbound.seal(*strip_ip_header(packet))
+            else:
+                esp = policy.outbound.seal(packet, NEXT_IPV4 if packet[0] >> 4 == 4 else NEXT_IPV6)
         except SaExpired:
             self.counters["expired_drops"] += 1
             return
@@ -234,11 +245,13 @@ class DataPlane:
             return
         counters = policy.counters
         try:
-            inner, _ = policy.inbound.open(data)  # tunnel mode: the payload is an IP packet
+            inner, next_header = policy.inbound.open(data)
         except EspDrop as drop:
             key = {"replay": "replay_drops", "auth_failed": "auth_failures"}.get(drop.counter)
             counters[key or "malformed_drops"] = counters.get(key or "malformed_drops", 0) + 1
             return
+        if policy.transport:
+            inner = build_ip_packet(policy.peer[0], policy.local[0], next_header, inner)
         if not self.spd.inbound_allowed(policy, inner):
             counters["selector_drops"] += 1
             return

@@ -7,6 +7,8 @@ import logging
 import socket
 from collections.abc import Callable
 
+from .tun import mark_socket
+
 log = logging.getLogger("ikepulse.net")
 
 NON_ESP_MARKER = b"\0\0\0\0"
@@ -50,6 +52,7 @@ class Endpoint:
             family=family,
             reuse_port=False,
         )
+        mark_socket(self.transport.get_extra_info("socket"))
 
     def received(self, data: bytes, src: Address) -> None:
         if not self.natt:

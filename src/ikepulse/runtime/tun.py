@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
+import socket
 import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,17 @@ def netlink(operation: Callable[[IPRoute], T]) -> T:
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+SO_MARK = 36
+BYPASS_MARK = 0x1CE4
+"""Marks the daemon's own IKE/ESP sockets so their packets skip the transport-mode table."""
+TRANSPORT_TABLE = 220
+RULE_PRIORITY = 1000
+FIB_RULE_INVERT = 2
+
+
+def mark_socket(sock) -> None:
+    """Let this socket's packets bypass the transport-mode routes into the TUN device."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, BYPASS_MARK)
 
 
 class Tun:
@@ -49,6 +61,8 @@ class Tun:
             os.close(self.fd)
             raise
         self.routes: set[str] = set()
+        self.hosts: set[str] = set()
+        self._rules: set[int] = set()
 
     def route(
         self, network: ipaddress.IPv4Network | ipaddress.IPv6Network, source: str | None = None
@@ -65,5 +79,51 @@ class Tun:
         netlink(lambda ipr: ipr.route("replace", **kwargs))
         self.routes.add(key)
 
+    def host_route(self, host: str, source: str) -> None:
+        """Transport mode: send traffic for the peer's own address into the device, except
+        the daemon's marked IKE/ESP packets (``ip rule not fwmark ... table 220``)."""
+        if host in self.hosts:
+            return
+        address = ipaddress.ip_address(host)
+        family = 10 if address.version == 6 else 2
+        if family not in self._rules:
+            netlink(
+                lambda ipr: ipr.rule(
+                    "add",
+                    table=TRANSPORT_TABLE,
+                    priority=RULE_PRIORITY,
+                    fwmark=BYPASS_MARK,
+                    fwmask=0xFFFFFFFF,
+                    flags=FIB_RULE_INVERT,
+                    family=family,
+                )
+            )
+            self._rules.add(family)
+        netlink(
+            lambda ipr: ipr.route(
+                "replace",
+                dst=f"{host}/{address.max_prefixlen}",
+                oif=self.index,
+                table=TRANSPORT_TABLE,
+                family=family,
+                prefsrc=source,
+            )
+        )
+        self.hosts.add(host)
+
     def close(self) -> None:
+        """Remove the device (and with it its routes) and the transport-mode rules."""
+        for family in self._rules:
+            netlink(
+                lambda ipr, f=family: ipr.rule(
+                    "del",
+                    table=TRANSPORT_TABLE,
+                    priority=RULE_PRIORITY,
+                    fwmark=BYPASS_MARK,
+                    fwmask=0xFFFFFFFF,
+                    flags=FIB_RULE_INVERT,
+                    family=f,
+                )
+            )
+        self._rules.clear()
         os.close(self.fd)
