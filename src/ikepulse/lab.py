@@ -310,6 +310,8 @@ class Lab:
         )
         for ns, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
             ns.run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6={int(not ipv6)}")
+            if ipv6:  # no duplicate address detection: link-local usable at once for ND
+                ns.run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.accept_dad=0")
             ns.run("ip", "addr", "add", addr, "dev", ifname)
             ns.run("ip", "link", "set", ifname, "up")
 
