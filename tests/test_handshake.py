@@ -84,7 +84,7 @@ def test_esp_suites(esp):
 def test_no_datagrams_or_timers_left_after_setup():
     a, b, sa, _ = establish()
     assert a.manager.get_timer() is None and b.manager.get_timer() is None
-    assert a.manager.datagrams_to_send() == [] and b.manager.datagrams_to_send() == []
+    assert a.manager.datagrams_to_send(0) == [] and b.manager.datagrams_to_send(0) == []
     assert sum(a.manager.counters.values()) == 0 and sum(b.manager.counters.values()) == 0
     # IKE_SA_INIT + IKE_AUTH: two requests, two responses.
     assert len(a.sent) == 2 and len(b.sent) == 2

@@ -132,10 +132,10 @@ def test_lost_response_is_retransmitted_and_answered_from_the_cache():
 def test_duplicated_request_is_not_processed_twice():
     a, b, sa, clock = start()
     for _ in range(2):  # IKE_SA_INIT request, then IKE_AUTH request
-        (request,) = a.manager.datagrams_to_send()
+        (request,) = a.manager.datagrams_to_send(clock.now)
         for _ in range(2):
             b.manager.receive_datagram(request.data, request.src, request.dst, clock.now)
-        for reply in b.manager.datagrams_to_send():
+        for reply in b.manager.datagrams_to_send(clock.now):
             a.manager.receive_datagram(reply.data, reply.src, reply.dst, clock.now)
     a.drain_events(), b.drain_events()
     assert sa.state is IkeState.ESTABLISHED
@@ -177,7 +177,7 @@ def test_retransmissions_exhausted_fail_the_sa_with_a_reason():
 
 def test_unknown_critical_payload_is_refused():
     a, b, sa, clock = start()
-    (request,) = a.manager.datagrams_to_send()
+    (request,) = a.manager.datagrams_to_send(clock.now)
     msg = decode_message(request.data)
     tampered = encode_message(
         msg.__class__(
@@ -190,7 +190,7 @@ def test_unknown_critical_payload_is_refused():
         )
     )
     b.manager.receive_datagram(tampered, request.src, request.dst, clock.now)
-    (reply,) = b.manager.datagrams_to_send()
+    (reply,) = b.manager.datagrams_to_send(clock.now)
     assert decode_message(reply.data).payloads == (
         NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([200])),
     )
@@ -198,7 +198,7 @@ def test_unknown_critical_payload_is_refused():
 
 def test_unknown_non_critical_payload_is_ignored():
     a, b, sa, clock = start()
-    (request,) = a.manager.datagrams_to_send()
+    (request,) = a.manager.datagrams_to_send(clock.now)
     msg = decode_message(request.data)
     extended = encode_message(
         msg.__class__(
@@ -211,7 +211,7 @@ def test_unknown_non_critical_payload_is_ignored():
         )
     )
     b.manager.receive_datagram(extended, request.src, request.dst, clock.now)
-    (reply,) = b.manager.datagrams_to_send()
+    (reply,) = b.manager.datagrams_to_send(clock.now)
     assert PayloadType.SA in [p.TYPE for p in decode_message(reply.data).payloads]
 
 
@@ -268,4 +268,4 @@ def test_forged_informational_with_unknown_spi_is_dropped():
     forged[8:16] = b"\x99" * 8
     b.manager.receive_datagram(bytes(forged), LEFT, RIGHT, clock.now)
     assert b.manager.counters["dropped_unknown_spi"] == 1
-    assert b.manager.datagrams_to_send() == []
+    assert b.manager.datagrams_to_send(clock.now) == []

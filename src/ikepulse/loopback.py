@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
 from ikepulse.core.config import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
+from ikepulse.core.liveness import LivenessPolicy
 from ikepulse.core.sa_manager import Datagram, SaManager
 from ikepulse.wire.payloads import TrafficSelector
 
 LEFT = ("198.51.100.1", 500)
 RIGHT = ("198.51.100.2", 500)
 PSK = b"0123456789abcdef"
+QUIET = LivenessPolicy(dpd_delay=0, nat_keepalive=0)
 LEFT_NET, RIGHT_NET = "203.0.113.0/26", "203.0.113.64/26"
 
 
@@ -35,8 +37,10 @@ def connection(
     esp: str = "aes256gcm16",
     psk: bytes = PSK,
     retransmit: RetransmitPolicy | None = None,
+    liveness: LivenessPolicy = QUIET,
     **extra,
 ) -> ConnectionConfig:
+    """A connection with one child ``lan``; liveness checks are off unless asked for."""
     child = ChildConfig(
         "lan",
         local_ts=(TrafficSelector.from_network(local_net),),
@@ -51,6 +55,7 @@ def connection(
         proposals=tuple(parse_ike_proposal(p) for p in ike.split(",")),
         children=(child,),
         retransmit=retransmit or RetransmitPolicy(),
+        liveness=liveness,
         **extra,
     )
 
@@ -61,6 +66,10 @@ class Peer:
     address: tuple[str, int]
     events: list = field(default_factory=list)
     sent: list[Datagram] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
+    public: str | None = None
+    """Behind a NAT: the address the other peer sees (ports are kept)."""
+    keepalives_received: int = 0
 
     def drain_events(self) -> list:
         while (event := self.manager.next_event()) is not None:
@@ -88,10 +97,16 @@ def transfer(src: Peer, dst: Peer, clock: Clock, drop: Filter | None = None) -> 
     moved = 0
     for datagram in src.manager.datagrams_to_send(clock.now):
         src.sent.append(datagram)
+        src.sent_at.append(clock.now)
         moved += 1
         if drop is not None and drop(datagram):
             continue
-        dst.manager.receive_datagram(datagram.data, datagram.src, datagram.dst, clock.now)
+        if datagram.keepalive:
+            dst.keepalives_received += 1
+            continue
+        source = (src.public, datagram.src[1]) if src.public else datagram.src
+        target = (dst.address[0], datagram.dst[1]) if dst.public else datagram.dst
+        dst.manager.receive_datagram(datagram.data, source, target, clock.now)
     return moved
 
 
@@ -113,5 +128,7 @@ def run_until_idle(
         clock.now = max(clock.now, min(timers))
         a.manager.handle_timer(clock.now)
         b.manager.handle_timer(clock.now)
+    else:
+        raise RuntimeError(f"peers still busy after {max_steps} steps (a timer that never ends?)")
     a.drain_events()
     b.drain_events()

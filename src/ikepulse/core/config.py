@@ -11,6 +11,7 @@ from cryptography import x509
 from ..config.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, Proposal
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
+from .liveness import LivenessPolicy
 
 
 class Mode(Enum):
@@ -114,6 +115,7 @@ class ConnectionConfig:
     retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
     force_encap: bool = False
     start_action: StartAction = StartAction.NONE
+    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
 
     def child(self, name: str) -> ChildConfig:
         for child in self.children:

@@ -132,6 +132,34 @@ class ChildSaDeleted:
     """True when the peer asked for the delete."""
 
 
+@dataclass(frozen=True, slots=True)
+class PeerDead:
+    """The peer showed no sign of life within the detection budget (RFC 7296 §2.4)."""
+
+    connection: str
+    """Name of the connection."""
+    spi_i: bytes
+    """Initiator's IKE SPI of the dead IKE SA."""
+    reason: str
+    """Why we believe the peer is gone."""
+    detected_after: float
+    """Seconds from the last sign of life to the verdict."""
+    action: str
+    """The configured dpd_action: clear, hold or restart."""
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelRestored:
+    """A connection whose peer died is established again (dpd_action = restart)."""
+
+    connection: str
+    """Name of the connection."""
+    downtime: float
+    """Seconds from the verdict to the new IKE SA."""
+    attempts: int
+    """Initiation attempts it took."""
+
+
 Event = (
     IkeSaEstablished
     | IkeSaFailed
@@ -139,4 +167,6 @@ Event = (
     | ChildSaInstalled
     | ChildSaFailed
     | ChildSaDeleted
+    | PeerDead
+    | TunnelRestored
 )

@@ -22,6 +22,7 @@ from ..wire.message import (
     open_encrypted,
 )
 from ..wire.payloads import EncryptedPayload, Payload
+from . import liveness
 from .child_sa import ChildSa
 from .config import ConnectionConfig, Identity, RetransmitPolicy
 from .errors import Dropped
@@ -32,6 +33,17 @@ from .events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    PeerDead,
+)
+from .liveness import (
+    Liveness,
+    LivenessPolicy,
+    RttEstimator,
+    dead_at,
+    keepalive_due,
+    probe_at,
+    probe_due,
+    probe_waits,
 )
 from .negotiate import Suite
 from .state import FINAL, TRANSITIONS, IkeState
@@ -70,7 +82,12 @@ class IkeSa:
         self.created_at = now
         self.established_at: float | None = None
         self.last_inbound = now
-        self.srtt: float | None = None
+        self.last_outbound = now
+        self.rtt = RttEstimator()
+        self.liveness = Liveness.ALIVE
+        self.probes_sent = 0
+        self.probes_unanswered = 0
+        self.detected_after: float | None = None
         self.suite: Suite | None = None
         self.prf: Prf | None = None
         self.keys: IkeKeys | None = None
@@ -177,7 +194,7 @@ class IkeSa:
             raise Dropped("malformed", f"decrypted payloads: {exc}") from exc
 
     def send(self, packet: bytes) -> None:
-        self.manager.queue_datagram(packet, self.local, self.remote)
+        self.manager.queue_datagram(packet, self.local, self.remote, self)
 
     def responder_tasks(self, inbound: Inbound) -> list[Task]:
         return classify_request(self, inbound)
@@ -187,14 +204,80 @@ class IkeSa:
 
         Behind a NAT the peer's address or port may change; follow it (§2.23).
         """
-        self.last_inbound = now
+        self.sign_of_life(now)
         if self.nat_local or self.nat_remote or self.state is IkeState.CONNECTING:
             self.local, self.remote = dst, src
 
     def observe_rtt(self, rtt: float, retransmits: int) -> None:
-        """Smoothed RTT of exchanges answered without retransmission (Karn's rule)."""
+        """Round trips of exchanges answered without retransmission (Karn's rule)."""
         if retransmits == 0:
-            self.srtt = rtt if self.srtt is None else 0.875 * self.srtt + 0.125 * rtt
+            self.rtt.observe(rtt)
+
+    # --- liveness (§2.4, DESIGN.md §4) ------------------------------------------------------
+
+    @property
+    def policy(self) -> LivenessPolicy:
+        return (self.connection or self.candidates[0]).liveness
+
+    def sign_of_life(self, now: float) -> None:
+        """An authenticated IKE message or an inbound ESP packet: the peer is alive."""
+        self.last_inbound = max(self.last_inbound, now)
+        self.probes_unanswered = 0
+        if self.liveness is Liveness.PROBING:
+            self.liveness = Liveness.ALIVE
+
+    def esp_activity(self, last_inbound: float | None, last_outbound: float | None) -> None:
+        """Per-CHILD SA traffic times from the data plane (traffic is proof of life)."""
+        if last_inbound is not None and last_inbound > self.last_inbound:
+            self.sign_of_life(last_inbound)
+        if last_outbound is not None:
+            self.last_outbound = max(self.last_outbound, last_outbound)
+
+    def _liveness_timer(self) -> float | None:
+        if self.state is not IkeState.ESTABLISHED:
+            return None
+        policy = self.policy
+        times = [dead_at(self.last_inbound, policy)]
+        if self.liveness is Liveness.ALIVE:
+            times.append(probe_at(self.last_inbound, policy))
+        if self.nat_local and policy.nat_keepalive > 0:
+            times.append(self.last_outbound + policy.nat_keepalive)
+        return min((t for t in times if t is not None), default=None)
+
+    def _check_liveness(self, now: float) -> None:
+        policy = self.policy
+        deadline = dead_at(self.last_inbound, policy)
+        if deadline is not None and now >= deadline:
+            self.peer_dead(f"no sign of life for {now - self.last_inbound:.1f}s", now)
+            return
+        if self.liveness is Liveness.ALIVE and probe_due(now, self.last_inbound, policy):
+            self.check_liveness(now, budget=deadline - now)
+        if keepalive_due(now, self.last_outbound, self.nat_local, policy.nat_keepalive):
+            self.manager.queue_keepalive(self)
+            self.last_outbound = now
+
+    def peer_dead(self, reason: str, now: float) -> None:
+        """The detection budget ran out (or the peer evidently lost its state)."""
+        if self.finished:
+            return
+        self.liveness = Liveness.DEAD
+        self.detected_after = now - self.last_inbound
+        self.tasks.queue.clear()
+        self.tasks.active = None
+        self._drop_children(by_peer=False)
+        self.state_to(IkeState.FAILED)
+        action = self.policy.dpd_action
+        self.emit(PeerDead(self.name, self.spi_i, reason, self.detected_after, action.value))
+        self.manager.on_peer_dead(self, now)
+
+    def no_response(self, reason: str, now: float) -> None:
+        """Retransmissions exhausted: setup fails; an established peer is dead."""
+        if self.state is IkeState.ESTABLISHED:
+            self.peer_dead(reason, now)
+        elif self.state is IkeState.DELETING:
+            self.deleted(by_peer=False)
+        else:
+            self.fail(reason, None, now)
 
     def float_to_natt_port(self) -> None:
         """§2.23: once a NAT is detected (or encapsulation forced) move IKE to port 4500."""
@@ -213,6 +296,7 @@ class IkeSa:
     def established(self, now: float) -> None:
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
+        self.manager.on_established(self, now)
         self.emit(
             IkeSaEstablished(
                 self.name,
@@ -260,12 +344,20 @@ class IkeSa:
         for child in list(self.children):
             self.remove_child(child, by_peer)
 
-    def fail(self, reason: str, notify) -> None:
+    def fail(self, reason: str, notify, now: float) -> None:
         if self.finished:
             return
         self._drop_children(by_peer=False)
         self.state_to(IkeState.FAILED)
         self.emit(IkeSaFailed(self.name, self.spi_i, reason, notify))
+        self.manager.on_failed(self, now)
+
+    def replaced(self, now: float) -> None:
+        """A newer IKE SA with the same peer took over (unique = replace): the peer has
+        evidently lost this one, so drop it at once without asking."""
+        self.tasks.queue.clear()
+        self.tasks.active = None
+        self.deleted(by_peer=False)
 
     def deleted(self, by_peer: bool) -> None:
         if self.finished:
@@ -309,15 +401,29 @@ class IkeSa:
             ExchangeType.INFORMATIONAL, [ChildDelete(self, True, (child.spi_in,))], now
         )
 
-    def check_liveness(self, now: float) -> None:
-        """Queue an empty INFORMATIONAL request (§2.4) unless one is already under way."""
+    def check_liveness(self, now: float, budget: float | None = None) -> None:
+        """Send an empty INFORMATIONAL request (§2.4), its retransmissions spread inside
+        ``budget`` (default: dpd_timeout) from the measured RTT."""
         from .tasks.informational import Informational
 
-        if self.state is IkeState.ESTABLISHED and not self.tasks.busy:
-            self.tasks.queue_exchange(ExchangeType.INFORMATIONAL, [Informational(self, True)], now)
+        if self.state is not IkeState.ESTABLISHED or self.liveness is Liveness.PROBING:
+            return
+        self.liveness = Liveness.PROBING
+        self.probes_sent += 1
+        self.probes_unanswered += 1
+        budget = self.policy.dpd_timeout if budget is None else budget
+        waits = probe_waits(self.rtt.rto, max(budget, liveness.MIN_RTO))
+        self.tasks.queue_exchange(
+            ExchangeType.INFORMATIONAL, [Informational(self, True)], now, waits=waits
+        )
 
     def get_timer(self) -> float | None:
-        return None if self.finished else self.tasks.deadline
+        if self.finished:
+            return None
+        times = [t for t in (self.tasks.deadline, self._liveness_timer()) if t is not None]
+        return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
         self.tasks.on_timer(now)
+        if self.state is IkeState.ESTABLISHED:
+            self._check_liveness(now)

@@ -19,8 +19,9 @@ from ..wire.message import FLAG_RESPONSE, Message, decode_message, encode_messag
 from ..wire.payloads import NoncePayload, NotifyPayload
 from .config import ConnectionConfig
 from .errors import Dropped
-from .events import Address, Event
+from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
+from .liveness import DpdAction, restart_delay
 from .state import IkeState
 
 NATT_PORT = 4500
@@ -32,11 +33,25 @@ class Rng(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Datagram:
-    """One UDP datagram to send (IKE message without the non-ESP marker)."""
+    """One UDP datagram to send: an IKE message without the non-ESP marker, or with
+    ``keepalive`` a NAT-T keepalive (RFC 3948 §2.3) that goes out exactly as ``data``."""
 
     data: bytes
     src: Address
     dst: Address
+    keepalive: bool = False
+
+
+@dataclass(slots=True)
+class _Restart:
+    """A connection whose peer died, to be re-established (dpd_action = restart)."""
+
+    local: Address
+    remote: Address
+    since: float
+    attempt: int = 0
+    at: float | None = None
+    """When the next attempt starts; None while one is under way."""
 
 
 class SaManager:
@@ -58,19 +73,29 @@ class SaManager:
         self.sas: dict[bytes, IkeSa] = {}
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
         self._esp_spis: set[bytes] = set()
-        self._outbox: list[Datagram] = []
+        self._outbox: list[tuple[Datagram, IkeSa | None]] = []
+        self._restarts: dict[str, _Restart] = {}
         self._events: deque[Event] = deque()
         self._cookie_secret = rng.randbytes(32)
         self._cookie_prf = prf_for(PrfId.HMAC_SHA2_256)
 
     # --- outputs -----------------------------------------------------------------------------
 
-    def queue_datagram(self, data: bytes, src: Address, dst: Address) -> None:
-        self._outbox.append(Datagram(data, src, dst))
+    def queue_datagram(
+        self, data: bytes, src: Address, dst: Address, sa: IkeSa | None = None
+    ) -> None:
+        self._outbox.append((Datagram(data, src, dst), sa))
 
-    def datagrams_to_send(self, now: float | None = None) -> list[Datagram]:
+    def queue_keepalive(self, sa: IkeSa) -> None:
+        self.counters["natt_keepalives_sent"] += 1
+        self._outbox.append((Datagram(b"\xff", sa.local, sa.remote, keepalive=True), sa))
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
         out, self._outbox = self._outbox, []
-        return out
+        for _, sa in out:
+            if sa is not None:
+                sa.last_outbound = max(sa.last_outbound, now)
+        return [datagram for datagram, _ in out]
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
@@ -80,6 +105,7 @@ class SaManager:
 
     def get_timer(self) -> float | None:
         deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
+        deadlines += [r.at for r in self._restarts.values() if r.at is not None]
         return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
@@ -87,7 +113,64 @@ class SaManager:
             deadline = sa.get_timer()
             if deadline is not None and deadline <= now:
                 sa.handle_timer(now)
+        for name, restart in list(self._restarts.items()):
+            if restart.at is not None and restart.at <= now:
+                self._restart(name, restart, now)
         self._reap()
+
+    def esp_activity(
+        self, spi_in: bytes, last_inbound: float | None, last_outbound: float | None
+    ) -> None:
+        """The data plane's per-CHILD SA traffic times, fed in before ``handle_timer``."""
+        for sa in self.sas.values():
+            if any(child.spi_in == spi_in for child in sa.children):
+                sa.esp_activity(last_inbound, last_outbound)
+                return
+
+    # --- recovery (dpd_action, unique = replace) --------------------------------------------
+
+    def on_peer_dead(self, sa: IkeSa, now: float) -> None:
+        if sa.policy.dpd_action is not DpdAction.RESTART or sa.connection is None:
+            return
+        if sa.initiator or sa.connection.remote_addrs:
+            remote = sa.remote if sa.initiator else (sa.remote[0], sa.connection.remote_port)
+            local = (sa.local[0], sa.connection.local_port)
+            self._restarts[sa.name] = _Restart(local, remote, since=now, at=now)
+
+    def on_failed(self, sa: IkeSa, now: float) -> None:
+        restart = self._restarts.get(sa.name)
+        if restart is not None and restart.at is None:
+            restart.attempt += 1
+            fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
+            restart.at = now + restart_delay(restart.attempt, sa.policy, fraction)
+
+    def on_established(self, sa: IkeSa, now: float) -> None:
+        """A new IKE SA replaces older ones for the same connection and peer identity."""
+        restart = self._restarts.pop(sa.name, None)
+        if restart is not None:
+            self.emit(TunnelRestored(sa.name, now - restart.since, restart.attempt + 1))
+        for other in list(self.sas.values()):
+            if (
+                other is not sa
+                and not other.finished
+                and other.name == sa.name
+                and other.remote_identity == sa.remote_identity
+                and other.state is IkeState.ESTABLISHED
+            ):
+                other.replaced(now)
+
+    def _restart(self, name: str, restart: _Restart, now: float) -> None:
+        restart.at = None
+        if self.find(name):  # never two IKE SAs for one connection
+            self._restarts.pop(name, None)
+            return
+        self.initiate(name, restart.local, restart.remote, now)
+
+    def cancel_restart(self, name: str) -> None:
+        self._restarts.pop(name, None)
+
+    def restarting(self, name: str) -> _Restart | None:
+        return self._restarts.get(name)
 
     # --- SPIs ------------------------------------------------------------------------------
 

@@ -46,14 +46,20 @@ class _Active:
     message_id: int
     packet: bytes
     sent_at: float
+    waits: list[float] | None = None
+    """Explicit retransmission waits (liveness probes); None uses the retransmit policy."""
     retransmits: int = 0
     deadline: float = 0.0
+
+    @property
+    def tries(self) -> int | None:
+        return None if self.waits is None else len(self.waits) - 1
 
 
 class TaskManager:
     def __init__(self, sa: IkeSa) -> None:
         self.sa = sa
-        self.queue: deque[tuple[ExchangeType, list[Task]]] = deque()
+        self.queue: deque[tuple[ExchangeType, list[Task], list[float] | None]] = deque()
         self.active: _Active | None = None
         self.next_request_id = 0
         self.expected_request_id = 0
@@ -62,8 +68,14 @@ class TaskManager:
 
     # --- initiating ------------------------------------------------------------------------
 
-    def queue_exchange(self, exchange: ExchangeType, tasks: list[Task], now: float) -> None:
-        self.queue.append((exchange, tasks))
+    def queue_exchange(
+        self,
+        exchange: ExchangeType,
+        tasks: list[Task],
+        now: float,
+        waits: list[float] | None = None,
+    ) -> None:
+        self.queue.append((exchange, tasks, waits))
         self.initiate(now)
 
     @property
@@ -81,10 +93,12 @@ class TaskManager:
             )
         ):
             return
-        exchange, tasks = self.queue.popleft()
-        self._send_request(exchange, tasks, now)
+        exchange, tasks, waits = self.queue.popleft()
+        self._send_request(exchange, tasks, now, waits)
 
-    def _send_request(self, exchange: ExchangeType, tasks: list[Task], now: float) -> None:
+    def _send_request(
+        self, exchange: ExchangeType, tasks: list[Task], now: float, waits=None
+    ) -> None:
         payloads: list[Payload] = []
         for task in tasks:
             task.build(payloads)
@@ -93,11 +107,13 @@ class TaskManager:
             "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads)
         )
         packet = self.sa.encode(exchange, mid, response=False, payloads=payloads)
-        self.active = _Active(exchange, tasks, mid, packet, now)
-        self.active.deadline = now + self._wait(0)
+        self.active = _Active(exchange, tasks, mid, packet, now, waits)
+        self.active.deadline = now + self._wait(self.active, 0)
         self.sa.send(packet)
 
-    def _wait(self, attempt: int) -> float:
+    def _wait(self, active: _Active, attempt: int) -> float:
+        if active.waits is not None:
+            return active.waits[attempt]
         policy = self.sa.retransmit
         wait = policy.timeout * policy.base**attempt
         if policy.jitter:
@@ -113,17 +129,18 @@ class TaskManager:
         active = self.active
         if active is None or now < active.deadline:
             return
-        if active.retransmits >= self.sa.retransmit.tries:
+        tries = self.sa.retransmit.tries if active.tries is None else active.tries
+        if active.retransmits >= tries:
             waited = now - active.sent_at
             self.active = None
-            self.sa.fail(
+            self.sa.no_response(
                 f"no response to {active.exchange.name} after {active.retransmits} "
                 f"retransmits ({waited:.1f}s)",
-                None,
+                now,
             )
             return
         active.retransmits += 1
-        active.deadline = now + self._wait(active.retransmits)
+        active.deadline = now + self._wait(active, active.retransmits)
         self.sa.manager.counters["retransmits_sent"] += 1
         self.sa.send(active.packet)
 
@@ -181,7 +198,7 @@ class TaskManager:
             pending = [t for t in active.tasks if t.process(inbound) is Status.NEED_MORE]
         except IkeError as exc:
             self.active = None
-            self.sa.fail(exc.reason, exc.notify)
+            self.sa.fail(exc.reason, exc.notify, now)
             return
         self.sa.observe_rtt(now - active.sent_at, active.retransmits)
         self.active = None
@@ -237,7 +254,7 @@ class TaskManager:
             zero_spi=msg.exchange == ExchangeType.IKE_SA_INIT,
         )
         if setup:
-            self.sa.fail(reason, notify)
+            self.sa.fail(reason, notify, now)
 
 
 def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:

@@ -1,0 +1,234 @@
+"""Liveness engine with a fake clock (RFC 7296 §2.4, RFC 3948 §2.3, DESIGN.md §4).
+
+left (probing)                        right
+... idle for dpd_delay ...
+INFORMATIONAL HDR, SK {} -->  (lost: right is blackholed)
+... retransmissions spread inside dpd_timeout ...
+verdict: PeerDead no later than dpd_delay + dpd_timeout after the last sign of life
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ikepulse.core.config import RetransmitPolicy
+from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, PeerDead, TunnelRestored
+from ikepulse.core.liveness import (
+    DpdAction,
+    Liveness,
+    LivenessPolicy,
+    RttEstimator,
+    keepalive_due,
+    probe_due,
+    probe_waits,
+    restart_delay,
+)
+from ikepulse.core.state import IkeState
+from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.wire.enums import ExchangeType
+from ikepulse.wire.message import decode_message
+
+
+def established(
+    policy: LivenessPolicy,
+    right_policy: LivenessPolicy | None = None,
+    seed=1,
+    left_public: str | None = None,
+    **left_kw,
+):
+    a, b = make_peers(
+        {"liveness": policy, **left_kw}, {"liveness": right_policy or policy}, seed=seed
+    )
+    a.public = left_public
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert sa.state is IkeState.ESTABLISHED
+    return a, b, sa, clock
+
+
+def informational_requests(peer) -> int:
+    return sum(
+        1
+        for d in peer.sent
+        if not d.keepalive
+        and decode_message(d.data).exchange == ExchangeType.INFORMATIONAL
+        and not decode_message(d.data).is_response
+    )
+
+
+def test_pure_functions():
+    policy = LivenessPolicy(dpd_delay=2, dpd_timeout=3)
+    assert not probe_due(101.9, 100, policy) and probe_due(102, 100, policy)
+    assert not probe_due(1e9, 0, LivenessPolicy(dpd_delay=0))
+    assert keepalive_due(120, 100, True, 20) and not keepalive_due(120, 100, False, 20)
+    assert not keepalive_due(119, 100, True, 20) and not keepalive_due(500, 100, True, 0)
+    waits = probe_waits(0.2, 3.0)
+    assert sum(waits) == pytest.approx(3.0) and len(waits) == 15 and min(waits) >= 0.2
+    assert probe_waits(5.0, 3.0) == [3.0]
+    assert len(probe_waits(0.001, 10.0)) == 16
+    rtt = RttEstimator()
+    assert rtt.rto == 1.0
+    rtt.observe(0.010)
+    assert rtt.rto == 0.2  # floor
+    for _ in range(20):
+        rtt.observe(0.5)
+    assert 0.5 <= rtt.rto < 1.0
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_detection_within_budget_over_random_schedules(seed):
+    rng = random.Random(seed)
+    policy = LivenessPolicy(
+        dpd_delay=rng.uniform(0.5, 30), dpd_timeout=rng.uniform(0.5, 20), dpd_action=DpdAction.CLEAR
+    )
+    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0), seed=seed)
+    # Some live time with random ESP traffic, then the peer goes silent.
+    (child,) = sa.children
+    for _ in range(rng.randrange(0, 20)):
+        target = clock.now + rng.uniform(0, policy.dpd_delay * 1.5)
+        run_until_idle(a, b, clock, until=target)
+        clock.now = target
+        if rng.random() < 0.5:
+            a.manager.esp_activity(child.spi_in, clock.now, clock.now)
+    assert sa.state is IkeState.ESTABLISHED
+    last_life = sa.last_inbound
+    run_until_idle(a, b, clock, drop=lambda d: d.src == RIGHT or d.src[0] == RIGHT[0])
+    (dead,) = a.of(PeerDead)
+    assert dead.detected_after <= policy.dpd_delay + policy.dpd_timeout + 1e-9
+    assert clock.now - last_life == pytest.approx(dead.detected_after)
+    assert dead.detected_after >= policy.dpd_delay
+    assert sa.liveness is Liveness.DEAD and sa.children == []
+
+
+def test_no_probes_while_esp_traffic_flows():
+    policy = LivenessPolicy(dpd_delay=2, dpd_timeout=3)
+    a, b, sa, clock = established(policy)
+    (child,) = sa.children
+    (peer,) = b.manager.sas.values()
+    (peer_child,) = peer.children
+    start = clock.now
+    while clock.now < start + 300:  # five minutes of traffic, one packet a second each way
+        clock.now += 1
+        a.manager.esp_activity(child.spi_in, clock.now, clock.now)
+        b.manager.esp_activity(peer_child.spi_in, clock.now, clock.now)
+        run_until_idle(a, b, clock, until=clock.now)
+    assert informational_requests(a) == 0 and informational_requests(b) == 0
+    assert sa.probes_sent == 0 and sa.state is IkeState.ESTABLISHED
+
+
+def test_idle_tunnel_is_probed_every_dpd_delay():
+    policy = LivenessPolicy(dpd_delay=10, dpd_timeout=5)
+    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0))
+    run_until_idle(a, b, clock, until=clock.now + 60.5)
+    assert sa.probes_sent == 6 and informational_requests(a) == 6
+    assert sa.state is IkeState.ESTABLISHED and sa.liveness is Liveness.ALIVE
+
+
+def test_10000_minutes_at_20_percent_loss_declares_no_live_peer_dead():
+    policy = LivenessPolicy(dpd_delay=30, dpd_timeout=10, dpd_action=DpdAction.CLEAR)
+    a, b, sa, clock = established(policy)
+    loss = random.Random(42)
+    run_until_idle(
+        a,
+        b,
+        clock,
+        drop=lambda d: loss.random() < 0.2,
+        until=clock.now + 10_000 * 60,
+        max_steps=10_000_000,
+    )
+    assert a.of(PeerDead) == [] and b.of(PeerDead) == []
+    assert sa.state is IkeState.ESTABLISHED
+    assert sa.probes_sent > 5_000  # the path really was probed all along
+
+
+def test_restart_backs_off_exponentially_with_jitter_and_never_duplicates():
+    policy = LivenessPolicy(
+        dpd_delay=2,
+        dpd_timeout=3,
+        dpd_action=DpdAction.RESTART,
+        restart_base=1,
+        restart_cap=16,
+        restart_jitter=0.25,
+    )
+    quick = RetransmitPolicy(timeout=1.0, base=1.0, tries=0)
+    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0), retransmit=quick)
+    gone = clock.now
+    run_until_idle(a, b, clock, drop=lambda d: True, until=gone + 200)
+    (dead,) = a.of(PeerDead)
+    times = attempt_times(a)
+    assert times[0] == pytest.approx(gone + dead.detected_after)  # the first restart is at once
+    assert len(times) >= 8
+    gaps = [
+        t2 - t1 - 1.0 for t1, t2 in zip(times, times[1:], strict=False)
+    ]  # minus the 1 s attempt
+    for n, gap in enumerate(gaps, start=1):
+        nominal = min(16, 2 ** (n - 1))
+        assert 0.75 * nominal - 1e-9 <= gap <= nominal + 1e-9
+    assert len(a.manager.sas) <= 1  # one attempt at a time, never two IKE SAs
+
+
+def attempt_times(peer) -> list[float]:
+    """When each new IKE SA was initiated (first IKE_SA_INIT of each initiator SPI)."""
+    seen, times = set(), []
+    for at, datagram in zip(peer.sent_at, peer.sent, strict=True):
+        msg = decode_message(datagram.data)
+        if msg.exchange == ExchangeType.IKE_SA_INIT and msg.spi_i not in seen:
+            seen.add(msg.spi_i)
+            times.append(at)
+    return times[1:]  # the first one set up the original IKE SA
+
+
+def test_restart_restores_the_tunnel_when_the_peer_returns():
+    policy = LivenessPolicy(dpd_delay=2, dpd_timeout=3, dpd_action=DpdAction.RESTART)
+    quick = RetransmitPolicy(timeout=1.0, base=1.0, tries=0)
+    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0), retransmit=quick)
+    outage_end = clock.now + 30
+    run_until_idle(a, b, clock, drop=lambda d: clock.now < outage_end, until=outage_end + 60)
+    (restored,) = a.of(TunnelRestored)
+    assert restored.attempts >= 2
+    live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(live) == 1 and len(live[0].children) == 1
+    peer_live = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(peer_live) == 1  # the responder replaced the old IKE SA (unique = replace)
+    assert len(b.of(ChildSaInstalled)) == 2
+
+
+def test_nat_keepalives_only_behind_nat_and_when_outbound_idle():
+    policy = LivenessPolicy(dpd_delay=0, nat_keepalive=20)
+    a, b, sa, clock = established(policy, left_public="192.0.2.99")
+    (peer,) = b.manager.sas.values()
+    assert sa.nat_local and not sa.nat_remote and peer.nat_remote and not peer.nat_local
+    run_until_idle(a, b, clock, until=clock.now + 100.5)
+    assert b.keepalives_received == 5 and a.keepalives_received == 0
+    (child,) = sa.children
+    before = b.keepalives_received
+    for _ in range(100):  # outbound ESP every second: no keepalive needed
+        clock.now += 1
+        a.manager.esp_activity(child.spi_in, None, clock.now)
+        run_until_idle(a, b, clock, until=clock.now)
+    assert b.keepalives_received == before
+
+
+def test_new_ike_sa_from_the_same_identity_replaces_the_old_one():
+    policy = LivenessPolicy(dpd_delay=0)
+    a, b, sa, clock = established(policy)
+    # The right peer reboots and initiates afresh: the left drops the stale SA at once.
+    from ikepulse.core.sa_manager import SaManager
+
+    b.manager = SaManager(b.manager.connections, random.Random(99))
+    b.manager.initiate("site", RIGHT, LEFT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(live) == 1 and live[0] is not sa
+    assert sa.state is IkeState.DELETED
+    assert len(a.of(IkeSaEstablished)) == 2
+
+
+def test_restart_delay_schedule():
+    policy = LivenessPolicy(restart_base=1, restart_cap=60, restart_jitter=0.5)
+    assert restart_delay(0, policy, 0.9) == 0
+    assert [restart_delay(n, policy, 0) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert restart_delay(3, policy, 0.5) == 3.0
