@@ -370,6 +370,23 @@ class Lab:
         nat.run("nft", "-f", str(rules))
         return self
 
+    def blackhole(self, ns: Namespace) -> None:
+        """Drop every IKE and ESP-in-UDP packet entering or leaving ``ns`` (a dead peer)."""
+        rules = self.workdir / f"blackhole-{ns.name}.nft"
+        rules.write_text(
+            "table inet blackhole {\n"
+            "  chain input {\n"
+            "    type filter hook input priority 0;\n"
+            "    udp dport { 500, 4500 } drop\n"
+            "  }\n"
+            "  chain output {\n"
+            "    type filter hook output priority 0;\n"
+            "    udp sport { 500, 4500 } drop\n"
+            "  }\n"
+            "}\n"
+        )
+        ns.run("nft", "-f", str(rules))
+
     def charon(self, ns: Namespace, name: str = "charon") -> Charon:
         charon = Charon(ns, self.workdir / f"{name}-{ns.name}")
         self.processes.append(charon)

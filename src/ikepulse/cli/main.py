@@ -112,9 +112,8 @@ def status(socket_path: str, as_json: bool) -> None:
     """List IKE SAs and their CHILD SAs."""
     response = _call(socket_path, {"command": "status"})
     if as_json:
-        click.echo(
-            json.dumps({"ike_sas": response["ike_sas"], "counters": response["counters"]}, indent=2)
-        )
+        fields = ("ike_sas", "connections", "counters")
+        click.echo(json.dumps({key: response[key] for key in fields}, indent=2))
     else:
         click.echo(format_status(response["ike_sas"]))
 

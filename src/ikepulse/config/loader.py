@@ -20,6 +20,7 @@ from ..core.config import (
     RetransmitPolicy,
     StartAction,
 )
+from ..core.liveness import DpdAction, LivenessPolicy
 from ..wire.payloads import TrafficSelector
 from .proposals import (
     DEFAULT_ESP_PROPOSALS,
@@ -196,6 +197,12 @@ def _connection(
         ),
         force_encap=section.encap,
         start_action=StartAction(section.start_action),
+        liveness=LivenessPolicy(
+            dpd_delay=section.dpd_delay,
+            dpd_timeout=section.dpd_timeout,
+            dpd_action=DpdAction(section.dpd_action),
+            nat_keepalive=section.nat_keepalive,
+        ),
     )
 
 

@@ -107,6 +107,10 @@ class ConnectionSection(Strict):
     retransmit_base: float = Field(1.8, ge=1.0)
     retransmit_tries: int = Field(5, ge=0, le=20)
     retransmit_jitter: float = Field(0.0, ge=0, le=100)
+    dpd_delay: Duration = 30.0
+    dpd_timeout: Duration = 15.0
+    dpd_action: Literal["clear", "hold", "restart"] = "restart"
+    nat_keepalive: Duration = 20.0
     children: dict[str, ChildSection] = {}
 
     @field_validator("version")

@@ -19,6 +19,8 @@ from ..core.events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    PeerDead,
+    TunnelRestored,
 )
 from ..core.sa_manager import SaManager
 from .control import ControlServer
@@ -46,6 +48,8 @@ class Daemon:
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.control = ControlServer(settings.daemon.control_socket, self)
         self.dataplane = DataPlane(self._send_udp, self.now, self._on_trap)
+        self.last_death: dict[str, PeerDead] = {}
+        self.restored: dict[str, TunnelRestored] = {}
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -124,6 +128,8 @@ class Daemon:
 
     def _on_timer(self) -> None:
         self._timer = None
+        for policy in self.dataplane.spd.policies:  # traffic is proof of life
+            self.manager.esp_activity(policy.inbound.spi, policy.last_inbound, policy.last_outbound)
         self.manager.handle_timer(self.now())
         self.pump()
 
@@ -133,8 +139,10 @@ class Daemon:
             endpoint = self.endpoints.get(datagram.src)
             if endpoint is None:
                 log.warning("no socket bound to %s[%d]", *datagram.src)
-                continue
-            endpoint.send_ike(datagram.data, datagram.dst)
+            elif datagram.keepalive:
+                endpoint.send_raw(datagram.data, datagram.dst)
+            else:
+                endpoint.send_ike(datagram.data, datagram.dst)
         while (event := self.manager.next_event()) is not None:
             self._on_event(event)
         deadline = self.manager.get_timer()
@@ -181,6 +189,30 @@ class Daemon:
             )
         elif isinstance(event, ChildSaDeleted):
             log.info("CHILD SA %s{%s} deleted", event.connection, event.child)
+        elif isinstance(event, PeerDead):
+            log.warning(
+                "peer of %s[%s] is dead: %s; detected %.2fs after its last sign of "
+                "life; dpd_action = %s",
+                event.connection,
+                event.spi_i.hex(),
+                event.reason,
+                event.detected_after,
+                event.action,
+            )
+            self.last_death[event.connection] = event
+            self.restored.pop(event.connection, None)
+            if event.action == "hold":
+                connection = self.manager.connection(event.connection)
+                for child in connection.children:
+                    self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
+        elif isinstance(event, TunnelRestored):
+            log.info(
+                "tunnel %s restored after %.2fs (%d attempt(s))",
+                event.connection,
+                event.downtime,
+                event.attempts,
+            )
+            self.restored[event.connection] = event
         self._wake(event)
 
     # --- control commands ----------------------------------------------------------------
@@ -229,6 +261,7 @@ class Daemon:
 
     async def down(self, name: str, timeout: float) -> dict:
         self.manager.connection(name)
+        self.manager.cancel_restart(name)
         sas = self.manager.find(name)
         if not sas:
             return {"ok": True, "message": f"{name} is not up"}
@@ -250,5 +283,38 @@ class Daemon:
                 ike_sa_status(sa, to_wall, lambda spi: self.dataplane.status(spi, to_wall))
                 for sa in self.manager.sas.values()
             ],
+            "connections": [
+                self._connection_status(c.name, to_wall) for c in self.settings.connections
+            ],
             "counters": dict(self.manager.counters + self.counters + self.dataplane.counters),
+        }
+
+    def _connection_status(self, name: str, to_wall: float) -> dict:
+        """Per connection: is it up, dead or restarting, and how the last death went."""
+        restart = self.manager.restarting(name)
+        up = self.manager.find(name)
+        death, restored = self.last_death.get(name), self.restored.get(name)
+        if restart is not None:
+            liveness = "restarting"
+        elif up:
+            liveness = up[0].liveness.value
+        else:
+            liveness = "dead" if death and not restored else "down"
+        return {
+            "name": name,
+            "liveness": liveness,
+            "restart_attempts": restart.attempt if restart else 0,
+            "last_death": None
+            if death is None
+            else {
+                "reason": death.reason,
+                "detected_after": round(death.detected_after, 3),
+                "action": death.action,
+            },
+            "last_restore": None
+            if restored is None
+            else {
+                "downtime": round(restored.downtime, 3),
+                "attempts": restored.attempts,
+            },
         }

@@ -31,6 +31,14 @@ def ike_sa_status(
         "established": None if sa.established_at is None else sa.established_at + to_wall,
         "nat_local": sa.nat_local,
         "nat_remote": sa.nat_remote,
+        "liveness": {
+            "state": sa.liveness.value,
+            "last_inbound": sa.last_inbound + to_wall,
+            "srtt": sa.rtt.srtt,
+            "rto": sa.rtt.rto,
+            "probes_sent": sa.probes_sent,
+            "probes_unanswered": sa.probes_unanswered,
+        },
         "children": [
             {
                 "name": child.name,

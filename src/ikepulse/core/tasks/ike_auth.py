@@ -5,8 +5,8 @@ from __future__ import annotations
 import hmac
 
 from ...crypto.auth import psk_auth, signed_octets
-from ...wire.enums import AuthMethod, ExchangeType
-from ...wire.payloads import AuthPayload, IdiPayload, IdrPayload, Payload
+from ...wire.enums import AuthMethod, ExchangeType, NotifyType
+from ...wire.payloads import AuthPayload, IdiPayload, IdrPayload, NotifyPayload, Payload
 from ..config import ConnectionConfig, Identity
 from ..errors import AuthenticationFailed
 from ..task import Inbound, Status, Task
@@ -36,6 +36,12 @@ class IkeAuth(Task):
             connection.local_id.id_type, connection.local_id.data
         )
         out.append(own_id)
+        if self.initiator and not any(
+            other is not sa and other.name == sa.name and not other.finished
+            for other in sa.manager.sas.values()
+        ):
+            # §2.4: we hold no other IKE SA with this peer, so it should drop any it has.
+            out.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
         if self.initiator and connection.remote_id is not None:
             out.append(IdrPayload(connection.remote_id.id_type, connection.remote_id.data))
         auth = self._auth_data(connection, own_id.body, ours=True)
