@@ -232,3 +232,59 @@ def test_restart_delay_schedule():
     assert restart_delay(0, policy, 0.9) == 0
     assert [restart_delay(n, policy, 0) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert restart_delay(3, policy, 0.5) == 3.0
+
+
+def test_quick_crash_detection_after_the_peer_restarts():
+    #   left                                  right (restarted: SA state lost, secret kept)
+    #   INFORMATIONAL HDR, SK {} (probe) -->
+    #          <-- HDR, N(INVALID_IKE_SPI), N(QUICK_CRASH_DETECTION, token)  (unprotected)
+    #   verdict at once, not after dpd_timeout
+    from ikepulse.core.sa_manager import SaManager
+
+    policy = LivenessPolicy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
+    secret = b"s" * 32
+    a, b = make_peers({"liveness": policy}, {"liveness": LivenessPolicy(dpd_delay=0)})
+    a.manager.qcd_secret = b"a" * 32
+    b.manager.qcd_secret = secret
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert sa.peer_qcd_token is not None
+    b.manager = SaManager(b.manager.connections, random.Random(5), qcd_secret=secret)
+    run_until_idle(a, b, clock, until=clock.now + 60)
+    (dead,) = a.of(PeerDead)
+    assert "QCD" in dead.reason
+    assert dead.detected_after == pytest.approx(10, abs=0.01)  # the first probe's answer
+
+
+def test_forged_crash_report_without_the_token_is_ignored():
+    from ikepulse.core.sa_manager import SaManager
+
+    policy = LivenessPolicy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
+    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0))
+    b.manager = SaManager(b.manager.connections, random.Random(5))  # another secret
+    run_until_idle(a, b, clock, until=clock.now + 60)
+    (dead,) = a.of(PeerDead)
+    assert "QCD" not in dead.reason
+    assert dead.detected_after == pytest.approx(30, abs=0.01)  # the full budget
+    assert a.manager.counters["dropped_unauthenticated"] >= 1
+
+
+def test_invalid_spi_report_makes_the_peer_recover_at_once():
+    #   right lost its CHILD SA; ESP from left arrives with an SPI right does not know:
+    #          <-- INFORMATIONAL HDR, SK {N(INVALID_SPI, spi)}
+    #   left drops the IKE SA and (dpd_action = restart) establishes a new one at once
+    policy = LivenessPolicy(dpd_delay=30, dpd_timeout=10, dpd_action=DpdAction.RESTART)
+    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0))
+    (peer,) = b.manager.sas.values()
+    (lost,) = peer.children
+    peer.remove_child(lost, by_peer=False)
+    b.manager.esp_unknown_spi(lost.spi_in, LEFT[0], clock.now)
+    b.manager.esp_unknown_spi(lost.spi_in, LEFT[0], clock.now)  # rate-limited
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert b.manager.counters["invalid_spi_reports_sent"] == 1
+    (dead,) = a.of(PeerDead)
+    assert "INVALID_SPI" in dead.reason and dead.detected_after < 0.01
+    assert len(a.of(TunnelRestored)) == 1
+    live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(live) == 1 and len(live[0].children) == 1

@@ -109,3 +109,35 @@ def test_nat_keepalives_keep_the_mapping_alive(nat_lab, keepalive, survives):
     assert (result.returncode == 0) == survives
     counters = json.loads(daemon.cli("status", "--json").stdout)["counters"]
     assert (counters.get("natt_keepalives_sent", 0) >= 5) == survives
+
+
+def test_quick_crash_detection_between_two_ikepulse_daemons(lab):
+    # The right daemon is killed and started again (same state_dir, so the same QCD
+    # secret): its answer to the left's first probe proves the crash at once, long before
+    # the 20 s budget would have run out.
+    right = lab.ikepulse(lab.right, "ikepulse-right")
+    right_conf = ikepulse_conf(
+        local_addr=lab.right_addr,
+        remote_addr=lab.left_addr,
+        local_id="right.example",
+        remote_id="left.example",
+        local_ts="203.0.113.64/26",
+        remote_ts="203.0.113.0/26",
+        extra='dpd_delay = "0s"\n',
+    )
+    right.start(right_conf)
+    left = lab.ikepulse(lab.left)
+    left.start(
+        ikepulse_conf(
+            local_addr=lab.left_addr,
+            remote_addr=lab.right_addr,
+            extra='dpd_delay = "2s"\ndpd_timeout = "20s"\ndpd_action = "clear"\n',
+        )
+    )
+    left.cli("up", "lab")
+    right.stop(signal.SIGKILL)
+    right.start(right_conf)
+    started = time.monotonic()
+    death = wait_for(lambda: connection_status(left)["last_death"], 10, "the verdict")
+    assert "QCD" in death["reason"]
+    assert death["detected_after"] < 3.0 and time.monotonic() - started < 3.5

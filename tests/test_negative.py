@@ -262,10 +262,21 @@ def test_liveness_check_is_answered():
     assert [exchange_of(d) for d in b.sent[-1:]] == [(ExchangeType.INFORMATIONAL, True)]
 
 
-def test_forged_informational_with_unknown_spi_is_dropped():
+def test_request_for_unknown_spi_is_dropped_and_answered_with_invalid_ike_spi():
     a, b, sa, clock = established()
     forged = bytearray(a.sent[-1].data)
     forged[8:16] = b"\x99" * 8
     b.manager.receive_datagram(bytes(forged), LEFT, RIGHT, clock.now)
     assert b.manager.counters["dropped_unknown_spi"] == 1
-    assert b.manager.datagrams_to_send(clock.now) == []
+    (reply,) = b.manager.datagrams_to_send(clock.now)
+    msg = decode_message(reply.data)
+    assert msg.is_response and msg.encrypted is None  # unprotected, RFC 7296 §2.21.4
+    assert [p.type for p in msg.payloads] == [
+        NotifyType.INVALID_IKE_SPI,
+        NotifyType.QUICK_CRASH_DETECTION,
+    ]
+    assert len(b.manager.sas) == 1  # nothing else changed
+    for _ in range(20):  # and it is rate-limited
+        b.manager.receive_datagram(bytes(forged), LEFT, RIGHT, clock.now)
+    assert len(b.manager.datagrams_to_send(clock.now)) == 9
+    assert b.manager.counters["crash_reports_rate_limited"] == 11

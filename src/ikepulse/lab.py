@@ -208,7 +208,9 @@ class Ikepulse:
 
     def start(self, config: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(f'[daemon]\ncontrol_socket = "{self.socket}"\n{config}')
+        self.config.write_text(
+            f'[daemon]\ncontrol_socket = "{self.socket}"\nstate_dir = "{self.workdir}"\n{config}'
+        )
         Path(self.socket).unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(SRC))
         self.proc = self.ns.popen(
@@ -417,6 +419,7 @@ def swanctl_conf(
     esp_proposals: str = "aes256gcm16",
     secret: str = PSK,
     extra: str = "",
+    child_extra: str = "",
 ) -> str:
     """A swanctl.conf with one connection ``lab`` and one child ``lan`` (one key per line)."""
     return f"""connections {{
@@ -441,6 +444,7 @@ def swanctl_conf(
         remote_ts = {remote_ts}
         esp_proposals = {esp_proposals}
         mode = tunnel
+        {child_extra}
       }}
     }}
   }}

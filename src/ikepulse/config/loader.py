@@ -43,6 +43,8 @@ class DaemonSettings:
     natt_port: int
     listen: tuple[str, ...]
     log_level: str
+    state_dir: str = "/var/lib/ikepulse"
+    """Where state that must survive a restart lives (the QCD secret, RFC 6290)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,12 @@ def parse_config(text: str, path: str = "<string>") -> Settings:
         or ("0.0.0.0",)
     )
     settings = DaemonSettings(
-        daemon.control_socket, daemon.ike_port, daemon.natt_port, listen, daemon.log_level
+        daemon.control_socket,
+        daemon.ike_port,
+        daemon.natt_port,
+        listen,
+        daemon.log_level,
+        daemon.state_dir,
     )
     return Settings(settings, tuple(connections), path)
 

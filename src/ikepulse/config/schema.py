@@ -59,6 +59,7 @@ class Strict(BaseModel):
 
 class DaemonSection(Strict):
     control_socket: str = "/run/ikepulse/control.sock"
+    state_dir: str = "/var/lib/ikepulse"
     ike_port: int = Field(500, ge=1, le=65535)
     natt_port: int = Field(4500, ge=1, le=65535)
     listen: list[str] = []

@@ -12,7 +12,7 @@ from ..crypto.keys import IkeKeys, derive_ike_keys, skeyseed
 from ..crypto.prf import Prf, prf_for
 from ..crypto.sk import SkCrypter
 from ..wire.buffer import DecodeError
-from ..wire.enums import ExchangeType
+from ..wire.enums import ExchangeType, NotifyType
 from ..wire.message import (
     FLAG_INITIATOR,
     FLAG_RESPONSE,
@@ -21,7 +21,7 @@ from ..wire.message import (
     encode_message,
     open_encrypted,
 )
-from ..wire.payloads import EncryptedPayload, Payload
+from ..wire.payloads import EncryptedPayload, NotifyPayload, Payload
 from . import liveness
 from .child_sa import ChildSa
 from .config import ConnectionConfig, Identity, RetransmitPolicy
@@ -46,6 +46,7 @@ from .liveness import (
     probe_waits,
 )
 from .negotiate import Suite
+from .qcd import token_matches
 from .state import FINAL, TRANSITIONS, IkeState
 from .task import Inbound, Task
 from .task_manager import TaskManager, classify_request
@@ -88,6 +89,7 @@ class IkeSa:
         self.probes_sent = 0
         self.probes_unanswered = 0
         self.detected_after: float | None = None
+        self.peer_qcd_token: bytes | None = None
         self.suite: Suite | None = None
         self.prf: Prf | None = None
         self.keys: IkeKeys | None = None
@@ -270,6 +272,26 @@ class IkeSa:
         self.emit(PeerDead(self.name, self.spi_i, reason, self.detected_after, action.value))
         self.manager.on_peer_dead(self, now)
 
+    def crash_report(self, msg: Message, now: float) -> None:
+        """An unprotected INVALID_IKE_SPI for this SA: believed only with the peer's QCD
+        token (RFC 6290), otherwise dropped and counted (anyone can forge it)."""
+        token = next(
+            (
+                p.data
+                for p in msg.payloads
+                if isinstance(p, NotifyPayload) and p.type == NotifyType.QUICK_CRASH_DETECTION
+            ),
+            b"",
+        )
+        reported = any(
+            isinstance(p, NotifyPayload) and p.type == NotifyType.INVALID_IKE_SPI
+            for p in msg.payloads
+        )
+        if not reported or not token_matches(self.peer_qcd_token, token):
+            raise Dropped("unauthenticated", "unprotected message without a valid QCD token")
+        self.manager.counters["qcd_crashes_detected"] += 1
+        self.peer_dead("the peer restarted and lost the IKE SA (QCD token)", now)
+
     def no_response(self, reason: str, now: float) -> None:
         """Retransmissions exhausted: setup fails; an established peer is dead."""
         if self.state is IkeState.ESTABLISHED:
@@ -415,6 +437,14 @@ class IkeSa:
         waits = probe_waits(self.rtt.rto, max(budget, liveness.MIN_RTO))
         self.tasks.queue_exchange(
             ExchangeType.INFORMATIONAL, [Informational(self, True)], now, waits=waits
+        )
+
+    def report_invalid_spi(self, spi: bytes, now: float) -> None:
+        """§2.21.4: ESP arrived for an SPI we do not know; ask the peer to fix it."""
+        from .tasks.informational import InvalidSpiReport
+
+        self.tasks.queue_exchange(
+            ExchangeType.INFORMATIONAL, [InvalidSpiReport(self, True, spi)], now
         )
 
     def get_timer(self) -> float | None:

@@ -15,16 +15,25 @@ from typing import Protocol
 from ..crypto.prf import prf_for
 from ..wire.buffer import DecodeError
 from ..wire.enums import ExchangeType, NotifyType, PrfId
-from ..wire.message import FLAG_RESPONSE, Message, decode_message, encode_message
+from ..wire.message import (
+    FLAG_INITIATOR,
+    FLAG_RESPONSE,
+    Message,
+    decode_message,
+    encode_message,
+)
 from ..wire.payloads import NoncePayload, NotifyPayload
 from .config import ConnectionConfig
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
 from .liveness import DpdAction, restart_delay
+from .qcd import qcd_token
 from .state import IkeState
 
 NATT_PORT = 4500
+CRASH_REPORTS_PER_SECOND = 10
+SPI_REPORT_INTERVAL = 5.0
 
 
 class Rng(Protocol):
@@ -64,7 +73,10 @@ class SaManager:
         *,
         cookie_threshold: int = 10,
         natt_port: int = NATT_PORT,
+        qcd_secret: bytes | None = None,
     ) -> None:
+        """``qcd_secret`` should survive restarts (RFC 6290); without one, a fresh one is
+        drawn and crash reports after a restart are not believed by peers."""
         self.connections = tuple(connections)
         self.rng = rng
         self.natt_port = natt_port
@@ -77,6 +89,9 @@ class SaManager:
         self._restarts: dict[str, _Restart] = {}
         self._events: deque[Event] = deque()
         self._cookie_secret = rng.randbytes(32)
+        self.qcd_secret = qcd_secret or rng.randbytes(32)
+        self._crash_reports: deque[float] = deque(maxlen=CRASH_REPORTS_PER_SECOND)
+        self._spi_reports: dict[bytes, float] = {}
         self._cookie_prf = prf_for(PrfId.HMAC_SHA2_256)
 
     # --- outputs -----------------------------------------------------------------------------
@@ -239,6 +254,8 @@ class SaManager:
             local_spi = msg.spi_r if msg.is_initiator else msg.spi_i
             sa = self.sas.get(local_spi)
             if sa is None or sa.finished:
+                if not msg.is_response:
+                    self._report_crash(msg, src, dst, now)
                 raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")
             if msg.is_initiator == sa.initiator:
                 raise Dropped("malformed", "initiator flag does not fit the SA's role")
@@ -286,6 +303,47 @@ class SaManager:
             for c in self.connections
             if accepts(c.remote_addrs, remote) and accepts(c.local_addrs, local)
         )
+
+    # --- fast recovery (RFC 6290, RFC 7296 §2.21.4) ----------------------------------------
+
+    def _report_crash(self, msg: Message, src: Address, dst: Address, now: float) -> None:
+        """Answer a request for an IKE SA we do not know (we restarted) with INVALID_IKE_SPI
+        and our QCD token, so the peer can believe it without waiting for its DPD budget."""
+        if len(self._crash_reports) == self._crash_reports.maxlen and (
+            now - self._crash_reports[0] < 1.0
+        ):
+            self.counters["crash_reports_rate_limited"] += 1
+            return
+        self._crash_reports.append(now)
+        self.counters["crash_reports_sent"] += 1
+        token = qcd_token(self.qcd_secret, msg.spi_i, msg.spi_r)
+        flags = FLAG_RESPONSE | (0 if msg.is_initiator else FLAG_INITIATOR)
+        reply = Message(
+            msg.spi_i,
+            msg.spi_r,
+            msg.exchange,
+            flags,
+            msg.message_id,
+            (
+                NotifyPayload(NotifyType.INVALID_IKE_SPI),
+                NotifyPayload(NotifyType.QUICK_CRASH_DETECTION, token),
+            ),
+        )
+        self.queue_datagram(encode_message(reply), dst, src)
+
+    def esp_unknown_spi(self, spi: bytes, peer: str, now: float) -> None:
+        """The data plane got ESP with an unknown SPI from ``peer``: tell it (INVALID_SPI,
+        protected by our IKE SA with it), at most once per SPI_REPORT_INTERVAL."""
+        if now - self._spi_reports.get(spi, -SPI_REPORT_INTERVAL) < SPI_REPORT_INTERVAL:
+            return
+        for sa in self.sas.values():
+            if sa.remote[0] == peer and sa.state is IkeState.ESTABLISHED:
+                self._spi_reports[spi] = now
+                if len(self._spi_reports) > 1024:
+                    self._spi_reports.clear()
+                self.counters["invalid_spi_reports_sent"] += 1
+                sa.report_invalid_spi(spi, now)
+                return
 
     # --- cookies (§2.6) ---------------------------------------------------------------------
 

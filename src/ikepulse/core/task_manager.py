@@ -148,6 +148,9 @@ class TaskManager:
 
     def receive(self, raw: bytes, msg, src, dst, now: float) -> None:
         """Entry point for a decoded message addressed to this SA (already SPI-matched)."""
+        if msg.is_response and msg.encrypted is None and msg.exchange != ExchangeType.IKE_SA_INIT:
+            self.sa.crash_report(msg, now)
+            return
         if msg.is_response:
             if self.active is None or msg.message_id != self.active.message_id:
                 raise Dropped("unexpected_response", f"response {msg.message_id} not awaited")

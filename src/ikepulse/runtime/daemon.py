@@ -8,6 +8,7 @@ import secrets
 import signal
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.config import StartAction
@@ -32,6 +33,32 @@ if TYPE_CHECKING:
     from ..config.loader import Settings
 
 log = logging.getLogger("ikepulse.daemon")
+
+
+def load_qcd_secret(state_dir: Path) -> bytes | None:
+    """The Quick Crash Detection secret (RFC 6290), created once and kept across restarts
+    so that our INVALID_IKE_SPI answers after a crash carry tokens the peer can check."""
+    path = state_dir / "qcd.secret"
+    try:
+        secret = path.read_bytes()
+        if len(secret) == 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot read %s (%s): crash reports will not be believed", path, exc)
+        return None
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_bytes(32)
+        path.touch(mode=0o600)
+        path.write_bytes(secret)
+        return secret
+    except OSError as exc:
+        log.warning("cannot write %s (%s): crash reports will not be believed", path, exc)
+        return None
+
+
 SHUTDOWN_GRACE = 3.0
 
 
@@ -39,7 +66,10 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.manager = SaManager(
-            settings.connections, secrets.SystemRandom(), natt_port=settings.daemon.natt_port
+            settings.connections,
+            secrets.SystemRandom(),
+            natt_port=settings.daemon.natt_port,
+            qcd_secret=load_qcd_secret(Path(settings.daemon.state_dir)),
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
@@ -47,7 +77,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.control = ControlServer(settings.daemon.control_socket, self)
-        self.dataplane = DataPlane(self._send_udp, self.now, self._on_trap)
+        self.dataplane = DataPlane(self._send_udp, self.now, self._on_trap, self._on_unknown_spi)
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
 
@@ -114,6 +144,10 @@ class Daemon:
 
     def on_ike(self, data: bytes, src: Address, dst: Address) -> None:
         self.manager.receive_datagram(data, src, dst, self.now())
+        self.pump()
+
+    def _on_unknown_spi(self, spi: bytes, peer: str) -> None:
+        self.manager.esp_unknown_spi(spi, peer, self.now())
         self.pump()
 
     def _on_trap(self, name: str) -> None:

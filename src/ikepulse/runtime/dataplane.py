@@ -66,6 +66,7 @@ class DataPlane:
         send_udp: Callable[[Address, bytes, Address], None],
         now: Callable[[], float],
         on_trap: Callable[[str], None],
+        on_unknown_spi: Callable[[bytes, str], None],
     ) -> None:
         self.spd = Spd()
         self.counters: Counter[str] = Counter()
@@ -75,6 +76,7 @@ class DataPlane:
         self.raw: dict[int, socket.socket] = {}
         self.traps: list[Trap] = []
         self.on_trap = on_trap
+        self.on_unknown_spi = on_unknown_spi
         self._rng = secrets.SystemRandom()
 
     def start(self) -> None:
@@ -226,22 +228,23 @@ class DataPlane:
     # --- inbound -------------------------------------------------------------------------
 
     def on_udp_esp(self, data: bytes, src: Address, dst: Address) -> None:
-        self._inbound(data)
+        self._inbound(data, src[0])
 
     def _on_raw(self, raw: socket.socket, family: int) -> None:
         for _ in range(READ_BATCH):
             try:
-                data = raw.recv(65535)
+                data, (peer, *_) = raw.recvfrom(65535)
             except BlockingIOError:
                 return
             if family == socket.AF_INET:  # IPv4 raw sockets deliver the IP header too
                 data = data[(data[0] & 0x0F) * 4 :]
-            self._inbound(data)
+            self._inbound(data, peer)
 
-    def _inbound(self, data: bytes) -> None:
+    def _inbound(self, data: bytes, peer: str) -> None:
         policy = self.spd.by_spi.get(data[:4])
         if policy is None:
             self.counters["unknown_spi_drops"] += 1
+            self.on_unknown_spi(data[:4], peer)
             return
         counters = policy.counters
         try:

@@ -9,6 +9,7 @@ from ...wire.enums import AuthMethod, ExchangeType, NotifyType
 from ...wire.payloads import AuthPayload, IdiPayload, IdrPayload, NotifyPayload, Payload
 from ..config import ConnectionConfig, Identity
 from ..errors import AuthenticationFailed
+from ..qcd import qcd_token
 from ..task import Inbound, Status, Task
 
 
@@ -46,6 +47,8 @@ class IkeAuth(Task):
             out.append(IdrPayload(connection.remote_id.id_type, connection.remote_id.data))
         auth = self._auth_data(connection, own_id.body, ours=True)
         out.append(AuthPayload(AuthMethod.SHARED_KEY_MIC, auth))
+        token = qcd_token(sa.manager.qcd_secret, sa.spi_i, sa.spi_r)
+        out.append(NotifyPayload(NotifyType.QUICK_CRASH_DETECTION, token))
         sa.local_identity = connection.local_id
 
     def _verify(self, connection: ConnectionConfig, peer_id, auth: AuthPayload | None) -> None:
@@ -70,6 +73,7 @@ class IkeAuth(Task):
             if wanted is not None and _identity(peer_id) != wanted:
                 raise AuthenticationFailed(f"peer is {_identity(peer_id)}, expected {wanted}")
             self._verify(self.sa.connection, peer_id, msg.first(AuthPayload))
+            self._remember_token(msg)
             return Status.DONE
         peer_id, my_id = msg.first(IdiPayload), msg.first(IdrPayload)
         if peer_id is None:
@@ -77,6 +81,7 @@ class IkeAuth(Task):
         connection = self._select(_identity(peer_id), my_id and _identity(my_id))
         self._verify(connection, peer_id, msg.first(AuthPayload))
         self.sa.select_connection(connection)
+        self._remember_token(msg)
         return Status.DONE
 
     def _select(self, peer: Identity, me: Identity | None) -> ConnectionConfig:
@@ -88,6 +93,11 @@ class IkeAuth(Task):
                 continue
             return connection
         raise AuthenticationFailed(f"no connection for peer identity {peer}")
+
+    def _remember_token(self, msg: Inbound) -> None:
+        notify = msg.notify(NotifyType.QUICK_CRASH_DETECTION)
+        if notify is not None and 16 <= len(notify.data) <= 128:
+            self.sa.peer_qcd_token = notify.data
 
     def finish(self, now: float) -> None:
         self.sa.established(now)

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
-from ...wire.enums import ExchangeType, ProtocolId
-from ...wire.payloads import DeletePayload, Payload
+from ...wire.enums import ExchangeType, NotifyType, ProtocolId
+from ...wire.payloads import DeletePayload, NotifyPayload, Payload
 from ..task import Inbound, Status, Task
 
 
 class Informational(Task):
-    """An empty INFORMATIONAL: the liveness check of §2.4, answered with an empty response."""
+    """An INFORMATIONAL without deletes: the liveness check of §2.4 (answered empty), or
+    an INVALID_SPI report (§2.21.4) about one of our outbound SAs."""
 
     exchange = ExchangeType.INFORMATIONAL
+
+    def __init__(self, sa, initiator: bool) -> None:
+        super().__init__(sa, initiator)
+        self.lost: list = []
+
+    def process(self, msg: Inbound) -> Status:
+        if not self.initiator:
+            reported = {
+                n.data[:4] or n.spi
+                for n in msg.all(NotifyPayload)
+                if n.type == NotifyType.INVALID_SPI
+            }
+            self.lost = [c for c in self.sa.children if c.spi_out in reported]
+        return Status.DONE
+
+    def finish(self, now: float) -> None:
+        if self.lost:  # the peer lost a CHILD SA: recover now instead of waiting for DPD
+            spis = ", ".join(c.spi_out.hex() for c in self.lost)
+            self.sa.peer_dead(f"the peer lost CHILD SA state (INVALID_SPI {spis})", now)
+
+
+class InvalidSpiReport(Task):
+    """Tell the peer that ESP arrived with an SPI we do not know (§2.21.4, §3.10.1)."""
+
+    exchange = ExchangeType.INFORMATIONAL
+
+    def __init__(self, sa, initiator: bool, spi: bytes) -> None:
+        super().__init__(sa, initiator)
+        self.spi = spi
+
+    def build(self, out: list[Payload]) -> None:
+        out.append(NotifyPayload(NotifyType.INVALID_SPI, self.spi, ProtocolId.ESP))
 
 
 class IkeDelete(Task):

@@ -1,0 +1,25 @@
+"""Quick Crash Detection (RFC 6290): a token that proves an unprotected INVALID_IKE_SPI.
+
+Each side hands its peer, inside the protected IKE_AUTH exchange, a token derived from a
+secret that survives restarts and from the IKE SPIs. After a crash the node has lost its
+keys but can still compute the token, so its INVALID_IKE_SPI answer is believable at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from ..crypto.prf import prf_for
+from ..wire.enums import PrfId
+
+TOKEN_SIZE = 32
+_PRF = prf_for(PrfId.HMAC_SHA2_256)
+
+
+def qcd_token(secret: bytes, spi_i: bytes, spi_r: bytes) -> bytes:
+    """RFC 6290 §4.1: a keyed hash of the two SPIs."""
+    return _PRF(secret, spi_i + spi_r)[:TOKEN_SIZE]
+
+
+def token_matches(expected: bytes | None, received: bytes) -> bool:
+    return expected is not None and hmac.compare_digest(expected, received)
