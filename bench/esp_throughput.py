@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from ikepulse.lab import LEFT_NET, RIGHT_NET, Lab, ikepulse_conf, lab_unavailable, swanctl_conf
+from ikepulse.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf
+from results_file import write_results
 
 ESP = "aes256gcm16"
 IKE = "aes256gcm16-prfsha256-x25519"
@@ -50,12 +50,9 @@ def left_charon(lab: Lab):
     charon = lab.charon(lab.left, "charon-left")
     charon.start(
         swanctl_conf(
+            side="left",
             local_addr=lab.left_addr,
             remote_addr=lab.right_addr,
-            local_id="left.example",
-            remote_id="right.example",
-            local_ts=LEFT_NET,
-            remote_ts=RIGHT_NET,
             proposals=IKE,
             esp_proposals=ESP,
         )
@@ -77,12 +74,9 @@ def right_ikepulse(lab: Lab):
     daemon = lab.ikepulse(lab.right, "ikepulse-right")
     daemon.start(
         ikepulse_conf(
+            side="right",
             local_addr=lab.right_addr,
             remote_addr=lab.left_addr,
-            local_id="right.example",
-            remote_id="left.example",
-            local_ts=RIGHT_NET,
-            remote_ts=LEFT_NET,
             proposals=IKE,
             esp_proposals=ESP,
         )
@@ -130,18 +124,9 @@ def main() -> None:
     ours, theirs = results.get("ikepulse<->ikepulse"), results.get("strongswan<->strongswan")
     ratio = round(ours / theirs, 2) if ours and theirs else None
     print(f"ratio ikepulse<->ikepulse / strongswan<->strongswan: {ratio} (target >= 1.5)")
-    out = Path(__file__).resolve().parent / "results" / "esp_throughput.json"
-    out.parent.mkdir(exist_ok=True)
-    meta = {
-        "seconds": args.seconds,
-        "esp": ESP,
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    out.write_text(
-        json.dumps({"meta": meta, "mbit_per_s": results, "ratio": ratio}, indent=2) + "\n"
+    write_results(
+        "esp_throughput", {"seconds": args.seconds, "esp": ESP}, mbit_per_s=results, ratio=ratio
     )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,11 @@ Prints one line per suite and writes bench/results/handshake_core.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import random
 import time
-from pathlib import Path
 
 from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from results_file import write_results
 
 SUITES = {
     "psk x25519 (aes256gcm16-prfsha256-x25519)": "aes256gcm16-prfsha256-x25519",
@@ -45,15 +43,7 @@ def main() -> None:
         results[ike] = {"handshakes_per_second": round(rate, 1), "handshakes": count}
         print(f"{label:45s} {rate:8.1f} handshakes/s  ({count} in {args.seconds:.0f}s)")
     print("(both peers run in this one process: each handshake costs two sides' crypto)")
-    out = Path(__file__).resolve().parent / "results" / "handshake_core.json"
-    out.parent.mkdir(exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-    print(f"wrote {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    write_results("handshake_core", {"seconds": args.seconds}, results=results)
 
 
 if __name__ == "__main__":

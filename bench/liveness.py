@@ -25,14 +25,13 @@ from datetime import datetime
 from pathlib import Path
 
 from ikepulse.lab import (
-    LEFT_NET,
-    RIGHT_NET,
     Lab,
     ikepulse_conf,
     lab_unavailable,
     swanctl_conf,
     wait_for,
 )
+from results_file import write_results
 
 GIVE_UP = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) .*giving up after \d+ retransmits")
 
@@ -59,12 +58,9 @@ def left_charon(lab: Lab, dpd_delay: float, tuned: bool):
     )
     charon.start(
         swanctl_conf(
+            side="left",
             local_addr=lab.left_addr,
             remote_addr=lab.right_addr,
-            local_id="left.example",
-            remote_id="right.example",
-            local_ts=LEFT_NET,
-            remote_ts=RIGHT_NET,
             extra=f"dpd_delay = {dpd_delay:g}s",
             child_extra="dpd_action = restart",
         ),
@@ -167,20 +163,19 @@ def main() -> None:
         f"strongSwan / ikepulse: detection {ratios['detection_s']}x, "
         f"restore {ratios['restore_s']}x (dpd_delay = {args.dpd_delay:g}s)"
     )
-    out = Path(__file__).resolve().parent / "results" / "liveness.json"
-    out.parent.mkdir(exist_ok=True)
-    meta = {
-        "dpd_delay": args.dpd_delay,
-        "ikepulse_dpd_timeout": 3.0,
-        "strongswan_retransmit": "tuned 0.5s x 1.5^n, 3 tries"
-        if args.tuned_strongswan
-        else "default 4s x 1.8^n, 5 tries",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    out.write_text(
-        json.dumps({"meta": meta, "results": results, "ratios": ratios}, indent=2) + "\n"
+    retransmit = (
+        "tuned 0.5s x 1.5^n, 3 tries" if args.tuned_strongswan else "default 4s x 1.8^n, 5 tries"
     )
-    print(f"wrote {out}")
+    write_results(
+        "liveness",
+        {
+            "dpd_delay": args.dpd_delay,
+            "ikepulse_dpd_timeout": 3.0,
+            "strongswan_retransmit": retransmit,
+        },
+        results=results,
+        ratios=ratios,
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from ikepulse.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
+from ikepulse.lab import LEFT_NET, RIGHT_NET, Sniffer, ikepulse_conf, swanctl_conf, wait_for
 from test_interop import start
 
 pytestmark = pytest.mark.lab
@@ -102,35 +102,6 @@ def test_tcp_transfer_arrives_intact_both_ways(lab):
     transfer(lab.right_site, lab.left_site, "203.0.113.2")
 
 
-SNIFF = """
-import socket, sys, time
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-sock.bind((sys.argv[1], 0))
-sock.settimeout(0.2)
-deadline = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < deadline:
-    try:
-        frame = sock.recv(65535)
-    except TimeoutError:
-        continue
-    print(frame[14:].hex(), flush=True)
-"""
-
-
-def sniff(ns, ifname: str, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns.name, sys.executable, "-c", SNIFF, ifname, str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(0.3)
-    return proc
-
-
-def ip_packets(proc: subprocess.Popen) -> list[bytes]:
-    return [bytes.fromhex(line) for line in proc.communicate(timeout=30)[0].split()]
-
-
 def esp_from_right(packets: list[bytes]) -> list[bytes]:
     """ESP-in-UDP payloads sent by strongSwan (198.51.100.2:4500) to ikepulse."""
     out = []
@@ -156,9 +127,9 @@ def inject(ns, payload: bytes) -> None:
 
 def test_replayed_and_tampered_esp_is_dropped_and_counted(lab):
     charon, daemon = up(lab)
-    capture = sniff(lab.left, "vl0", 2.0)
+    capture = Sniffer(lab.left, "vl0", 2.0)
     assert ping(lab.right_site, "203.0.113.2", count=2).returncode == 0
-    captured = esp_from_right(ip_packets(capture))
+    captured = esp_from_right(capture.packets())
     assert captured, "no ESP packet from strongSwan captured"
     before = daemon.status()[0]["children"][0]
     inject(lab.right, captured[0])  # replay
@@ -184,10 +155,10 @@ def test_no_cleartext_leaks_when_the_child_sa_is_gone(lab):
     assert ping(lab.left_site, "203.0.113.66", count=1).returncode == 0
     charon.swanctl("--terminate", "--child", "lan")
     wait_for(lambda: daemon.status()[0]["children"] == [], 5, "the CHILD SA to go")
-    capture = sniff(lab.left, "vl0", 2.5)
+    capture = Sniffer(lab.left, "vl0", 2.5)
     assert ping(lab.left_site, "203.0.113.66", count=3).returncode != 0
     site = socket.inet_aton("203.0.113.0")[:3]
-    leaked = [p for p in ip_packets(capture) if p[12:15] == site or p[16:19] == site]
+    leaked = [p for p in capture.packets() if p[12:15] == site or p[16:19] == site]
     assert leaked == []
     status = json_counters(daemon)
     assert status.get("no_sa_drops", 0) >= 3
@@ -242,22 +213,13 @@ def test_trap_triggers_negotiation_and_holds_the_first_packet(lab):
 
 def test_ikepulse_to_ikepulse_uses_plain_esp(lab):
     right = lab.ikepulse(lab.right, "ikepulse-right")
-    right.start(
-        ikepulse_conf(
-            local_addr=lab.right_addr,
-            remote_addr=lab.left_addr,
-            local_id="right.example",
-            remote_id="left.example",
-            local_ts=RIGHT_NET,
-            remote_ts=LEFT_NET,
-        )
-    )
+    right.start(ikepulse_conf(side="right", local_addr=lab.right_addr, remote_addr=lab.left_addr))
     left = lab.ikepulse(lab.left)
     left.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
     left.cli("up", "lab")
-    capture = sniff(lab.left, "vl0", 2.0)
+    capture = Sniffer(lab.left, "vl0", 2.0)
     assert ping(lab.right_site, "203.0.113.2").returncode == 0
-    protocols = {p[9] for p in ip_packets(capture)}
+    protocols = {p[9] for p in capture.packets()}
     assert 50 in protocols  # ESP straight in IP, no UDP encapsulation without a NAT
     (sa,) = left.status()
     assert not sa["nat_local"] and not sa["nat_remote"]
@@ -272,8 +234,7 @@ def test_transport_mode_between_two_ikepulse_gateways(lab):
         ikepulse_conf(
             local_addr=lab.right_addr,
             remote_addr=lab.left_addr,
-            local_id="right.example",
-            remote_id="left.example",
+            side="right",
             local_ts="dynamic",
             remote_ts="dynamic",
             mode="transport",
@@ -293,9 +254,9 @@ def test_transport_mode_between_two_ikepulse_gateways(lab):
     (child,) = left.status()[0]["children"]
     assert child["mode"] == "TRANSPORT"
     assert child["local_ts"] == ["198.51.100.1/32"] and child["remote_ts"] == ["198.51.100.2/32"]
-    capture = sniff(lab.right, "vr0", 2.0)
+    capture = Sniffer(lab.right, "vr0", 2.0)
     assert ping(lab.left, "198.51.100.2").returncode == 0
-    packets = ip_packets(capture)
+    packets = capture.packets()
     assert {p[9] for p in packets} >= {50}  # ESP arrives ...
     assert 1 not in {p[9] for p in packets}  # ... and no ICMP in the clear
     assert left.status()[0]["children"][0]["packets_in"] >= 3

@@ -117,12 +117,9 @@ def test_quick_crash_detection_between_two_ikepulse_daemons(lab):
     # the 20 s budget would have run out.
     right = lab.ikepulse(lab.right, "ikepulse-right")
     right_conf = ikepulse_conf(
+        side="right",
         local_addr=lab.right_addr,
         remote_addr=lab.left_addr,
-        local_id="right.example",
-        remote_id="left.example",
-        local_ts="203.0.113.64/26",
-        remote_ts="203.0.113.0/26",
         extra='dpd_delay = "0s"\n',
     )
     right.start(right_conf)

@@ -75,6 +75,37 @@ class Namespace:
         )
 
 
+_SNIFF = """
+import socket, sys, time
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+sock.bind((sys.argv[1], 0))
+sock.settimeout(0.2)
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        frame = sock.recv(65535)
+    except TimeoutError:
+        continue
+    print(frame[14:].hex(), flush=True)
+"""
+
+
+class Sniffer:
+    """IPv4 packets arriving on one interface of a namespace for a while (AF_PACKET)."""
+
+    def __init__(self, ns: Namespace, ifname: str, seconds: float) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns.name, sys.executable, "-c", _SNIFF, ifname, str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.3)
+
+    def packets(self) -> list[bytes]:
+        """Wait for the capture to end; the IP packets, oldest first."""
+        return [bytes.fromhex(line) for line in self.proc.communicate(timeout=60)[0].split()]
+
+
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
     if proc.poll() is not None:
         return
@@ -407,21 +438,37 @@ class Lab:
         self.namespaces.clear()
 
 
+SIDES = {
+    "left": ("left.example", "right.example", LEFT_NET, RIGHT_NET),
+    "right": ("right.example", "left.example", RIGHT_NET, LEFT_NET),
+}
+"""Per gateway: own identity, peer identity, own site network, peer site network."""
+
+
+def _side(side: str, local_id, remote_id, local_ts, remote_ts) -> tuple[str, str, str, str]:
+    defaults = SIDES[side]
+    given = (local_id, remote_id, local_ts, remote_ts)
+    return tuple(g if g is not None else d for g, d in zip(given, defaults, strict=True))
+
+
 def swanctl_conf(
     *,
     local_addr: str,
     remote_addr: str,
-    local_id: str = "right.example",
-    remote_id: str = "left.example",
-    local_ts: str = RIGHT_NET,
-    remote_ts: str = LEFT_NET,
+    side: str = "right",
+    local_id: str | None = None,
+    remote_id: str | None = None,
+    local_ts: str | None = None,
+    remote_ts: str | None = None,
     proposals: str = "aes256gcm16-prfsha256-x25519",
     esp_proposals: str = "aes256gcm16",
     secret: str = PSK,
     extra: str = "",
     child_extra: str = "",
 ) -> str:
-    """A swanctl.conf with one connection ``lab`` and one child ``lan`` (one key per line)."""
+    """A swanctl.conf with one connection ``lab`` and one child ``lan`` (one key per line)
+    for the gateway on ``side``."""
+    local_id, remote_id, local_ts, remote_ts = _side(side, local_id, remote_id, local_ts, remote_ts)
     return f"""connections {{
   lab {{
     version = 2
@@ -468,10 +515,11 @@ def ikepulse_conf(
     *,
     local_addr: str,
     remote_addr: str,
-    local_id: str = "left.example",
-    remote_id: str = "right.example",
-    local_ts: str = LEFT_NET,
-    remote_ts: str = RIGHT_NET,
+    side: str = "left",
+    local_id: str | None = None,
+    remote_id: str | None = None,
+    local_ts: str | None = None,
+    remote_ts: str | None = None,
     proposals: str = "aes256gcm16-prfsha256-x25519",
     esp_proposals: str = "aes256gcm16",
     secret: str = PSK,
@@ -479,6 +527,8 @@ def ikepulse_conf(
     mode: str = "tunnel",
     extra: str = "",
 ) -> str:
+    """ikepulse's TOML for the gateway on ``side``: connection ``lab``, child ``lan``."""
+    local_id, remote_id, local_ts, remote_ts = _side(side, local_id, remote_id, local_ts, remote_ts)
     return f"""
 [connections.lab]
 version = 2
