@@ -167,7 +167,7 @@ def main() -> None:
         "tuned 0.5s x 1.5^n, 3 tries" if args.tuned_strongswan else "default 4s x 1.8^n, 5 tries"
     )
     write_results(
-        "liveness",
+        "liveness_tuned" if args.tuned_strongswan else "liveness",
         {
             "dpd_delay": args.dpd_delay,
             "ikepulse_dpd_timeout": 3.0,

@@ -29,7 +29,16 @@ def start(
     ikepulse_psk=None,
     charon_psk=None,
     start_action="none",
+    dual_stack=False,
 ):
+    """strongSwan on the right, ikepulse on the left; ``dual_stack`` adds the IPv6 site
+    networks 2001:db8:1::/64 and 2001:db8:2::/64 to the selectors."""
+    v6 = (
+        {"left": ",2001:db8:1::/64", "right": ",2001:db8:2::/64"}
+        if dual_stack
+        else {"left": "", "right": ""}
+    )
+    nets = {"left": LEFT_NET + v6["left"], "right": RIGHT_NET + v6["right"]}
     charon = lab.charon(lab.right)
     charon.start(
         swanctl_conf(
@@ -37,6 +46,8 @@ def start(
             remote_addr="%any" if lab.nat else lab.left_addr,
             proposals=ike,
             esp_proposals=esp,
+            local_ts=nets["right"],
+            remote_ts=nets["left"],
             **({"secret": charon_psk} if charon_psk else {}),
         )
     )
@@ -48,6 +59,8 @@ def start(
             proposals=ike,
             esp_proposals=esp,
             start_action=start_action,
+            local_ts=nets["left"],
+            remote_ts=nets["right"],
             **({"secret": ikepulse_psk} if ikepulse_psk else {}),
         )
     )
