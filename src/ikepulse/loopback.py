@@ -38,14 +38,17 @@ def connection(
     psk: bytes = PSK,
     retransmit: RetransmitPolicy | None = None,
     liveness: LivenessPolicy = QUIET,
+    rekey_time: float = 0.0,
     **extra,
 ) -> ConnectionConfig:
-    """A connection with one child ``lan``; liveness checks are off unless asked for."""
+    """A connection with one child ``lan``; liveness checks and rekeying are off unless
+    asked for."""
     child = ChildConfig(
         "lan",
         local_ts=(TrafficSelector.from_network(local_net),),
         remote_ts=(TrafficSelector.from_network(remote_net),),
         esp_proposals=tuple(parse_esp_proposal(p) for p in esp.split(",")),
+        rekey_time=rekey_time,
     )
     return ConnectionConfig(
         name="site",

@@ -93,6 +93,22 @@ class ChildConfig:
     remote_ts: tuple[TrafficSelector, ...] = ()
     esp_proposals: tuple[Proposal, ...] = DEFAULT_ESP_PROPOSALS
     mode: Mode = Mode.TUNNEL
+    rekey_time: float = 3600.0
+    """Seconds until a CHILD SA is rekeyed (0: never), less a random part up to rand_time."""
+    life_time: float | None = None
+    """Hard expiry; default rekey_time * 1.1 as in strongSwan."""
+    rand_time: float | None = None
+    """Random reduction of rekey_time; default life_time - rekey_time."""
+
+    @property
+    def hard_lifetime(self) -> float:
+        return self.life_time if self.life_time is not None else self.rekey_time * 1.1
+
+    @property
+    def jitter(self) -> float:
+        if self.rand_time is not None:
+            return self.rand_time
+        return max(0.0, self.hard_lifetime - self.rekey_time)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,10 @@ class TsUnacceptable(IkeError):
     notify = NotifyType.TS_UNACCEPTABLE
 
 
+class ChildSaNotFound(IkeError):
+    notify = NotifyType.CHILD_SA_NOT_FOUND
+
+
 class NoAdditionalSas(IkeError):
     notify = NotifyType.NO_ADDITIONAL_SAS
 

@@ -100,6 +100,15 @@ class ChildSaInstalled:
     """Our outer address and port."""
     remote: Address
     """The peer's outer address and port."""
+    replaces: bytes | None = None
+    """Rekey: inbound SPI of the CHILD SA this one replaces (deleted shortly after)."""
+    defer_outbound: bool = False
+    """Rekey responder: keep sending on the old SA until it is deleted, so that nothing
+    reaches the initiator before it installed the new inbound SA (make-before-break)."""
+    rekey_at: float | None = None
+    """When the core will rekey this CHILD SA (monotonic clock)."""
+    expires_at: float | None = None
+    """When it expires (monotonic clock)."""
 
 
 @dataclass(frozen=True, slots=True)

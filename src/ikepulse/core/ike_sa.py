@@ -99,6 +99,9 @@ class IkeSa:
         self.local_identity: Identity | None = None
         self.remote_identity: Identity | None = None
         self.children: list[ChildSa] = []
+        self.child_timers: dict[bytes, tuple[float | None, float | None]] = {}
+        """Per inbound SPI: when to rekey and when the CHILD SA expires."""
+        self.rekeying: set[bytes] = set()
         self._crypter_in: SkCrypter | None = None
         self._crypter_out: SkCrypter | None = None
         self.tasks = TaskManager(self)
@@ -331,9 +334,31 @@ class IkeSa:
             )
         )
 
-    def install_child(self, child: ChildSa, now: float) -> None:
+    def install_child(
+        self,
+        child: ChildSa,
+        now: float,
+        replaces: ChildSa | None = None,
+        initiated: bool | None = None,
+    ) -> None:
+        """Install a CHILD SA; ``initiated`` is our role in the exchange that made it (it
+        orders the keys, §2.17), ``replaces`` the CHILD SA it rekeys."""
+        initiated = self.initiator if initiated is None else initiated
         child = replace(child, installed_at=now)
         self.children.append(child)
+        config = self.connection.child(child.name)
+        rekey_at = None
+        if config.rekey_time > 0:
+            fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
+            rekey_at = now + config.rekey_time - config.jitter * fraction
+        expires_at = now + config.hard_lifetime if config.rekey_time > 0 else None
+        self.child_timers[child.spi_in] = (rekey_at, expires_at)
+        if replaces is not None:
+            self.rekeying.discard(replaces.spi_in)
+            self.child_timers[replaces.spi_in] = (
+                None,
+                self.child_timers.get(replaces.spi_in, (None, None))[1],
+            )
         suite = child.suite
         self.emit(
             ChildSaInstalled(
@@ -346,19 +371,59 @@ class IkeSa:
                 integ=suite.integ,
                 esn=bool(suite.esn),
                 keys=child.keys,
-                initiator=self.initiator,
+                initiator=initiated,
                 local_ts=child.local_ts,
                 remote_ts=child.remote_ts,
                 mode=child.mode,
                 udp_encap=self.nat_local or self.nat_remote,
                 local=self.local,
                 remote=self.remote,
+                replaces=None if replaces is None else replaces.spi_in,
+                defer_outbound=replaces is not None and not initiated,
+                rekey_at=rekey_at,
+                expires_at=expires_at,
             )
         )
+
+    def rekey_child(self, child: ChildSa, now: float) -> None:
+        """CREATE_CHILD_SA with REKEY_SA (§1.3.3) unless a rekey of it is under way."""
+        from .tasks.child_rekey import CreateChild
+
+        if child.spi_in in self.rekeying or child not in self.children:
+            return
+        self.rekeying.add(child.spi_in)
+        config = self.connection.child(child.name)
+        self.tasks.queue_exchange(
+            ExchangeType.CREATE_CHILD_SA, [CreateChild(self, True, config, rekey=child)], now
+        )
+
+    def rekey_failed(self, child: ChildSa | None) -> None:
+        if child is not None:
+            self.rekeying.discard(child.spi_in)
+
+    def _child_timer(self) -> float | None:
+        times = [
+            t
+            for spi, (rekey_at, expires_at) in self.child_timers.items()
+            for t in ((None if spi in self.rekeying else rekey_at), expires_at)
+            if t is not None
+        ]
+        return min(times, default=None)
+
+    def _check_children(self, now: float) -> None:
+        for child in list(self.children):
+            rekey_at, expires_at = self.child_timers.get(child.spi_in, (None, None))
+            if expires_at is not None and now >= expires_at:
+                self.child_timers[child.spi_in] = (None, None)
+                self.delete_child(child, now)
+            elif rekey_at is not None and now >= rekey_at:
+                self.rekey_child(child, now)
 
     def remove_child(self, child: ChildSa, by_peer: bool) -> None:
         if child in self.children:
             self.children.remove(child)
+            self.child_timers.pop(child.spi_in, None)
+            self.rekeying.discard(child.spi_in)
             self.manager.release_esp_spi(child.spi_in)
             self.emit(ChildSaDeleted(self.name, child.name, child.spi_in, child.spi_out, by_peer))
 
@@ -450,10 +515,15 @@ class IkeSa:
     def get_timer(self) -> float | None:
         if self.finished:
             return None
-        times = [t for t in (self.tasks.deadline, self._liveness_timer()) if t is not None]
-        return min(times, default=None)
+        candidates = (self.tasks.deadline, self._liveness_timer(), self._established_timer())
+        return min((t for t in candidates if t is not None), default=None)
+
+    def _established_timer(self) -> float | None:
+        return self._child_timer() if self.state is IkeState.ESTABLISHED else None
 
     def handle_timer(self, now: float) -> None:
         self.tasks.on_timer(now)
         if self.state is IkeState.ESTABLISHED:
             self._check_liveness(now)
+        if self.state is IkeState.ESTABLISHED:
+            self._check_children(now)

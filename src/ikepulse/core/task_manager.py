@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..wire.enums import ExchangeType, NotifyType
+from ..wire.enums import ExchangeType, NotifyType, ProtocolId
 from ..wire.payloads import DeletePayload, NotifyPayload, Payload, SaPayload
 from ..wire.rules import CriticalPayloadUnknown, RuleViolation, check_rules
 from .errors import Dropped, IkeError, NoAdditionalSas
@@ -263,6 +263,7 @@ class TaskManager:
 def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
     """Which responder tasks handle a new request (the one place that decides it)."""
     from .tasks.child_create import ChildCreate
+    from .tasks.child_rekey import CreateChild
     from .tasks.ike_auth import IkeAuth
     from .tasks.ike_init import IkeInit
     from .tasks.informational import ChildDelete, IkeDelete, Informational
@@ -283,4 +284,9 @@ def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
         if deletes:
             return [ChildDelete(sa, False)]
         return [Informational(sa, False)]
-    raise NoAdditionalSas(f"{exchange.name} is not supported yet")
+    if exchange == ExchangeType.CREATE_CHILD_SA:
+        proposals = inbound.first(SaPayload).proposals
+        if any(p.protocol == ProtocolId.IKE for p in proposals):
+            raise NoAdditionalSas("IKE SA rekeying is not supported yet")
+        return [CreateChild(sa, False)]
+    raise NoAdditionalSas(f"{exchange.name} is not supported")

@@ -36,11 +36,18 @@ _CHILD_ERRORS = (
     NotifyType.INTERNAL_ADDRESS_FAILURE,
     NotifyType.FAILED_CP_REQUIRED,
     NotifyType.NO_ADDITIONAL_SAS,
+    NotifyType.CHILD_SA_NOT_FOUND,
+    NotifyType.INVALID_KE_PAYLOAD,
+    NotifyType.TEMPORARY_FAILURE,
 )
 
 
 class ChildCreate(Task):
+    """The CHILD SA part of IKE_AUTH; ``CreateChild`` extends it for CREATE_CHILD_SA."""
+
     exchange = ExchangeType.IKE_AUTH
+    with_dh = False
+    """IKE_AUTH ignores DH transforms of ESP proposals (§1.2)."""
 
     def __init__(self, sa, initiator: bool, config: ChildConfig | None = None) -> None:
         super().__init__(sa, initiator)
@@ -66,7 +73,8 @@ class ChildCreate(Task):
             self.local_ts, self.remote_ts = self._selectors(config)
             if config.mode is Mode.TRANSPORT:
                 out.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
-            out.append(SaPayload(to_wire(config.esp_proposals, self.spi_in, with_dh=False)))
+            out.append(SaPayload(to_wire(config.esp_proposals, self.spi_in, with_dh=self.with_dh)))
+            self.build_exchange_payloads(out)
             out.append(TsiPayload(self.local_ts))
             out.append(TsrPayload(self.remote_ts))
             return
@@ -87,8 +95,15 @@ class ChildCreate(Task):
                 )
             )
         )
+        self.build_exchange_payloads(out)
         out.append(TsiPayload(self.remote_ts))
         out.append(TsrPayload(self.local_ts))
+
+    def build_exchange_payloads(self, out: list[Payload]) -> None:
+        """Nonce and KE of CREATE_CHILD_SA go between SA and TS; IKE_AUTH has none."""
+
+    def candidates(self, msg: Inbound) -> tuple[ChildConfig, ...]:
+        return self.sa.connection.children
 
     def process(self, msg: Inbound) -> Status:
         try:
@@ -106,13 +121,13 @@ class ChildCreate(Task):
             raise TsUnacceptable("CHILD SA request without TSi/TSr")
         wants_transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
         error: IkeError = TsUnacceptable("connection has no children")
-        for config in self.sa.connection.children:
+        for config in self.candidates(msg):
             local, remote = self._selectors(config)
             try:
                 self.remote_ts = narrow_or_fail(tsi.selectors, remote, "TSi")
                 self.local_ts = narrow_or_fail(tsr.selectors, local, "TSr")
                 self.proposal, self.suite = select(
-                    config.esp_proposals, msg.first(SaPayload).proposals, with_dh=False
+                    config.esp_proposals, msg.first(SaPayload).proposals, with_dh=self.with_dh
                 )
             except (TsUnacceptable, NoProposalChosen) as exc:
                 error = exc
@@ -122,22 +137,32 @@ class ChildCreate(Task):
                 Mode.TRANSPORT if wants_transport and config.mode is Mode.TRANSPORT else Mode.TUNNEL
             )
             self.spi_in = self.sa.manager.allocate_esp_spi()
+            self.key_exchange(msg)
             self._derive(self.proposal.spi)
             return
         raise error
+
+    def key_exchange(self, msg: Inbound) -> None:
+        """Nonces and the optional PFS exchange of CREATE_CHILD_SA; nothing in IKE_AUTH."""
+
+    def keymat_inputs(self) -> tuple[bytes, bytes, bytes]:
+        """(g^ir, Ni, Nr) for §2.17: IKE_AUTH uses the IKE SA's nonces, no new DH."""
+        return b"", self.sa.nonce_i, self.sa.nonce_r
 
     def _process_response(self, msg: Inbound) -> None:
         for notify in msg.all(NotifyPayload):
             if notify.type in _CHILD_ERRORS:
                 raise PeerReportedError(notify.type, "the CHILD SA")
         proposal, self.suite = (
-            accept_chosen(self.config.esp_proposals, msg.first(SaPayload).proposals, with_dh=False)
+            accept_chosen(
+                self.config.esp_proposals, msg.first(SaPayload).proposals, with_dh=self.with_dh
+            )
             if msg.first(SaPayload)
             else (None, None)
         )
         tsi, tsr = msg.first(TsiPayload), msg.first(TsrPayload)
         if proposal is None or tsi is None or tsr is None:
-            raise InvalidSyntax("IKE_AUTH response without SA, TSi or TSr for the CHILD SA")
+            raise InvalidSyntax(f"{self.exchange.name} response without SA, TSi or TSr")
         if not is_subset(tsi.selectors, self.local_ts) or not is_subset(
             tsr.selectors, self.remote_ts
         ):
@@ -145,6 +170,7 @@ class ChildCreate(Task):
         self.local_ts, self.remote_ts = tsi.selectors, tsr.selectors
         transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
         self.mode = Mode.TRANSPORT if transport else Mode.TUNNEL
+        self.key_exchange(msg)
         self._derive(proposal.spi)
 
     def _derive(self, spi_out: bytes) -> None:
@@ -153,8 +179,9 @@ class ChildCreate(Task):
         sa, suite = self.sa, self.suite
         encr_size = cipher_for(*suite.encr).key_size
         integ_size = integ_for(suite.integ).key_size if suite.integ else 0
+        shared, nonce_i, nonce_r = self.keymat_inputs()
         keymat = child_keymat(
-            sa.prf, sa.keys.sk_d, sa.nonce_i, sa.nonce_r, 2 * (encr_size + integ_size)
+            sa.prf, sa.keys.sk_d, nonce_i, nonce_r, 2 * (encr_size + integ_size), shared
         )
         self.child = ChildSa(
             name=self.config.name,

@@ -1,0 +1,101 @@
+"""CREATE_CHILD_SA for a CHILD SA: a new one, or the rekey of one (RFC 7296 §1.3.1-§1.3.3).
+
+initiator                                 responder
+HDR, SK {[N(REKEY_SA)], SA, Ni, [KEi], TSi, TSr} -->
+              <-- HDR, SK {SA, Nr, [KEr], TSi, TSr}
+then the initiator deletes the old CHILD SA (INFORMATIONAL, Delete).
+"""
+
+from __future__ import annotations
+
+from ...crypto.dh import KeyExchange, key_exchange_for
+from ...crypto.errors import CryptoError
+from ...wire.enums import ExchangeType, NotifyType, ProtocolId
+from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
+from ..child_sa import ChildSa
+from ..config import ChildConfig
+from ..errors import ChildSaNotFound, InvalidKePayload, InvalidSyntax
+from ..task import Inbound
+from .child_create import ChildCreate
+from .ike_init import NONCE_SIZE, _check_nonce
+
+
+class CreateChild(ChildCreate):
+    exchange = ExchangeType.CREATE_CHILD_SA
+    with_dh = True
+    """PFS: a DH transform in our ESP proposal means a KE payload in this exchange."""
+
+    def __init__(
+        self,
+        sa,
+        initiator: bool,
+        config: ChildConfig | None = None,
+        rekey: ChildSa | None = None,
+    ) -> None:
+        super().__init__(sa, initiator, config)
+        self.rekey = rekey
+        self.nonce = sa.rng.randbytes(NONCE_SIZE)
+        self.peer_nonce = b""
+        self.ke: KeyExchange | None = None
+        self.shared = b""
+        if initiator and config is not None:
+            groups = config.esp_proposals[0].dh
+            if groups:
+                self.ke = key_exchange_for(groups[0], sa.rng)
+
+    def build(self, out: list[Payload]) -> None:
+        if self.initiator and self.rekey is not None:
+            out.append(
+                NotifyPayload(NotifyType.REKEY_SA, protocol=ProtocolId.ESP, spi=self.rekey.spi_in)
+            )
+        super().build(out)
+
+    def build_exchange_payloads(self, out: list[Payload]) -> None:
+        out.append(NoncePayload(self.nonce))
+        if self.ke is not None:
+            out.append(KePayload(self.ke.group, self.ke.public_key))
+
+    def candidates(self, msg: Inbound) -> tuple[ChildConfig, ...]:
+        notify = msg.notify(NotifyType.REKEY_SA)
+        if notify is None:
+            return super().candidates(msg)
+        for child in self.sa.children:
+            if child.spi_out == notify.spi:
+                self.rekey = child
+                return (self.sa.connection.child(child.name),)
+        raise ChildSaNotFound(f"no CHILD SA with SPI {notify.spi.hex()} to rekey")
+
+    def key_exchange(self, msg: Inbound) -> None:
+        self.peer_nonce = _check_nonce(msg.first(NoncePayload))
+        group = self.suite.dh
+        ke_payload = msg.first(KePayload)
+        if group is None:
+            if self.initiator and self.ke is not None:
+                raise InvalidSyntax("responder dropped the PFS group we proposed")
+            return
+        if ke_payload is None or ke_payload.group != group:
+            if self.initiator:
+                raise InvalidSyntax(f"CREATE_CHILD_SA response without KE for {group.name}")
+            raise InvalidKePayload(
+                f"CREATE_CHILD_SA wants KE for {group.name}", int(group).to_bytes(2, "big")
+            )
+        if self.ke is None or self.ke.group != group:
+            self.ke = key_exchange_for(group, self.sa.rng)
+        try:
+            self.shared = self.ke.shared_secret(ke_payload.data)
+        except CryptoError as exc:
+            raise InvalidSyntax(f"invalid {group.name} public value: {exc}") from exc
+
+    def keymat_inputs(self) -> tuple[bytes, bytes, bytes]:
+        if self.initiator:
+            return self.shared, self.nonce, self.peer_nonce
+        return self.shared, self.peer_nonce, self.nonce
+
+    def finish(self, now: float) -> None:
+        if self.child is None or self.error is not None:
+            self.sa.rekey_failed(self.rekey)
+            super().finish(now)
+            return
+        self.sa.install_child(self.child, now, replaces=self.rekey, initiated=self.initiator)
+        if self.initiator and self.rekey is not None:
+            self.sa.delete_child(self.rekey, now)

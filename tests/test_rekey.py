@@ -1,0 +1,90 @@
+"""CHILD SA rekeying with CREATE_CHILD_SA (RFC 7296 §1.3.3, §2.8, §2.17).
+
+left (rekey initiator)                      right
+HDR, SK {N(REKEY_SA, old spi), SA, Ni, [KEi], TSi, TSr} -->
+                  <-- HDR, SK {SA, Nr, [KEr], TSi, TSr}
+HDR, SK {D(ESP, old spi)} -->
+                  <-- HDR, SK {D(ESP, old peer spi)}
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ikepulse.core.events import ChildSaDeleted, ChildSaFailed, ChildSaInstalled
+from ikepulse.core.state import IkeState
+from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.wire.enums import NotifyType
+
+
+def established(esp="aes256gcm16", rekey_time=0.0, right_rekey_time=None):
+    a, b = make_peers(
+        {"esp": esp, "rekey_time": rekey_time},
+        {"esp": esp, "rekey_time": rekey_time if right_rekey_time is None else right_rekey_time},
+    )
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert sa.state is IkeState.ESTABLISHED
+    (peer,) = b.manager.sas.values()
+    return a, b, sa, peer, clock
+
+
+def pairs_match(sa, peer) -> None:
+    (mine,), (theirs,) = sa.children, peer.children
+    assert mine.spi_in == theirs.spi_out and mine.spi_out == theirs.spi_in
+    assert mine.keys == theirs.keys
+
+
+@pytest.mark.parametrize(
+    "esp", ["aes256gcm16", "aes128-sha256", "aes256gcm16-x25519", "aes128-sha256-modp2048"]
+)
+@pytest.mark.parametrize("side", ["initiator", "responder"])
+def test_rekey_replaces_the_child_on_both_sides(esp, side):
+    a, b, sa, peer, clock = established(esp)
+    rekeyer = sa if side == "initiator" else peer
+    (old,) = rekeyer.children
+    (old_peer,) = (peer if rekeyer is sa else sa).children
+    rekeyer.rekey_child(old, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    pairs_match(sa, peer)
+    (new,) = rekeyer.children
+    assert new.spi_in != old.spi_in and new.keys != old.keys
+    assert str(new.suite) == esp
+    us, them = (a, b) if rekeyer is sa else (b, a)
+    installed = us.of(ChildSaInstalled)[-1]
+    assert installed.replaces == old.spi_in and not installed.defer_outbound
+    assert them.of(ChildSaInstalled)[-1].replaces == old_peer.spi_in
+    assert them.of(ChildSaInstalled)[-1].defer_outbound  # make-before-break on the responder
+    assert [e.spi_in for e in us.of(ChildSaDeleted)] == [old.spi_in]
+    assert [e.spi_in for e in them.of(ChildSaDeleted)] == [old_peer.spi_in]
+
+
+def test_lifetimes_drive_rekeys_and_never_leave_duplicates():
+    a, b, sa, peer, clock = established(rekey_time=10.0, right_rekey_time=13.0)
+    start = clock.now
+    run_until_idle(a, b, clock, until=start + 1000)
+    assert sa.state is IkeState.ESTABLISHED
+    assert len(sa.children) == 1 and len(peer.children) == 1
+    pairs_match(sa, peer)
+    rekeys = len([e for e in a.of(ChildSaInstalled) if e.replaces])
+    assert rekeys >= 1000 / 13  # about every 9-10 s from the left, jittered
+    assert a.of(ChildSaFailed) == [] and b.of(ChildSaFailed) == []
+
+
+def test_rekey_jitter_stays_inside_rand_time():
+    a, b, sa, peer, clock = established(rekey_time=100.0)
+    installed = a.of(ChildSaInstalled)[-1]
+    assert clock.now + 90 <= installed.rekey_at <= clock.now + 100  # rand_time = 10 s
+    assert installed.expires_at == pytest.approx(clock.now + 110)
+
+
+def test_rekey_of_an_unknown_child_is_refused():
+    a, b, sa, peer, clock = established()
+    (child,) = sa.children
+    peer.remove_child(peer.children[0], by_peer=False)  # the peer lost it
+    sa.rekey_child(child, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    (failed,) = a.of(ChildSaFailed)
+    assert failed.notify == NotifyType.CHILD_SA_NOT_FOUND
+    assert sa.children == [child]  # the old one is kept; liveness deals with the rest
