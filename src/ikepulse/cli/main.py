@@ -106,6 +106,17 @@ def down(socket_path: str, connection: str, timeout: float) -> None:
 
 
 @main.command()
+@click.argument("connection")
+@click.option("--child", default=None, help="Only this CHILD SA (default: all of them).")
+@click.option("--ike", is_flag=True, help="Rekey the IKE SA instead.")
+@click.pass_obj
+def rekey(socket_path: str, connection: str, child: str | None, ike: bool) -> None:
+    """Rekey the CHILD SAs (or the IKE SA) of CONNECTION now."""
+    command = {"command": "rekey", "connection": connection, "child": child, "ike": ike}
+    click.echo(_call(socket_path, command)["message"])
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(socket_path: str, as_json: bool) -> None:

@@ -168,6 +168,9 @@ def _connection(
                     f"children.{child_name}.esp_proposals",
                 ),
                 mode=Mode(child.mode),
+                rekey_time=child.rekey_time,
+                life_time=child.life_time,
+                rand_time=child.rand_time,
             )
             for child_name, child in section.children.items()
         )

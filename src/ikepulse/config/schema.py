@@ -91,6 +91,9 @@ class ChildSection(Strict):
     esp_proposals: list[str] | None = None
     mode: Literal["tunnel", "transport"] = "tunnel"
     start_action: Literal["none", "trap", "start"] = "none"
+    rekey_time: Duration = 3600.0
+    life_time: Duration | None = None
+    rand_time: Duration | None = None
 
 
 class ConnectionSection(Strict):

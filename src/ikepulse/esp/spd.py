@@ -125,15 +125,22 @@ class Spd:
         self._outbound: dict[bytes, Policy | None] = {}
         self._inbound_ok: set[tuple[bytes, bytes]] = set()
 
-    def install(self, policy: Policy) -> None:
-        self.policies.insert(0, policy)  # the newest SA wins (make-before-break)
+    def install(self, policy: Policy, outbound: bool = True) -> None:
+        """Accept the SA's inbound packets now; send on it now too unless ``outbound`` is
+        False (a rekey responder waits for ``activate``)."""
         self.by_spi[policy.inbound.spi] = policy
+        if outbound:
+            self.activate(policy)
+
+    def activate(self, policy: Policy) -> None:
+        self.policies.insert(0, policy)  # the newest SA wins (make-before-break)
         self._outbound.clear()
 
     def remove(self, spi_in: bytes) -> Policy | None:
         policy = self.by_spi.pop(spi_in, None)
         if policy is not None:
-            self.policies.remove(policy)
+            if policy in self.policies:
+                self.policies.remove(policy)
             self._outbound.clear()
             self._inbound_ok.clear()
         return policy

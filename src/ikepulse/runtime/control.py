@@ -62,6 +62,10 @@ class ControlServer:
                 return await daemon.up(request["connection"], timeout)
             if command == "down":
                 return await daemon.down(request["connection"], timeout)
+            if command == "rekey":
+                return daemon.rekey(
+                    request["connection"], request.get("child"), bool(request.get("ike"))
+                )
         except KeyError as exc:
             return {"ok": False, "error": str(exc).strip("'\"")}
         except ValueError as exc:

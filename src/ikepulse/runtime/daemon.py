@@ -309,6 +309,24 @@ class Daemon:
             return {"ok": False, "error": f"{name}: the peer did not confirm the delete"}
         return {"ok": True, "message": f"{name} deleted"}
 
+    def rekey(self, name: str, child: str | None, ike: bool) -> dict:
+        if ike:
+            return {"ok": False, "error": "IKE SA rekeying is not implemented yet"}
+        sas = self.manager.find(name)
+        if not sas:
+            self.manager.connection(name)
+            return {"ok": False, "error": f"{name} is not up"}
+        started = []
+        for sa in sas:
+            for existing in list(sa.children):
+                if child is None or existing.name == child:
+                    sa.rekey_child(existing, self.now())
+                    started.append(existing.name)
+        self.pump()
+        if not started:
+            return {"ok": False, "error": f"{name} has no CHILD SA named {child!r}"}
+        return {"ok": True, "message": f"rekeying {', '.join(started)} of {name}"}
+
     def status(self) -> dict:
         to_wall = self.to_wall
         return {

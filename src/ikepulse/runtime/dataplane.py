@@ -75,6 +75,8 @@ class DataPlane:
         self.tun: Tun | None = None
         self.raw: dict[int, socket.socket] = {}
         self.traps: list[Trap] = []
+        self._deferred: dict[bytes, Policy] = {}
+        """Rekey responder: old inbound SPI -> the new SA to send on once the old is gone."""
         self.on_trap = on_trap
         self.on_unknown_spi = on_unknown_spi
         self._rng = secrets.SystemRandom()
@@ -112,6 +114,9 @@ class DataPlane:
             self.install(event)
         elif isinstance(event, ChildSaDeleted):
             self.spd.remove(event.spi_in)
+            successor = self._deferred.pop(event.spi_in, None)
+            if successor is not None:  # the rekeyed SA is gone: send on its successor
+                self.spd.activate(successor)
 
     def route(self, local_ts, remote_ts) -> None:
         """Route the remote selectors into the TUN device: from now on nothing for them
@@ -149,7 +154,9 @@ class DataPlane:
             event.udp_encap,
             transport=event.mode is Mode.TRANSPORT,
         )
-        self.spd.install(policy)
+        self.spd.install(policy, outbound=not event.defer_outbound)
+        if event.defer_outbound and event.replaces is not None:
+            self._deferred[event.replaces] = policy
         if policy.transport:
             if self.tun is not None:
                 self.tun.host_route(event.remote[0], event.local[0])

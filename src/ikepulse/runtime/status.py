@@ -12,6 +12,15 @@ def _host(address: tuple[str, int]) -> dict[str, Any]:
     return {"host": address[0], "port": address[1]}
 
 
+def _child_timers(sa: IkeSa, spi_in: bytes, to_wall: float) -> dict[str, Any]:
+    rekey_at, expires_at = sa.child_timers.get(spi_in, (None, None))
+    return {
+        "rekey_at": None if rekey_at is None else rekey_at + to_wall,
+        "expires_at": None if expires_at is None else expires_at + to_wall,
+        "rekeying": spi_in in sa.rekeying,
+    }
+
+
 def ike_sa_status(
     sa: IkeSa, to_wall: float, traffic: Callable[[bytes], dict] = lambda spi: {}
 ) -> dict[str, Any]:
@@ -50,6 +59,7 @@ def ike_sa_status(
                 "local_ts": [str(ts) for ts in child.local_ts],
                 "remote_ts": [str(ts) for ts in child.remote_ts],
                 "installed": child.installed_at + to_wall,
+                **_child_timers(sa, child.spi_in, to_wall),
                 "udp_encap": sa.nat_local or sa.nat_remote,
                 **traffic(child.spi_in),
             }
