@@ -88,3 +88,38 @@ def test_rekey_of_an_unknown_child_is_refused():
     (failed,) = a.of(ChildSaFailed)
     assert failed.notify == NotifyType.CHILD_SA_NOT_FOUND
     assert sa.children == [child]  # the old one is kept; liveness deals with the rest
+
+
+@pytest.mark.parametrize("side", ["initiator", "responder"])
+@pytest.mark.parametrize("ike", ["aes256gcm16-prfsha256-x25519", "aes128-sha256-modp2048"])
+def test_ike_sa_rekey_moves_the_children(side, ike):
+    #   HDR(old SPIs), SK {SA(new SPIi), Ni, KEi} -->
+    #                 <-- HDR(old SPIs), SK {SA(new SPIr), Nr, KEr}
+    #   HDR(old SPIs), SK {D(IKE)} -->          (the CHILD SAs now live on the new IKE SA)
+    from ikepulse.core.events import IkeSaDeleted, IkeSaRekeyed
+
+    a, b = make_peers({"ike": ike}, {"ike": ike})
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (peer,) = b.manager.sas.values()
+    (child,) = sa.children
+    (sa if side == "initiator" else peer).rekey(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    (new,) = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    (new_peer,) = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(a.manager.sas) == 1 and len(b.manager.sas) == 1  # the old ones are gone
+    assert (new.spi_i, new.spi_r) == (new_peer.spi_i, new_peer.spi_r)
+    assert new.spi_i not in (sa.spi_i, sa.spi_r) and new.keys == new_peer.keys
+    assert new.keys.sk_d != sa.keys.sk_d
+    assert new.children == [child] and len(new_peer.children) == 1
+    assert a.of(ChildSaDeleted) == [] and b.of(ChildSaDeleted) == []
+    assert len(a.of(IkeSaRekeyed)) == 1 and len(b.of(IkeSaRekeyed)) == 1
+    assert len(a.of(IkeSaDeleted)) == 1 and len(b.of(IkeSaDeleted)) == 1
+    # The new IKE SA works: a CHILD rekey and a delete run over it.
+    new.rekey_child(child, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    pairs_match(new, new_peer)
+    new.delete(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert a.manager.sas == {} and b.manager.sas == {}

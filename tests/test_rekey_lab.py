@@ -96,3 +96,35 @@ def test_rekeys_under_iperf3_lose_no_packet(lab):
     assert " 0% packet loss" in result.stdout, result.stdout
     assert "sending CREATE_CHILD_SA request" in daemon.log.read_text()
     assert_one_sa_each(charon, daemon)
+
+
+@pytest.mark.parametrize("who", ["strongswan", "ikepulse"])
+def test_ike_sa_rekey_keeps_the_tunnel(lab, who):
+    charon = lab.charon(lab.right)
+    charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr))
+    daemon = lab.ikepulse(lab.left)
+    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
+    daemon.cli("up", "lab")
+    (before,) = daemon.status()
+    ping = lab.left_site.popen(
+        ["ping", "-q", "-i", "0.02", "-c", "150", "-W", "1", "203.0.113.66"],
+        lab.workdir / "ping.log",
+    )
+    if who == "strongswan":
+        charon.swanctl("--rekey", "--ike", "lab")
+    else:
+        daemon.cli("rekey", "lab", "--ike")
+    wait_for(
+        lambda: (s := daemon.status()) and len(s) == 1 and s[0]["spi_i"] != before["spi_i"],
+        10,
+        "the rekeyed IKE SA",
+    )
+    ping.wait(30)
+    assert " 0% packet loss" in (lab.workdir / "ping.log").read_text()
+    (after,) = daemon.status()
+    assert after["children"][0]["spi_in"] == before["children"][0]["spi_in"]
+    wait_for(lambda: len(charon.list_sas()) == 1, 5, "strongSwan to drop the old IKE SA")
+    (theirs,) = charon.list_sas()
+    assert (theirs["initiator-spi"], theirs["responder-spi"]) == (after["spi_i"], after["spi_r"])
+    daemon.cli("down", "lab")  # the new IKE SA carries the delete too
+    wait_for(lambda: charon.list_sas() == [], 5, "strongSwan to delete the IKE SA")

@@ -37,6 +37,22 @@ class IkeSaEstablished:
 
 
 @dataclass(frozen=True, slots=True)
+class IkeSaRekeyed:
+    """An IKE SA was replaced by a rekeyed one carrying the same CHILD SAs (§2.18)."""
+
+    connection: str
+    """Name of the connection."""
+    old_spi_i: bytes
+    """Initiator's SPI of the old IKE SA."""
+    old_spi_r: bytes
+    """Responder's SPI of the old IKE SA."""
+    spi_i: bytes
+    """Initiator's SPI of the new IKE SA."""
+    spi_r: bytes
+    """Responder's SPI of the new IKE SA."""
+
+
+@dataclass(frozen=True, slots=True)
 class IkeSaFailed:
     """An IKE SA could not be established or died during an exchange."""
 
@@ -172,6 +188,7 @@ class TunnelRestored:
 Event = (
     IkeSaEstablished
     | IkeSaFailed
+    | IkeSaRekeyed
     | IkeSaDeleted
     | ChildSaInstalled
     | ChildSaFailed

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..crypto.cipher import cipher_for
 from ..crypto.errors import CryptoError
 from ..crypto.integ import integ_for
-from ..crypto.keys import IkeKeys, derive_ike_keys, skeyseed
+from ..crypto.keys import IkeKeys, derive_ike_keys, rekey_skeyseed, skeyseed
 from ..crypto.prf import Prf, prf_for
 from ..crypto.sk import SkCrypter
 from ..wire.buffer import DecodeError
@@ -33,6 +33,7 @@ from .events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaRekeyed,
     PeerDead,
 )
 from .liveness import (
@@ -102,6 +103,7 @@ class IkeSa:
         self.child_timers: dict[bytes, tuple[float | None, float | None]] = {}
         """Per inbound SPI: when to rekey and when the CHILD SA expires."""
         self.rekeying: set[bytes] = set()
+        self.rekeying_ike = False
         self._crypter_in: SkCrypter | None = None
         self._crypter_out: SkCrypter | None = None
         self.tasks = TaskManager(self)
@@ -142,13 +144,24 @@ class IkeSa:
 
     # --- keys (§2.14) ------------------------------------------------------------------------
 
-    def derive_keys(self, suite: Suite, shared: bytes, nonce_i: bytes, nonce_r: bytes) -> None:
+    def derive_keys(
+        self,
+        suite: Suite,
+        shared: bytes,
+        nonce_i: bytes,
+        nonce_r: bytes,
+        rekeyed: IkeSa | None = None,
+    ) -> None:
+        """§2.14 keys; for a rekey (§2.18) SKEYSEED comes from the old SA's SK_d."""
         self.suite, self.nonce_i, self.nonce_r = suite, nonce_i, nonce_r
         self.prf = prf_for(suite.prf)
         cipher = cipher_for(*suite.encr)
         integ = integ_for(suite.integ) if suite.integ is not None else None
         integ_size = integ.key_size if integ else 0
-        seed = skeyseed(self.prf, nonce_i, nonce_r, shared)
+        if rekeyed is None:
+            seed = skeyseed(self.prf, nonce_i, nonce_r, shared)
+        else:
+            seed = rekey_skeyseed(rekeyed.prf, rekeyed.keys.sk_d, shared, nonce_i, nonce_r)
         keys = derive_ike_keys(
             self.prf, seed, nonce_i, nonce_r, self.spi_i, self.spi_r, cipher.key_size, integ_size
         )
@@ -384,6 +397,33 @@ class IkeSa:
                 expires_at=expires_at,
             )
         )
+
+    def take_over(self, old: IkeSa, now: float) -> None:
+        """Become the successor of ``old`` after an IKE SA rekey (§2.18): its CHILD SAs,
+        identities, NAT state and liveness move here; message IDs start at 0."""
+        self.connection = old.connection
+        self.local_identity, self.remote_identity = old.local_identity, old.remote_identity
+        self.nat_local, self.nat_remote = old.nat_local, old.nat_remote
+        self.peer_qcd_token = old.peer_qcd_token
+        self.rtt, self.last_inbound, self.last_outbound = old.rtt, now, now
+        self.children, old.children = old.children, []
+        self.child_timers, old.child_timers = old.child_timers, {}
+        self.state_to(IkeState.CONNECTING)
+        self.state_to(IkeState.ESTABLISHED)
+        self.established_at = now
+        self.emit(IkeSaRekeyed(self.name, old.spi_i, old.spi_r, self.spi_i, self.spi_r))
+
+    def retire(self) -> None:
+        """A rekey responder's old IKE SA: no probes or rekeys; the initiator deletes it."""
+        self.state_to(IkeState.DELETING)
+
+    def rekey(self, now: float) -> None:
+        """Rekey this IKE SA with CREATE_CHILD_SA (§1.3.2, §2.18)."""
+        from .tasks.ike_rekey import IkeRekey
+
+        if self.state is IkeState.ESTABLISHED and not self.rekeying_ike:
+            self.rekeying_ike = True
+            self.tasks.queue_exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekey(self, True)], now)
 
     def rekey_child(self, child: ChildSa, now: float) -> None:
         """CREATE_CHILD_SA with REKEY_SA (§1.3.3) unless a rekey of it is under way."""

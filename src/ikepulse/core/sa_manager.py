@@ -189,7 +189,7 @@ class SaManager:
 
     # --- SPIs ------------------------------------------------------------------------------
 
-    def _new_ike_spi(self) -> bytes:
+    def new_ike_spi(self) -> bytes:
         while True:
             spi = self.rng.randbytes(8)
             if any(spi) and spi not in self.sas:
@@ -218,7 +218,7 @@ class SaManager:
         sa = IkeSa(
             self,
             initiator=True,
-            spi_i=self._new_ike_spi(),
+            spi_i=self.new_ike_spi(),
             spi_r=bytes(8),
             local=local,
             remote=remote,
@@ -227,6 +227,23 @@ class SaManager:
         )
         self.sas[sa.local_spi] = sa
         sa.connect(now)
+        return sa
+
+    def successor(
+        self, old: IkeSa, *, initiator: bool, spi_i: bytes, spi_r: bytes, now: float
+    ) -> IkeSa:
+        """A new IKE SA that replaces ``old`` after a rekey (§2.18)."""
+        sa = IkeSa(
+            self,
+            initiator=initiator,
+            spi_i=spi_i,
+            spi_r=spi_r,
+            local=old.local,
+            remote=old.remote,
+            candidates=(old.connection,),
+            now=now,
+        )
+        self.sas[sa.local_spi] = sa
         return sa
 
     def find(self, name: str) -> list[IkeSa]:
@@ -279,7 +296,7 @@ class SaManager:
             self,
             initiator=False,
             spi_i=msg.spi_i,
-            spi_r=self._new_ike_spi(),
+            spi_r=self.new_ike_spi(),
             local=dst,
             remote=src,
             candidates=candidates,

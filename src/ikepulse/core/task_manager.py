@@ -266,6 +266,7 @@ def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
     from .tasks.child_rekey import CreateChild
     from .tasks.ike_auth import IkeAuth
     from .tasks.ike_init import IkeInit
+    from .tasks.ike_rekey import IkeRekey
     from .tasks.informational import ChildDelete, IkeDelete, Informational
     from .tasks.natd import NatDetection
 
@@ -287,6 +288,6 @@ def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
     if exchange == ExchangeType.CREATE_CHILD_SA:
         proposals = inbound.first(SaPayload).proposals
         if any(p.protocol == ProtocolId.IKE for p in proposals):
-            raise NoAdditionalSas("IKE SA rekeying is not supported yet")
+            return [IkeRekey(sa, False)]
         return [CreateChild(sa, False)]
     raise NoAdditionalSas(f"{exchange.name} is not supported")

@@ -20,6 +20,7 @@ from ..core.events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaRekeyed,
     PeerDead,
     TunnelRestored,
 )
@@ -239,6 +240,14 @@ class Daemon:
                 connection = self.manager.connection(event.connection)
                 for child in connection.children:
                     self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
+        elif isinstance(event, IkeSaRekeyed):
+            log.info(
+                "IKE SA %s[%s] rekeyed, now %s_i %s_r",
+                event.connection,
+                event.old_spi_i.hex(),
+                event.spi_i.hex(),
+                event.spi_r.hex(),
+            )
         elif isinstance(event, TunnelRestored):
             log.info(
                 "tunnel %s restored after %.2fs (%d attempt(s))",
@@ -310,12 +319,15 @@ class Daemon:
         return {"ok": True, "message": f"{name} deleted"}
 
     def rekey(self, name: str, child: str | None, ike: bool) -> dict:
-        if ike:
-            return {"ok": False, "error": "IKE SA rekeying is not implemented yet"}
         sas = self.manager.find(name)
         if not sas:
             self.manager.connection(name)
             return {"ok": False, "error": f"{name} is not up"}
+        if ike:
+            for sa in sas:
+                sa.rekey(self.now())
+            self.pump()
+            return {"ok": True, "message": f"rekeying the IKE SA of {name}"}
         started = []
         for sa in sas:
             for existing in list(sa.children):
