@@ -123,3 +123,20 @@ def test_ike_sa_rekey_moves_the_children(side, ike):
     new.delete(clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     assert a.manager.sas == {} and b.manager.sas == {}
+
+
+def test_ike_and_child_lifetimes_together_for_a_simulated_day():
+    a, b = make_peers(
+        {"rekey_time": 60.0, "ike_rekey_time": 600.0}, {"rekey_time": 70.0, "ike_rekey_time": 900.0}
+    )
+    clock = Clock()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 86400, max_steps=1_000_000)
+    from ikepulse.core.events import IkeSaRekeyed
+
+    assert len(a.of(IkeSaRekeyed)) >= 86400 / 900
+    live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    peer = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(live) == 1 and len(peer) == 1 and len(a.manager.sas) == 1
+    pairs_match(live[0], peer[0])
+    assert a.of(ChildSaFailed) == [] and b.of(ChildSaFailed) == []

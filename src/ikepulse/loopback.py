@@ -39,6 +39,7 @@ def connection(
     retransmit: RetransmitPolicy | None = None,
     liveness: LivenessPolicy = QUIET,
     rekey_time: float = 0.0,
+    ike_rekey_time: float = 0.0,
     **extra,
 ) -> ConnectionConfig:
     """A connection with one child ``lan``; liveness checks and rekeying are off unless
@@ -59,6 +60,7 @@ def connection(
         children=(child,),
         retransmit=retransmit or RetransmitPolicy(),
         liveness=liveness,
+        rekey_time=ike_rekey_time,
         **extra,
     )
 

@@ -207,6 +207,9 @@ def _connection(
         ),
         force_encap=section.encap,
         start_action=StartAction(section.start_action),
+        rekey_time=section.rekey_time,
+        over_time=section.over_time,
+        rand_time=section.rand_time,
         liveness=LivenessPolicy(
             dpd_delay=section.dpd_delay,
             dpd_timeout=section.dpd_timeout,

@@ -115,6 +115,9 @@ class ConnectionSection(Strict):
     dpd_timeout: Duration = 15.0
     dpd_action: Literal["clear", "hold", "restart"] = "restart"
     nat_keepalive: Duration = 20.0
+    rekey_time: Duration = 14400.0
+    over_time: Duration | None = None
+    rand_time: Duration | None = None
     children: dict[str, ChildSection] = {}
 
     @field_validator("version")

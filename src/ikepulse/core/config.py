@@ -132,6 +132,20 @@ class ConnectionConfig:
     force_encap: bool = False
     start_action: StartAction = StartAction.NONE
     liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
+    rekey_time: float = 14400.0
+    """IKE SA rekey interval (0: never), less a random part up to rand_time (§2.8)."""
+    over_time: float | None = None
+    """How long past rekey_time an IKE SA that could not be rekeyed lives; default 10 %."""
+    rand_time: float | None = None
+    """Random reduction of rekey_time; default over_time, as in strongSwan."""
+
+    @property
+    def ike_over_time(self) -> float:
+        return self.over_time if self.over_time is not None else self.rekey_time * 0.1
+
+    @property
+    def ike_jitter(self) -> float:
+        return self.rand_time if self.rand_time is not None else self.ike_over_time
 
     def child(self, name: str) -> ChildConfig:
         for child in self.children:

@@ -104,6 +104,8 @@ class IkeSa:
         """Per inbound SPI: when to rekey and when the CHILD SA expires."""
         self.rekeying: set[bytes] = set()
         self.rekeying_ike = False
+        self.ike_rekey_at: float | None = None
+        self.ike_expires_at: float | None = None
         self._crypter_in: SkCrypter | None = None
         self._crypter_out: SkCrypter | None = None
         self.tasks = TaskManager(self)
@@ -331,9 +333,18 @@ class IkeSa:
     def emit(self, event) -> None:
         self.manager.emit(event)
 
+    def _schedule_ike_rekey(self, now: float) -> None:
+        connection = self.connection
+        if connection.rekey_time <= 0:
+            return
+        fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
+        self.ike_rekey_at = now + connection.rekey_time - connection.ike_jitter * fraction
+        self.ike_expires_at = now + connection.rekey_time + connection.ike_over_time
+
     def established(self, now: float) -> None:
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
+        self._schedule_ike_rekey(now)
         self.manager.on_established(self, now)
         self.emit(
             IkeSaEstablished(
@@ -411,6 +422,7 @@ class IkeSa:
         self.state_to(IkeState.CONNECTING)
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
+        self._schedule_ike_rekey(now)
         self.emit(IkeSaRekeyed(self.name, old.spi_i, old.spi_r, self.spi_i, self.spi_r))
 
     def retire(self) -> None:
@@ -559,7 +571,19 @@ class IkeSa:
         return min((t for t in candidates if t is not None), default=None)
 
     def _established_timer(self) -> float | None:
-        return self._child_timer() if self.state is IkeState.ESTABLISHED else None
+        if self.state is not IkeState.ESTABLISHED:
+            return None
+        rekey_at = None if self.rekeying_ike else self.ike_rekey_at
+        times = (self._child_timer(), rekey_at, self.ike_expires_at)
+        return min((t for t in times if t is not None), default=None)
+
+    def _check_lifetime(self, now: float) -> None:
+        if self.ike_expires_at is not None and now >= self.ike_expires_at:
+            self.ike_expires_at = None
+            self.delete(now)  # could not be rekeyed within over_time (§2.8)
+        elif self.ike_rekey_at is not None and now >= self.ike_rekey_at:
+            self.ike_rekey_at = None
+            self.rekey(now)
 
     def handle_timer(self, now: float) -> None:
         self.tasks.on_timer(now)
@@ -567,3 +591,5 @@ class IkeSa:
             self._check_liveness(now)
         if self.state is IkeState.ESTABLISHED:
             self._check_children(now)
+        if self.state is IkeState.ESTABLISHED:
+            self._check_lifetime(now)
