@@ -140,3 +140,26 @@ def test_ike_and_child_lifetimes_together_for_a_simulated_day():
     assert len(live) == 1 and len(peer) == 1 and len(a.manager.sas) == 1
     pairs_match(live[0], peer[0])
     assert a.of(ChildSaFailed) == [] and b.of(ChildSaFailed) == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_simultaneous_child_rekeys_leave_exactly_one_pair(seed):
+    #   left                                            right
+    #   CREATE_CHILD_SA {N(REKEY_SA), SA, Ni1, ..} -->  <-- CREATE_CHILD_SA {.., Ni2, ..}
+    #   <-- {SA, Nr2, ..}                                     {SA, Nr1, ..} -->
+    #   the SA made with the lowest of Ni1, Nr1, Ni2, Nr2 is deleted by its creator;
+    #   the creator of the surviving SA deletes the old one (§2.8.1).
+    a, b = make_peers(seed=seed)
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (peer,) = b.manager.sas.values()
+    (old,), (old_peer,) = sa.children, peer.children
+    sa.rekey_child(old, clock.now)
+    peer.rekey_child(old_peer, clock.now)  # both requests are on the wire before any answer
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    pairs_match(sa, peer)
+    assert sa.children[0].spi_in != old.spi_in
+    assert len(a.of(ChildSaInstalled)) == 3 and len(b.of(ChildSaInstalled)) == 3
+    assert len(a.of(ChildSaDeleted)) == 2 and len(b.of(ChildSaDeleted)) == 2
+    assert a.of(ChildSaFailed) == [] and b.of(ChildSaFailed) == []

@@ -104,6 +104,10 @@ class IkeSa:
         """Per inbound SPI: when to rekey and when the CHILD SA expires."""
         self.rekeying: set[bytes] = set()
         self.rekeying_ike = False
+        self.deleting_children: set[bytes] = set()
+        self.rekey_collisions: dict[bytes, tuple[bytes, bytes]] = {}
+        """Old inbound SPI -> (peer's Ni, our Nr) of a rekey we answered while rekeying
+        the same CHILD SA ourselves (§2.8.1)."""
         self.ike_rekey_at: float | None = None
         self.ike_expires_at: float | None = None
         self._crypter_in: SkCrypter | None = None
@@ -476,6 +480,8 @@ class IkeSa:
             self.children.remove(child)
             self.child_timers.pop(child.spi_in, None)
             self.rekeying.discard(child.spi_in)
+            self.deleting_children.discard(child.spi_in)
+            self.rekey_collisions.pop(child.spi_in, None)
             self.manager.release_esp_spi(child.spi_in)
             self.emit(ChildSaDeleted(self.name, child.name, child.spi_in, child.spi_out, by_peer))
 
@@ -536,6 +542,7 @@ class IkeSa:
     def delete_child(self, child: ChildSa, now: float) -> None:
         from .tasks.informational import ChildDelete
 
+        self.deleting_children.add(child.spi_in)
         self.tasks.queue_exchange(
             ExchangeType.INFORMATIONAL, [ChildDelete(self, True, (child.spi_in,))], now
         )

@@ -38,6 +38,8 @@ class CreateChild(ChildCreate):
         self.peer_nonce = b""
         self.ke: KeyExchange | None = None
         self.shared = b""
+        self.collision = False
+        """Responder: we are rekeying the same CHILD SA ourselves (§2.8.1)."""
         if initiator and config is not None:
             groups = config.esp_proposals[0].dh
             if groups:
@@ -60,8 +62,9 @@ class CreateChild(ChildCreate):
         if notify is None:
             return super().candidates(msg)
         for child in self.sa.children:
-            if child.spi_out == notify.spi:
+            if child.spi_out == notify.spi and child.spi_in not in self.sa.deleting_children:
                 self.rekey = child
+                self.collision = child.spi_in in self.sa.rekeying
                 return (self.sa.connection.child(child.name),)
         raise ChildSaNotFound(f"no CHILD SA with SPI {notify.spi.hex()} to rekey")
 
@@ -96,6 +99,19 @@ class CreateChild(ChildCreate):
             self.sa.rekey_failed(self.rekey)
             super().finish(now)
             return
-        self.sa.install_child(self.child, now, replaces=self.rekey, initiated=self.initiator)
-        if self.initiator and self.rekey is not None:
-            self.sa.delete_child(self.rekey, now)
+        sa = self.sa
+        sa.install_child(self.child, now, replaces=self.rekey, initiated=self.initiator)
+        if self.rekey is None:
+            return
+        if not self.initiator:
+            if self.collision:
+                sa.rekey_collisions[self.rekey.spi_in] = (self.peer_nonce, self.nonce)
+            return
+        theirs = sa.rekey_collisions.pop(self.rekey.spi_in, None)
+        if theirs is not None and min(self.nonce, self.peer_nonce) < min(theirs):
+            # §2.8.1: both sides rekeyed it at once; the SA made with the lowest of the four
+            # nonces is redundant and its creator (us) deletes it. The peer's exchange
+            # survives, so the peer deletes the old CHILD SA.
+            sa.delete_child(self.child, now)
+            return
+        sa.delete_child(self.rekey, now)
