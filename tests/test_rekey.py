@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from ikepulse.core.events import ChildSaDeleted, ChildSaFailed, ChildSaInstalled
+from ikepulse.core.events import ChildSaDeleted, ChildSaFailed, ChildSaInstalled, ChildSaRekeyed
 from ikepulse.core.state import IkeState
 from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from ikepulse.wire.enums import NotifyType
@@ -56,6 +56,8 @@ def test_rekey_replaces_the_child_on_both_sides(esp, side):
     assert installed.replaces == old.spi_in and not installed.defer_outbound
     assert them.of(ChildSaInstalled)[-1].replaces == old_peer.spi_in
     assert them.of(ChildSaInstalled)[-1].defer_outbound  # make-before-break on the responder
+    (rekeyed,) = us.of(ChildSaRekeyed)
+    assert (rekeyed.old_spi_in, rekeyed.spi_in) == (old.spi_in, new.spi_in)
     assert [e.spi_in for e in us.of(ChildSaDeleted)] == [old.spi_in]
     assert [e.spi_in for e in them.of(ChildSaDeleted)] == [old_peer.spi_in]
 

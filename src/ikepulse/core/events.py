@@ -128,6 +128,20 @@ class ChildSaInstalled:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildSaRekeyed:
+    """A CHILD SA was rekeyed (§1.3.3); the old pair is deleted shortly after."""
+
+    connection: str
+    """Name of the connection."""
+    child: str
+    """Name of the child configuration."""
+    old_spi_in: bytes
+    """Inbound SPI of the replaced CHILD SA."""
+    spi_in: bytes
+    """Inbound SPI of the new CHILD SA."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChildSaFailed:
     """A CHILD SA could not be created; the IKE SA may still be up."""
 
@@ -191,6 +205,7 @@ Event = (
     | IkeSaRekeyed
     | IkeSaDeleted
     | ChildSaInstalled
+    | ChildSaRekeyed
     | ChildSaFailed
     | ChildSaDeleted
     | PeerDead

@@ -30,6 +30,7 @@ from .events import (
     Address,
     ChildSaDeleted,
     ChildSaInstalled,
+    ChildSaRekeyed,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
@@ -412,6 +413,8 @@ class IkeSa:
                 expires_at=expires_at,
             )
         )
+        if replaces is not None:
+            self.emit(ChildSaRekeyed(self.name, child.name, replaces.spi_in, child.spi_in))
 
     def take_over(self, old: IkeSa, now: float) -> None:
         """Become the successor of ``old`` after an IKE SA rekey (§2.18): its CHILD SAs,

@@ -16,6 +16,7 @@ from ..core.events import (
     ChildSaDeleted,
     ChildSaFailed,
     ChildSaInstalled,
+    ChildSaRekeyed,
     Event,
     IkeSaDeleted,
     IkeSaEstablished,
@@ -240,6 +241,14 @@ class Daemon:
                 connection = self.manager.connection(event.connection)
                 for child in connection.children:
                     self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
+        elif isinstance(event, ChildSaRekeyed):
+            log.info(
+                "CHILD SA %s{%s} rekeyed, %s_i replaced by %s_i",
+                event.connection,
+                event.child,
+                event.old_spi_in.hex(),
+                event.spi_in.hex(),
+            )
         elif isinstance(event, IkeSaRekeyed):
             log.info(
                 "IKE SA %s[%s] rekeyed, now %s_i %s_r",
