@@ -45,7 +45,9 @@ def soak(count: int, ike_every: int) -> dict:
             daemon.cli("up", "lab")
 
             def status() -> dict:
-                (sa,) = request(daemon.socket, {"command": "status"})["ike_sas"]
+                """The established IKE SA (an old one may linger in DELETING briefly)."""
+                sas = request(daemon.socket, {"command": "status"})["ike_sas"]
+                (sa,) = [s for s in sas if s["state"] == "ESTABLISHED"]
                 return sa
 
             ping = lab.left_site.popen(
