@@ -136,6 +136,13 @@ class Spd:
         self.policies.insert(0, policy)  # the newest SA wins (make-before-break)
         self._outbound.clear()
 
+    def retire(self, spi_in: bytes) -> None:
+        """Stop sending on an SA but keep accepting what is still in flight to it."""
+        policy = self.by_spi.get(spi_in)
+        if policy is not None and policy in self.policies:
+            self.policies.remove(policy)
+            self._outbound.clear()
+
     def remove(self, spi_in: bytes) -> Policy | None:
         policy = self.by_spi.pop(spi_in, None)
         if policy is not None:

@@ -28,6 +28,7 @@ from .tun import Tun, mark_socket, netlink
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
 READ_BATCH = 64
+LINGER_SECONDS = 2.0
 HOLD_PACKETS = 32
 HOLD_SECONDS = 3.0
 
@@ -113,7 +114,10 @@ class DataPlane:
         if isinstance(event, ChildSaInstalled):
             self.install(event)
         elif isinstance(event, ChildSaDeleted):
-            self.spd.remove(event.spi_in)
+            # Make-before-break: packets the peer sent on the old SA may still be on their
+            # way; accept them for LINGER_SECONDS more, but send nothing on it any longer.
+            self.spd.retire(event.spi_in)
+            asyncio.get_running_loop().call_later(LINGER_SECONDS, self.spd.remove, event.spi_in)
             successor = self._deferred.pop(event.spi_in, None)
             if successor is not None:  # the rekeyed SA is gone: send on its successor
                 self.spd.activate(successor)
