@@ -1,6 +1,7 @@
 """CHILD SA rekeys against strongSwan under traffic: no packet lost, no duplicate SA.
 
-strongSwan rekeys every 5 s (life_time 30 s), ikepulse every 6 s: both sides initiate rekeys
+strongSwan rekeys every few seconds (rekey_time 5 s, life_time 30 s, its default
+rand_time), ikepulse every 5.4-6 s: both sides initiate rekeys
 (CREATE_CHILD_SA with REKEY_SA) while a ping runs at 50 packets/s.
 """
 
@@ -24,22 +25,31 @@ def rekeying_tunnel(lab):
     )
     daemon = lab.ikepulse(lab.left)
     conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
-    daemon.start(conf.replace('mode = "tunnel"', 'mode = "tunnel"\nrekey_time = "6s"'))
+    lifetimes = 'rekey_time = "6s"'
+    daemon.start(conf.replace('mode = "tunnel"', f'mode = "tunnel"\n{lifetimes}'))
     daemon.cli("up", "lab")
     return charon, daemon
 
 
 def assert_one_sa_each(charon, daemon) -> None:
-    (ours,) = daemon.status()
-    assert ours["state"] == "ESTABLISHED" and len(ours["children"]) == 1
+    """Exactly one IKE SA and one CHILD SA on each side, and they pair up. Rekeys keep
+    running, so wait for a moment between two of them (strongSwan shows a deleted CHILD SA
+    for a short while after each)."""
 
-    def settled():
-        sas = charon.list_sas()
-        return len(sas) == 1 and [c["state"] for c in sas[0]["children"]] == ["INSTALLED"]
+    def consistent():
+        ours, theirs = daemon.status(), charon.list_sas()
+        if len(ours) != 1 or len(theirs) != 1 or ours[0]["state"] != "ESTABLISHED":
+            return False
+        mine = ours[0]["children"]
+        installed = [c for c in theirs[0]["children"] if c["state"] == "INSTALLED"]
+        return (
+            len(mine) == 1
+            and len(installed) == 1
+            and installed[0]["spi-in"] == mine[0]["spi_out"]
+            and installed[0]["spi-out"] == mine[0]["spi_in"]
+        )
 
-    wait_for(settled, 10, "strongSwan to settle on one CHILD SA")
-    (theirs,) = charon.list_sas()
-    assert theirs["children"][0]["spi-in"] == daemon.status()[0]["children"][0]["spi_out"]
+    wait_for(consistent, 15, "one matching IKE SA and CHILD SA on each side", interval=0.1)
 
 
 def test_two_minutes_of_rekeys_lose_no_packet(lab):
@@ -62,39 +72,6 @@ def test_two_minutes_of_rekeys_lose_no_packet(lab):
     ours = log.count("sending CREATE_CHILD_SA request")
     theirs = log.count("received CREATE_CHILD_SA request")
     assert ours >= 5 and ours + theirs >= 15  # rekeys happened, on our initiative at least
-    assert_one_sa_each(charon, daemon)
-
-
-def test_rekeys_under_iperf3_lose_no_packet(lab):
-    charon, daemon = rekeying_tunnel(lab)
-    server = lab.right_site.popen(
-        ["iperf3", "-s", "-1", "-B", "203.0.113.66"], lab.workdir / "iperf.log"
-    )
-    try:
-        iperf = lab.left_site.popen(
-            # 100 Mbit/s, well below the tunnel's capacity: a lost ping then means a rekey
-            # lost it, not a full queue.
-            ["iperf3", "-c", "203.0.113.66", "-t", "30", "-b", "100M"],
-            lab.workdir / "iperf-client.log",
-        )
-        result = lab.left_site.run(
-            "ping",
-            "-q",
-            "-i",
-            "0.02",
-            "-c",
-            "1400",
-            "-W",
-            "1",
-            "203.0.113.66",
-            check=False,
-            timeout=60,
-        )
-        assert iperf.wait(60) == 0
-    finally:
-        server.wait(10)
-    assert " 0% packet loss" in result.stdout, result.stdout
-    assert "sending CREATE_CHILD_SA request" in daemon.log.read_text()
     assert_one_sa_each(charon, daemon)
 
 

@@ -77,7 +77,8 @@ class DataPlane:
         self.raw: dict[int, socket.socket] = {}
         self.traps: list[Trap] = []
         self._deferred: dict[bytes, Policy] = {}
-        """Rekey responder: old inbound SPI -> the new SA to send on once the old is gone."""
+        """Rekey responder: old inbound SPI -> the new SA to send on once the peer shows it
+        installed it (its first packet on the new SA) or deletes the old one."""
         self.on_trap = on_trap
         self.on_unknown_spi = on_unknown_spi
         self._rng = secrets.SystemRandom()
@@ -118,9 +119,9 @@ class DataPlane:
             # way; accept them for LINGER_SECONDS more, but send nothing on it any longer.
             self.spd.retire(event.spi_in)
             asyncio.get_running_loop().call_later(LINGER_SECONDS, self.spd.remove, event.spi_in)
-            successor = self._deferred.pop(event.spi_in, None)
+            successor = self._deferred.get(event.spi_in)
             if successor is not None:  # the rekeyed SA is gone: send on its successor
-                self.spd.activate(successor)
+                self._activate(successor)
 
     def route(self, local_ts, remote_ts) -> None:
         """Route the remote selectors into the TUN device: from now on nothing for them
@@ -179,6 +180,12 @@ class DataPlane:
                 self._outbound(packet)
             else:
                 self.counters["held_expired"] += 1
+
+    def _activate(self, policy: Policy) -> None:
+        for old, successor in list(self._deferred.items()):
+            if successor is policy:
+                del self._deferred[old]
+                self.spd.activate(policy)
 
     def status(self, spi_in: bytes, to_wall: float) -> dict:
         policy = self.spd.by_spi.get(spi_in)
@@ -269,6 +276,8 @@ class DataPlane:
         if not self.spd.inbound_allowed(policy, inner):
             counters["selector_drops"] += 1
             return
+        if self._deferred and policy not in self.spd.policies:
+            self._activate(policy)  # the peer sends on the new SA, so it can receive on it
         counters["packets_in"] += 1
         counters["bytes_in"] += len(inner)
         policy.last_inbound = self.now()
