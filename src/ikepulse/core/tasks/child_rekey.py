@@ -20,6 +20,23 @@ from .child_create import ChildCreate
 from .ike_init import NONCE_SIZE, _check_nonce
 
 
+def create_child_sa_dh(
+    ke: KeyExchange | None, group, ke_payload: KePayload | None, initiator: bool, rng, what: str
+) -> tuple[KeyExchange, bytes]:
+    """The KE part of a CREATE_CHILD_SA (§1.3): our key exchange and g^ir. A responder asks
+    for the group it chose with INVALID_KE_PAYLOAD; an initiator gets what it sent."""
+    if ke_payload is None or ke_payload.group != group:
+        if initiator:
+            raise InvalidSyntax(f"{what} response without KE for {group.name}")
+        raise InvalidKePayload(f"{what} wants KE for {group.name}", int(group).to_bytes(2, "big"))
+    if ke is None or ke.group != group:
+        ke = key_exchange_for(group, rng)
+    try:
+        return ke, ke.shared_secret(ke_payload.data)
+    except CryptoError as exc:
+        raise InvalidSyntax(f"invalid {group.name} public value: {exc}") from exc
+
+
 class CreateChild(ChildCreate):
     exchange = ExchangeType.CREATE_CHILD_SA
     with_dh = True
@@ -76,18 +93,9 @@ class CreateChild(ChildCreate):
             if self.initiator and self.ke is not None:
                 raise InvalidSyntax("responder dropped the PFS group we proposed")
             return
-        if ke_payload is None or ke_payload.group != group:
-            if self.initiator:
-                raise InvalidSyntax(f"CREATE_CHILD_SA response without KE for {group.name}")
-            raise InvalidKePayload(
-                f"CREATE_CHILD_SA wants KE for {group.name}", int(group).to_bytes(2, "big")
-            )
-        if self.ke is None or self.ke.group != group:
-            self.ke = key_exchange_for(group, self.sa.rng)
-        try:
-            self.shared = self.ke.shared_secret(ke_payload.data)
-        except CryptoError as exc:
-            raise InvalidSyntax(f"invalid {group.name} public value: {exc}") from exc
+        self.ke, self.shared = create_child_sa_dh(
+            self.ke, group, ke_payload, self.initiator, self.sa.rng, "CREATE_CHILD_SA"
+        )
 
     def keymat_inputs(self) -> tuple[bytes, bytes, bytes]:
         if self.initiator:

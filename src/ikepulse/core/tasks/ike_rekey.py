@@ -9,13 +9,13 @@ the CHILD SAs move to the new IKE SA; the initiator deletes the old one.
 from __future__ import annotations
 
 from ...crypto.dh import KeyExchange, key_exchange_for
-from ...crypto.errors import CryptoError
 from ...wire.enums import ExchangeType, ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
-from ..errors import IkeError, InvalidKePayload, InvalidSyntax
+from ..errors import IkeError, InvalidSyntax
 from ..negotiate import Suite, accept_chosen, select, to_wire
 from ..task import Inbound, Status, Task
+from .child_rekey import create_child_sa_dh
 from .ike_init import NONCE_SIZE, _check_nonce
 
 
@@ -65,25 +65,17 @@ class IkeRekey(Task):
             if len(self.peer_spi) != 8 or not any(self.peer_spi):
                 raise InvalidSyntax("IKE SA rekey without a valid new SPI")
             self.peer_nonce = _check_nonce(msg.first(NoncePayload))
-            self._key_exchange(msg.first(KePayload))
+            self.ke, self.shared = create_child_sa_dh(
+                self.ke,
+                self.suite.dh,
+                msg.first(KePayload),
+                self.initiator,
+                self.sa.rng,
+                "IKE SA rekey",
+            )
         except IkeError as exc:
             self.error = exc
         return Status.DONE
-
-    def _key_exchange(self, ke_payload: KePayload | None) -> None:
-        group = self.suite.dh
-        if ke_payload is None or ke_payload.group != group:
-            if self.initiator:
-                raise InvalidSyntax("IKE SA rekey response without the KE we asked for")
-            raise InvalidKePayload(
-                f"IKE SA rekey wants KE for {group.name}", int(group).to_bytes(2, "big")
-            )
-        if self.ke is None or self.ke.group != group:
-            self.ke = key_exchange_for(group, self.sa.rng)
-        try:
-            self.shared = self.ke.shared_secret(ke_payload.data)
-        except CryptoError as exc:
-            raise InvalidSyntax(f"invalid {group.name} public value: {exc}") from exc
 
     def finish(self, now: float) -> None:
         sa = self.sa
