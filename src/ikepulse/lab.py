@@ -61,18 +61,23 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
 @dataclass
 class Namespace:
     name: str
+    spawned: list | None = field(default=None, compare=False, repr=False)
+    """Where processes started in this namespace are recorded, so the lab can end them."""
 
     def run(self, *args: str, check: bool = True, timeout: float = 30):
         return run("ip", "netns", "exec", self.name, *args, check=check, timeout=timeout)
 
     def popen(self, args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             ["ip", "netns", "exec", self.name, *args],
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
         )
+        if self.spawned is not None:
+            self.spawned.append(proc)
+        return proc
 
 
 _SNIFF = """
@@ -296,9 +301,10 @@ class Lab:
     tag: str = field(default_factory=lambda: f"{os.getpid() % 100000}")
     namespaces: list[Namespace] = field(default_factory=list)
     processes: list = field(default_factory=list)
+    spawned: list = field(default_factory=list)
 
     def ns(self, role: str) -> Namespace:
-        return Namespace(f"ikp{self.tag}-{role}")
+        return Namespace(f"ikp{self.tag}-{role}", self.spawned)
 
     @property
     def left(self) -> Namespace:
@@ -433,6 +439,9 @@ class Lab:
     def down(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()
+        for proc in self.spawned:  # whatever else a test started (iperf3, ...), by PID
+            _stop(proc)
+        self.spawned.clear()
         for ns in reversed(self.namespaces):
             run("ip", "netns", "del", ns.name, check=False)
         self.namespaces.clear()
