@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from ikepulse.core.config import RetransmitPolicy
 from ikepulse.core.events import (
@@ -175,44 +176,27 @@ def test_retransmissions_exhausted_fail_the_sa_with_a_reason():
     assert a.manager.sas == {}
 
 
-def test_unknown_critical_payload_is_refused():
+def answer_to_init_with_unknown_payload(critical: bool):
+    """The responder's reply to an IKE_SA_INIT request carrying an unknown payload 200."""
     a, b, sa, clock = start()
     (request,) = a.manager.datagrams_to_send(clock.now)
     msg = decode_message(request.data)
-    tampered = encode_message(
-        msg.__class__(
-            msg.spi_i,
-            msg.spi_r,
-            msg.exchange,
-            msg.flags,
-            msg.message_id,
-            msg.payloads + (UnknownPayload(PayloadType(200), True, b"x"),),
-        )
-    )
-    b.manager.receive_datagram(tampered, request.src, request.dst, clock.now)
+    extra = UnknownPayload(PayloadType(200), critical, b"x")
+    data = encode_message(replace(msg, payloads=msg.payloads + (extra,)))
+    b.manager.receive_datagram(data, request.src, request.dst, clock.now)
     (reply,) = b.manager.datagrams_to_send(clock.now)
-    assert decode_message(reply.data).payloads == (
+    return decode_message(reply.data)
+
+
+def test_unknown_critical_payload_is_refused():
+    assert answer_to_init_with_unknown_payload(critical=True).payloads == (
         NotifyPayload(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, bytes([200])),
     )
 
 
 def test_unknown_non_critical_payload_is_ignored():
-    a, b, sa, clock = start()
-    (request,) = a.manager.datagrams_to_send(clock.now)
-    msg = decode_message(request.data)
-    extended = encode_message(
-        msg.__class__(
-            msg.spi_i,
-            msg.spi_r,
-            msg.exchange,
-            msg.flags,
-            msg.message_id,
-            msg.payloads + (UnknownPayload(PayloadType(200), False, b"x"),),
-        )
-    )
-    b.manager.receive_datagram(extended, request.src, request.dst, clock.now)
-    (reply,) = b.manager.datagrams_to_send(clock.now)
-    assert PayloadType.SA in [p.TYPE for p in decode_message(reply.data).payloads]
+    reply = answer_to_init_with_unknown_payload(critical=False)
+    assert PayloadType.SA in [p.TYPE for p in reply.payloads]
 
 
 def established():
