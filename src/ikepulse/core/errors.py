@@ -54,11 +54,17 @@ class NoAdditionalSas(IkeError):
     notify = NotifyType.NO_ADDITIONAL_SAS
 
 
-class PeerReportedError(IkeError):
-    """The peer answered our request with an error notify."""
+class TemporaryFailure(IkeError):
+    """§2.25: the request collides with an exchange of ours; the peer retries later."""
 
-    def __init__(self, notify: NotifyType, context: str) -> None:
-        super().__init__(f"peer answered {context} with {notify.name}")
+    notify = NotifyType.TEMPORARY_FAILURE
+
+
+class PeerReportedError(IkeError):
+    """The peer answered our request with an error notify (``data`` is its notify data)."""
+
+    def __init__(self, notify: NotifyType, context: str, data: bytes = b"") -> None:
+        super().__init__(f"peer answered {context} with {notify.name}", data)
         self.notify = notify
 
 

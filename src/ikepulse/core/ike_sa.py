@@ -24,7 +24,7 @@ from ..wire.message import (
 from ..wire.payloads import EncryptedPayload, NotifyPayload, Payload
 from . import liveness
 from .child_sa import ChildSa
-from .config import ConnectionConfig, Identity, RetransmitPolicy
+from .config import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
 from .errors import Dropped
 from .events import (
     Address,
@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     from .sa_manager import SaManager
 
 IKE_PORT = 500
+LINGER = 30.0
+"""Seconds a retired IKE SA waits for the peer's delete."""
+RETRY_AFTER = (5.0, 15.0)
+"""A rekey answered with TEMPORARY_FAILURE is retried after this many seconds (§2.25)."""
 
 
 class IkeSa:
@@ -109,6 +113,13 @@ class IkeSa:
         self.rekey_collisions: dict[bytes, tuple[bytes, bytes]] = {}
         """Old inbound SPI -> (peer's Ni, our Nr) of a rekey we answered while rekeying
         the same CHILD SA ourselves (§2.8.1)."""
+        self.deleted_while_rekeying: set[bytes] = set()
+        """Inbound SPIs of CHILD SAs the peer deleted while our rekey of them was in flight."""
+        self.ike_rekey_collision: tuple[IkeSa, bytes] | None = None
+        """The IKE SA we created answering the peer's rekey while ours was in flight, and
+        the lower nonce of that exchange (§2.8.2)."""
+        self.linger_until: float | None = None
+        """A retired or pending IKE SA is forgotten at this time unless the peer acts."""
         self.ike_rekey_at: float | None = None
         self.ike_expires_at: float | None = None
         self._crypter_in: SkCrypter | None = None
@@ -382,7 +393,7 @@ class IkeSa:
             rekey_at = now + config.rekey_time - config.jitter * fraction
         expires_at = now + config.hard_lifetime if config.rekey_time > 0 else None
         self.child_timers[child.spi_in] = (rekey_at, expires_at)
-        if replaces is not None:
+        if replaces is not None and replaces in self.children:
             self.rekeying.discard(replaces.spi_in)
             self.child_timers[replaces.spi_in] = (
                 None,
@@ -416,25 +427,47 @@ class IkeSa:
         if replaces is not None:
             self.emit(ChildSaRekeyed(self.name, child.name, replaces.spi_in, child.spi_in))
 
-    def take_over(self, old: IkeSa, now: float) -> None:
-        """Become the successor of ``old`` after an IKE SA rekey (§2.18): its CHILD SAs,
-        identities, NAT state and liveness move here; message IDs start at 0."""
+    def adopt(self, old: IkeSa, now: float) -> None:
+        """Take the identities, NAT state and RTT of the IKE SA this one rekeys (§2.18) and
+        become ESTABLISHED, still without CHILD SAs; message IDs start at 0."""
         self.connection = old.connection
         self.local_identity, self.remote_identity = old.local_identity, old.remote_identity
         self.nat_local, self.nat_remote = old.nat_local, old.nat_remote
         self.peer_qcd_token = old.peer_qcd_token
         self.rtt, self.last_inbound, self.last_outbound = old.rtt, now, now
-        self.children, old.children = old.children, []
-        self.child_timers, old.child_timers = old.child_timers, {}
+        self.linger_until = None
         self.state_to(IkeState.CONNECTING)
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
+
+    def take_over(self, old: IkeSa, now: float) -> None:
+        """Become the successor of ``old`` after an IKE SA rekey (§2.18): its CHILD SAs
+        and their timers move here."""
+        if self.state is not IkeState.ESTABLISHED:
+            self.adopt(old, now)
+        self.children, old.children = old.children, []
+        self.child_timers, old.child_timers = old.child_timers, {}
         self._schedule_ike_rekey(now)
         self.emit(IkeSaRekeyed(self.name, old.spi_i, old.spi_r, self.spi_i, self.spi_r))
 
-    def retire(self) -> None:
-        """A rekey responder's old IKE SA: no probes or rekeys; the initiator deletes it."""
-        self.state_to(IkeState.DELETING)
+    def retire(self, now: float) -> None:
+        """An IKE SA the peer will delete (the old one after the peer rekeyed it, or a
+        redundant one of §2.8.2) or one whose fate a rekey collision decides: no probes,
+        rekeys or queued requests; forgotten after LINGER unless taken over."""
+        self.tasks.queue.clear()
+        if self.state is IkeState.ESTABLISHED:
+            self.state_to(IkeState.DELETING)
+        self.linger_until = now + LINGER
+
+    def lost_rekey_collision(self, now: float) -> None:
+        """The peer deletes this IKE SA while both of us rekey it: the peer's new IKE SA
+        survived (§2.8.2), so the CHILD SAs move there and our rekey is abandoned."""
+        theirs, _ = self.ike_rekey_collision
+        self.ike_rekey_collision = None
+        self.rekeying_ike = False
+        self.tasks.active = None
+        if not theirs.finished:
+            theirs.take_over(self, now)
 
     def rekey(self, now: float) -> None:
         """Rekey this IKE SA with CREATE_CHILD_SA (§1.3.2, §2.18)."""
@@ -453,12 +486,33 @@ class IkeSa:
         self.rekeying.add(child.spi_in)
         config = self.connection.child(child.name)
         self.tasks.queue_exchange(
-            ExchangeType.CREATE_CHILD_SA, [CreateChild(self, True, config, rekey=child)], now
+            ExchangeType.CREATE_CHILD_SA,
+            [CreateChild(self, True, config, rekey=child)],
+            now,
         )
 
     def rekey_failed(self, child: ChildSa | None) -> None:
         if child is not None:
             self.rekeying.discard(child.spi_in)
+            self.deleted_while_rekeying.discard(child.spi_in)
+
+    def retry_delay(self) -> float:
+        low, high = RETRY_AFTER
+        return low + (high - low) * int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
+
+    def retry_rekey_child(self, child: ChildSa, now: float) -> None:
+        """The peer answered TEMPORARY_FAILURE: try again a little later (§2.25)."""
+        if child in self.children:
+            expires_at = self.child_timers.get(child.spi_in, (None, None))[1]
+            self.child_timers[child.spi_in] = (now + self.retry_delay(), expires_at)
+
+    def create_child(self, config: ChildConfig, now: float) -> None:
+        """A new CHILD SA with CREATE_CHILD_SA (§1.3.1)."""
+        from .tasks.child_rekey import CreateChild
+
+        self.tasks.queue_exchange(
+            ExchangeType.CREATE_CHILD_SA, [CreateChild(self, True, config)], now
+        )
 
     def _child_timer(self) -> float | None:
         times = [
@@ -480,6 +534,8 @@ class IkeSa:
 
     def remove_child(self, child: ChildSa, by_peer: bool) -> None:
         if child in self.children:
+            if by_peer and child.spi_in in self.rekeying:
+                self.deleted_while_rekeying.add(child.spi_in)
             self.children.remove(child)
             self.child_timers.pop(child.spi_in, None)
             self.rekeying.discard(child.spi_in)
@@ -577,7 +633,12 @@ class IkeSa:
     def get_timer(self) -> float | None:
         if self.finished:
             return None
-        candidates = (self.tasks.deadline, self._liveness_timer(), self._established_timer())
+        candidates = (
+            self.tasks.deadline,
+            self._liveness_timer(),
+            self._established_timer(),
+            self.linger_until,
+        )
         return min((t for t in candidates if t is not None), default=None)
 
     def _established_timer(self) -> float | None:
@@ -596,6 +657,10 @@ class IkeSa:
             self.rekey(now)
 
     def handle_timer(self, now: float) -> None:
+        if self.linger_until is not None and now >= self.linger_until:
+            self.tasks.active = None
+            self.deleted(by_peer=False)
+            return
         self.tasks.on_timer(now)
         if self.state is IkeState.ESTABLISHED:
             self._check_liveness(now)

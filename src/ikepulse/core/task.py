@@ -47,17 +47,17 @@ class Inbound:
                 return p
         return None
 
-    def error_notify(self) -> NotifyType | None:
+    def error_notify(self) -> NotifyPayload | None:
         for p in self.all(NotifyPayload):
             if p.type.is_error:
-                return p.type
+                return p
         return None
 
     def raise_error_notify(self, context: str) -> None:
         """Turn an error notify in a response into PeerReportedError."""
         error = self.error_notify()
         if error is not None:
-            raise PeerReportedError(error, context)
+            raise PeerReportedError(error.type, context, error.data)
 
 
 class Task:

@@ -78,6 +78,10 @@ class TaskManager:
         self.queue.append((exchange, tasks, waits))
         self.initiate(now)
 
+    def in_flight(self, *kinds: type) -> bool:
+        """Our request in flight carries a task of one of these classes."""
+        return self.active is not None and any(isinstance(t, kinds) for t in self.active.tasks)
+
     @property
     def busy(self) -> bool:
         return self.active is not None or bool(self.queue)

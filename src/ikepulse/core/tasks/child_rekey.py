@@ -1,4 +1,5 @@
-"""CREATE_CHILD_SA for a CHILD SA: a new one, or the rekey of one (RFC 7296 §1.3.1-§1.3.3).
+"""CREATE_CHILD_SA for a CHILD SA: a new one, or the rekey of one (RFC 7296 §1.3.1-§1.3.3,
+§2.8.1, §2.25.1).
 
 initiator                                 responder
 HDR, SK {[N(REKEY_SA)], SA, Ni, [KEi], TSi, TSr} -->
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from ...crypto.dh import KeyExchange, key_exchange_for
 from ...crypto.errors import CryptoError
-from ...wire.enums import ExchangeType, NotifyType, ProtocolId
+from ...wire.enums import DhId, ExchangeType, NotifyType, ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ..child_sa import ChildSa
 from ..config import ChildConfig
-from ..errors import ChildSaNotFound, InvalidKePayload, InvalidSyntax
-from ..task import Inbound
+from ..errors import ChildSaNotFound, InvalidKePayload, InvalidSyntax, TemporaryFailure
+from ..state import IkeState
+from ..task import Inbound, Status
 from .child_create import ChildCreate
 from .ike_init import NONCE_SIZE, _check_nonce
 
@@ -35,6 +37,19 @@ def create_child_sa_dh(
         return ke, ke.shared_secret(ke_payload.data)
     except CryptoError as exc:
         raise InvalidSyntax(f"invalid {group.name} public value: {exc}") from exc
+
+
+def group_asked_for(msg: Inbound, proposals, ke: KeyExchange | None) -> DhId | None:
+    """The DH group of an INVALID_KE_PAYLOAD answer (§1.3, §1.2) if we proposed it and
+    have not used it yet; the request is then repeated with a KE for that group."""
+    notify = msg.notify(NotifyType.INVALID_KE_PAYLOAD)
+    if notify is None or len(notify.data) < 2:
+        return None
+    wanted = int.from_bytes(notify.data[:2], "big")
+    offered = {g for p in proposals for g in p.dh}
+    if wanted not in offered or (ke is not None and ke.group == wanted):
+        return None
+    return DhId(wanted)
 
 
 class CreateChild(ChildCreate):
@@ -57,6 +72,7 @@ class CreateChild(ChildCreate):
         self.shared = b""
         self.collision = False
         """Responder: we are rekeying the same CHILD SA ourselves (§2.8.1)."""
+        self.ke_retried = False
         if initiator and config is not None:
             groups = config.esp_proposals[0].dh
             if groups:
@@ -74,15 +90,33 @@ class CreateChild(ChildCreate):
         if self.ke is not None:
             out.append(KePayload(self.ke.group, self.ke.public_key))
 
+    def process(self, msg: Inbound) -> Status:
+        if self.initiator and not self.ke_retried:
+            group = group_asked_for(msg, self.config.esp_proposals, self.ke)
+            if group is not None:  # send the request again with the group asked for
+                self.ke_retried = True
+                self.ke = key_exchange_for(group, self.sa.rng)
+                self.nonce = self.sa.rng.randbytes(NONCE_SIZE)
+                self.sa.manager.release_esp_spi(self.spi_in)
+                return Status.NEED_MORE
+        return super().process(msg)
+
     def candidates(self, msg: Inbound) -> tuple[ChildConfig, ...]:
+        sa = self.sa
+        from .ike_rekey import IkeRekey
+
+        if sa.state is not IkeState.ESTABLISHED or sa.tasks.in_flight(IkeRekey):
+            raise TemporaryFailure("the IKE SA is being rekeyed or deleted")  # §2.25
         notify = msg.notify(NotifyType.REKEY_SA)
         if notify is None:
             return super().candidates(msg)
-        for child in self.sa.children:
-            if child.spi_out == notify.spi and child.spi_in not in self.sa.deleting_children:
+        for child in sa.children:
+            if child.spi_out == notify.spi:
+                if child.spi_in in sa.deleting_children:
+                    raise TemporaryFailure(f"CHILD SA {child.spi_in.hex()} is being deleted")
                 self.rekey = child
-                self.collision = child.spi_in in self.sa.rekeying
-                return (self.sa.connection.child(child.name),)
+                self.collision = child.spi_in in sa.rekeying
+                return (sa.connection.child(child.name),)
         raise ChildSaNotFound(f"no CHILD SA with SPI {notify.spi.hex()} to rekey")
 
     def key_exchange(self, msg: Inbound) -> None:
@@ -103,23 +137,47 @@ class CreateChild(ChildCreate):
         return self.shared, self.peer_nonce, self.nonce
 
     def finish(self, now: float) -> None:
+        sa = self.sa
         if self.child is None or self.error is not None:
-            self.sa.rekey_failed(self.rekey)
+            if self.initiator:
+                sa.manager.release_esp_spi(self.spi_in)
+                self._failed(now)
             super().finish(now)
             return
-        sa = self.sa
-        sa.install_child(self.child, now, replaces=self.rekey, initiated=self.initiator)
-        if self.rekey is None:
+        old = self.rekey
+        sa.install_child(self.child, now, replaces=old, initiated=self.initiator)
+        if old is None:
             return
         if not self.initiator:
             if self.collision:
-                sa.rekey_collisions[self.rekey.spi_in] = (self.peer_nonce, self.nonce)
+                sa.rekey_collisions[old.spi_in] = (self.peer_nonce, self.nonce)
             return
-        theirs = sa.rekey_collisions.pop(self.rekey.spi_in, None)
-        if theirs is not None and min(self.nonce, self.peer_nonce) < min(theirs):
+        theirs = sa.rekey_collisions.pop(old.spi_in, None)
+        if old.spi_in in sa.deleted_while_rekeying:
+            # The peer deleted the old SA meanwhile: it no longer wants the pair (§2.25.1),
+            # or its own rekey of it won (§2.8.1). Either way ours is not needed.
+            sa.deleted_while_rekeying.discard(old.spi_in)
+            sa.delete_child(self.child, now)
+        elif theirs is not None and min(self.nonce, self.peer_nonce) < min(theirs):
             # §2.8.1: both sides rekeyed it at once; the SA made with the lowest of the four
             # nonces is redundant and its creator (us) deletes it. The peer's exchange
             # survives, so the peer deletes the old CHILD SA.
+            sa.manager.counters["child_rekey_collisions"] += 1
             sa.delete_child(self.child, now)
+        else:
+            if theirs is not None:
+                sa.manager.counters["child_rekey_collisions"] += 1
+            sa.delete_child(old, now)
+
+    def _failed(self, now: float) -> None:
+        """Our rekey was refused: retry later on TEMPORARY_FAILURE; on CHILD_SA_NOT_FOUND
+        the peer lost the SA, so drop ours quietly and create a new one (§2.25)."""
+        sa, old = self.sa, self.rekey
+        sa.rekey_failed(old)
+        if old is None or self.error is None:
             return
-        sa.delete_child(self.rekey, now)
+        if self.error.notify == NotifyType.TEMPORARY_FAILURE:
+            sa.retry_rekey_child(old, now)
+        elif self.error.notify == NotifyType.CHILD_SA_NOT_FOUND and old in sa.children:
+            sa.remove_child(old, by_peer=True)
+            sa.create_child(self.config, now)

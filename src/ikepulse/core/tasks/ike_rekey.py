@@ -1,22 +1,29 @@
-"""IKE SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.18).
+"""IKE SA rekey with CREATE_CHILD_SA (RFC 7296 §1.3.2, §2.8.2, §2.18, §2.25.2).
 
 initiator                               responder
 HDR, SK {SA(new SPIi), Ni, KEi} -->
                <-- HDR, SK {SA(new SPIr), Nr, KEr}
 the CHILD SAs move to the new IKE SA; the initiator deletes the old one.
+
+When both peers rekey at once (§2.8.2), each answers the other's request before its own
+exchange completes. The new IKE SA made with the lowest of the four nonces is redundant: its
+initiator deletes it, and the initiator of the other new IKE SA deletes the old one.
 """
 
 from __future__ import annotations
 
 from ...crypto.dh import KeyExchange, key_exchange_for
-from ...wire.enums import ExchangeType, ProtocolId
+from ...wire.enums import ExchangeType, NotifyType, ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
-from ..errors import IkeError, InvalidSyntax
+from ..errors import IkeError, InvalidSyntax, TemporaryFailure
 from ..negotiate import Suite, accept_chosen, select, to_wire
+from ..state import IkeState
 from ..task import Inbound, Status, Task
-from .child_rekey import create_child_sa_dh
+from .child_create import ChildCreate
+from .child_rekey import create_child_sa_dh, group_asked_for
 from .ike_init import NONCE_SIZE, _check_nonce
+from .informational import ChildDelete
 
 
 class IkeRekey(Task):
@@ -35,6 +42,7 @@ class IkeRekey(Task):
         self.error: IkeError | None = None
         if initiator:  # the group of the current IKE SA, as strongSwan does
             self.ke = key_exchange_for(sa.suite.dh, sa.rng)
+        self.ke_retried = False
 
     def build(self, out: list[Payload]) -> None:
         if self.initiator:
@@ -53,11 +61,18 @@ class IkeRekey(Task):
     def process(self, msg: Inbound) -> Status:
         try:
             if self.initiator:
+                group = group_asked_for(msg, self.sa.connection.proposals, self.ke)
+                if group is not None and not self.ke_retried:
+                    self.ke_retried = True  # send the request again with the group asked for
+                    self.ke = key_exchange_for(group, self.sa.rng)
+                    self.nonce = self.sa.rng.randbytes(NONCE_SIZE)
+                    return Status.NEED_MORE
                 msg.raise_error_notify("the IKE SA rekey")
                 self.proposal, self.suite = accept_chosen(
                     self.sa.connection.proposals, msg.first(SaPayload).proposals
                 )
             else:
+                self._check_collisions()
                 self.proposal, self.suite = select(
                     self.sa.connection.proposals, msg.first(SaPayload).proposals
                 )
@@ -77,20 +92,68 @@ class IkeRekey(Task):
             self.error = exc
         return Status.DONE
 
-    def finish(self, now: float) -> None:
+    def _check_collisions(self) -> None:
+        """§2.25.2: not while we close the IKE SA or work on one of its CHILD SAs."""
+        if self.sa.state is not IkeState.ESTABLISHED:
+            raise TemporaryFailure("the IKE SA is being deleted")
+        if self.sa.tasks.in_flight(ChildCreate, ChildDelete):
+            raise TemporaryFailure("a CHILD SA exchange of ours is in flight")
+
+    def _new_sa(self, now: float):
         sa = self.sa
-        sa.rekeying_ike = False
-        if self.error is not None:
-            sa.manager.counters["ike_rekeys_failed"] += 1
-            return
         spi_i, spi_r = (self.spi, self.peer_spi) if self.initiator else (self.peer_spi, self.spi)
         nonce_i, nonce_r = (
             (self.nonce, self.peer_nonce) if self.initiator else (self.peer_nonce, self.nonce)
         )
         new = sa.manager.successor(sa, initiator=self.initiator, spi_i=spi_i, spi_r=spi_r, now=now)
         new.derive_keys(self.suite, self.shared, nonce_i, nonce_r, rekeyed=sa)
-        new.take_over(sa, now)
+        return new
+
+    def finish(self, now: float) -> None:
         if self.initiator:
-            sa.delete(now)
-        else:
-            sa.retire()
+            self._finish_initiator(now)
+        elif self.error is None:
+            self._finish_responder(now)
+
+    def _finish_responder(self, now: float) -> None:
+        sa = self.sa
+        new = self._new_sa(now)
+        if sa.tasks.in_flight(IkeRekey):
+            # Our own rekey is in flight: its outcome decides which new IKE SA survives.
+            new.retire(now)
+            sa.ike_rekey_collision = (new, min(self.nonce, self.peer_nonce))
+            return
+        new.take_over(sa, now)
+        sa.retire(now)
+
+    def _finish_initiator(self, now: float) -> None:
+        sa = self.sa
+        sa.rekeying_ike = False
+        theirs, theirs_nonce = sa.ike_rekey_collision or (None, b"")
+        sa.ike_rekey_collision = None
+        if theirs is not None and theirs.finished:
+            theirs = None  # the peer already deleted its redundant IKE SA
+        if self.error is not None:
+            sa.manager.counters["ike_rekeys_failed"] += 1
+            if theirs is not None:  # only the peer's rekey worked: its SA survives
+                theirs.take_over(sa, now)
+                sa.retire(now)
+                return
+            if self.error.notify == NotifyType.TEMPORARY_FAILURE:
+                sa.ike_rekey_at = now + sa.retry_delay()
+            return
+        mine = self._new_sa(now)
+        if theirs is not None and min(self.nonce, self.peer_nonce) < theirs_nonce:
+            # §2.8.2: ours holds the lowest nonce, so it is redundant; we delete it and the
+            # peer, whose IKE SA survives, deletes the old one.
+            sa.manager.counters["ike_rekey_collisions"] += 1
+            mine.adopt(sa, now)
+            theirs.take_over(sa, now)
+            sa.retire(now)
+            mine.delete(now)
+            return
+        mine.take_over(sa, now)
+        sa.delete(now)
+        if theirs is not None:  # redundant; the peer deletes it
+            sa.manager.counters["ike_rekey_collisions"] += 1
+            theirs.retire(now)

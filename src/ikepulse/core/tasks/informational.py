@@ -56,6 +56,8 @@ class IkeDelete(Task):
             out.append(DeletePayload(ProtocolId.IKE))
 
     def finish(self, now: float) -> None:
+        if not self.initiator and self.sa.ike_rekey_collision is not None:
+            self.sa.lost_rekey_collision(now)
         self.sa.deleted(by_peer=not self.initiator)
 
 

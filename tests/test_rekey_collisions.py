@@ -1,0 +1,240 @@
+"""Exchange collisions around rekeying (RFC 7296 §2.8.1, §2.8.2, §2.25), in memory.
+
+Each test draws its exchanges; "left" is the original IKE SA initiator. Which new SA survives a
+simultaneous rekey depends on the nonces, so those tests run over several seeds and check that
+both outcomes occur.
+"""
+
+from __future__ import annotations
+
+from ikepulse.core.events import (
+    ChildSaDeleted,
+    ChildSaFailed,
+    ChildSaInstalled,
+    IkeSaDeleted,
+    IkeSaRekeyed,
+)
+from ikepulse.core.liveness import Liveness
+from ikepulse.core.state import IkeState
+from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle, transfer
+from ikepulse.wire.enums import DhId, NotifyType
+
+
+def established(seed: int = 1, left: dict | None = None, right: dict | None = None):
+    a, b = make_peers(left, right, seed=seed)
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (peer,) = b.manager.sas.values()
+    return a, b, sa, peer, clock
+
+
+def live(peer) -> list:
+    return [s for s in peer.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+
+
+def one_pair_each(a, b):
+    """Exactly one IKE SA per side, the same one, with one matching CHILD SA pair."""
+    assert len(a.manager.sas) == 1 and len(b.manager.sas) == 1
+    (sa,), (peer,) = live(a), live(b)
+    assert (sa.spi_i, sa.spi_r) == (peer.spi_i, peer.spi_r) and sa.keys == peer.keys
+    (mine,), (theirs,) = sa.children, peer.children
+    assert mine.spi_in == theirs.spi_out and mine.spi_out == theirs.spi_in
+    assert mine.keys == theirs.keys
+    return sa, peer
+
+
+def test_simultaneous_child_rekeys_leave_one_pair_whichever_nonce_is_lowest():
+    #   left                                              right
+    #   CREATE_CHILD_SA {N(REKEY_SA), SA, Ni1, ..} -->    <-- CREATE_CHILD_SA {.., Ni2, ..}
+    #   <-- {SA, Nr2, ..}                                      {SA, Nr1, ..} -->
+    #   the SA made with the lowest of Ni1, Nr1, Ni2, Nr2 is deleted by its creator; the
+    #   creator of the surviving SA deletes the old one (§2.8.1):
+    #   D(redundant new SA) -->                           <-- D(old SA)   (or the mirror)
+    winners = set()
+    for seed in range(16):
+        a, b, sa, peer, clock = established(seed)
+        (old,), (old_peer,) = sa.children, peer.children
+        sa.rekey_child(old, clock.now)
+        peer.rekey_child(old_peer, clock.now)  # both requests are out before any answer
+        run_until_idle(a, b, clock, until=clock.now + 1)
+        sa, peer = one_pair_each(a, b)
+        (survivor,) = sa.children
+        assert survivor.spi_in != old.spi_in
+        ours = [e.spi_in for e in a.of(ChildSaInstalled)[1:] if e.initiator]
+        winners.add("left" if survivor.spi_in in ours else "right")
+        assert len(a.of(ChildSaInstalled)) == 3 and len(b.of(ChildSaInstalled)) == 3
+        assert len(a.of(ChildSaDeleted)) == 2 and len(b.of(ChildSaDeleted)) == 2
+        assert a.of(ChildSaFailed) == [] and b.of(ChildSaFailed) == []
+        assert a.manager.counters["child_rekey_collisions"] == 1
+        assert b.manager.counters["child_rekey_collisions"] == 1
+    assert winners == {"left", "right"}
+
+
+def _ike_spis(peer) -> set[tuple[bytes, bytes]]:
+    return {(e.spi_i, e.spi_r) for e in peer.of(IkeSaRekeyed)}
+
+
+def test_simultaneous_ike_rekeys_leave_one_ike_sa_whichever_nonce_is_lowest():
+    #   left (old IKE SA)                                 right (old IKE SA)
+    #   CREATE_CHILD_SA {SA(SPI1), Ni1, KEi1} -->         <-- CREATE_CHILD_SA {SA(SPI2), Ni2, ..}
+    #   <-- {SA(SPI2'), Nr2, KEr2}                             {SA(SPI1'), Nr1, KEr1} -->
+    #   both wait for their own answer before moving CHILD SAs (§2.8.2); then, if the lowest
+    #   nonce is Ni1 or Nr1 (the mirror otherwise):
+    #   left: D(IKE) over new SA 1 -->                    <-- right: D(IKE) over the old SA
+    #   and the CHILD SAs live on new SA 2 on both sides.
+    winners = set()
+    for seed in range(16):
+        a, b, sa, peer, clock = established(seed)
+        (child,) = sa.children
+        sa.rekey(clock.now)
+        peer.rekey(clock.now)
+        run_until_idle(a, b, clock, until=clock.now + 1)
+        new, new_peer = one_pair_each(a, b)
+        assert new.children == [child] and new.spi_i not in (sa.spi_i, sa.spi_r)
+        winners.add("left" if new.initiator else "right")
+        # one rekey event per side, naming the survivor; the old and the redundant SA deleted
+        assert _ike_spis(a) == _ike_spis(b) == {(new.spi_i, new.spi_r)}
+        assert len(a.of(IkeSaDeleted)) == 2 and len(b.of(IkeSaDeleted)) == 2
+        assert a.of(ChildSaDeleted) == [] and b.of(ChildSaDeleted) == []
+        assert a.manager.counters["ike_rekey_collisions"] == 1
+        assert b.manager.counters["ike_rekey_collisions"] == 1
+        new.rekey_child(child, clock.now)  # the survivor carries on
+        run_until_idle(a, b, clock, until=clock.now + 1)
+        one_pair_each(a, b)
+    assert winners == {"left", "right"}
+
+
+def test_simultaneous_ike_rekeys_when_an_answer_overtakes_the_request():
+    #   left                                   right
+    #   {SA(SPI1), Ni1, ..} -->
+    #                                     <-- {SA(SPI2), Ni2, ..}   (sent before req 1 arrived)
+    #                                     <-- {SA(SPI1'), Nr1, ..}  (overtakes req 2)
+    #   left's rekey completes first: it moves the CHILD SAs to SPI1 and deletes the old SA;
+    #   req 2 then finds the old SA closing: TEMPORARY_FAILURE (§2.25.2). Right learns it
+    #   lost when the old SA is deleted (or from that answer) and keeps SPI1.
+    a, b, sa, peer, clock = established()
+    sa.rekey(clock.now)
+    peer.rekey(clock.now)
+    transfer(a, b, clock)  # req 1 to right; right's outbox holds req 2, then resp 1
+    for datagram in reversed(b.manager.datagrams_to_send(clock.now)):
+        a.manager.receive_datagram(datagram.data, datagram.src, datagram.dst, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    new, _ = one_pair_each(a, b)
+    assert new.initiator  # left's SA1
+
+
+def test_ike_rekey_and_child_rekey_at_once_are_retried_after_temporary_failure():
+    #   left                                         right
+    #   CREATE_CHILD_SA {SA(IKE), Ni, KEi} -->       <-- CREATE_CHILD_SA {N(REKEY_SA), SA, ..}
+    #   <-- N(TEMPORARY_FAILURE)                          N(TEMPORARY_FAILURE) -->
+    #   (§2.25.2: no IKE rekey while a CHILD SA exchange is in flight, and no CHILD SA rekey
+    #   while the IKE SA is being rekeyed); each retries 5-15 s later and both complete.
+    a, b, sa, peer, clock = established()
+    sa.rekey(clock.now)
+    peer.rekey_child(peer.children[0], clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.5)
+    assert a.manager.counters["ike_rekeys_failed"] == 1
+    assert [e.notify for e in b.of(ChildSaFailed)] == [NotifyType.TEMPORARY_FAILURE]
+    run_until_idle(a, b, clock, until=clock.now + 20)
+    one_pair_each(a, b)
+    assert len(a.of(IkeSaRekeyed)) == 1
+    assert len([e for e in b.of(ChildSaInstalled) if e.replaces]) == 1
+
+
+def test_rekey_of_a_child_the_peer_is_deleting():
+    #   left                                         right
+    #   CREATE_CHILD_SA {N(REKEY_SA, old), ..} -->   <-- INFORMATIONAL {D(ESP, old)}
+    #   {D(ESP, old)} -->                            <-- N(TEMPORARY_FAILURE)   (§2.25.1)
+    #   the CHILD SA is gone on both sides and is not rekeyed later
+    a, b, sa, peer, clock = established()
+    sa.rekey_child(sa.children[0], clock.now)
+    peer.delete_child(peer.children[0], clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 60)
+    assert sa.children == [] and peer.children == []
+    assert [e.notify for e in a.of(ChildSaFailed)] == [NotifyType.TEMPORARY_FAILURE]
+    assert len(a.of(ChildSaInstalled)) == 1 and sa.child_timers == {}
+
+
+def test_peer_deletes_the_old_child_while_our_rekey_completes():
+    #   left                                         right
+    #   CREATE_CHILD_SA {N(REKEY_SA, old), ..} -->
+    #                                                <-- INFORMATIONAL {D(ESP, old)}  (sent
+    #                                                    before right saw the rekey)
+    #                                                <-- {SA, Nr, ..} (right had no reason
+    #                                                    to refuse: it had finished the delete)
+    #   the peer wanted the pair gone, so left deletes the new SA too: nothing is left over
+    a, b, sa, peer, clock = established()
+    (old,), (old_peer,) = sa.children, peer.children
+    peer.delete_child(old_peer, clock.now)
+    transfer(b, a, clock)  # the delete reaches left first
+    sa.rekey_child(old, clock.now)  # too late to see it: the rekey was queued before
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert sa.children == [] and peer.children == []
+
+
+def test_rekey_answered_child_sa_not_found_creates_a_new_child():
+    #   left                                         right (lost the CHILD SA)
+    #   CREATE_CHILD_SA {N(REKEY_SA, old), ..} -->
+    #                                <-- N(CHILD_SA_NOT_FOUND)
+    #   CREATE_CHILD_SA {SA, Ni, TSi, TSr} -->       (§2.25: a new one from scratch)
+    #                                <-- {SA, Nr, TSi, TSr}
+    a, b, sa, peer, clock = established()
+    (child,) = sa.children
+    peer.remove_child(peer.children[0], by_peer=False)
+    sa.rekey_child(child, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    (failed,) = a.of(ChildSaFailed)
+    assert failed.notify == NotifyType.CHILD_SA_NOT_FOUND
+    sa, peer = one_pair_each(a, b)
+    assert sa.children[0].spi_in != child.spi_in
+
+
+def test_peer_rekeys_while_our_liveness_check_is_in_flight():
+    #   left                                         right
+    #   INFORMATIONAL {} -->  (liveness check)       <-- CREATE_CHILD_SA {N(REKEY_SA), ..}
+    #   {SA, Nr, ..} -->                             <-- INFORMATIONAL {}
+    #   left's IKE rekey, asked for meanwhile, waits for the check to finish; it then meets
+    #   right's delete of the old CHILD SA, gets TEMPORARY_FAILURE and succeeds on a retry.
+    a, b, sa, peer, clock = established()
+    sa.check_liveness(clock.now)
+    peer.rekey_child(peer.children[0], clock.now)
+    sa.rekey(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 20)
+    new, _ = one_pair_each(a, b)
+    assert new.liveness is Liveness.ALIVE and new is not sa
+    assert len([e for e in a.of(ChildSaInstalled) if e.replaces]) == 1
+
+
+def test_invalid_ke_in_create_child_sa_retries_with_the_group_asked_for():
+    #   left (PFS: x25519 first, modp2048 too)       right (PFS: modp2048 only)
+    #   CREATE_CHILD_SA {N(REKEY_SA), SA, Ni, KE(x25519), ..} -->
+    #                                <-- N(INVALID_KE_PAYLOAD, modp2048)
+    #   CREATE_CHILD_SA {N(REKEY_SA), SA, Ni', KE(modp2048), ..} -->
+    #                                <-- {SA, Nr, KE(modp2048), ..}
+    a, b, sa, peer, clock = established(
+        left={"esp": "aes256gcm16-x25519-modp2048"}, right={"esp": "aes256gcm16-modp2048"}
+    )
+    sa.rekey_child(sa.children[0], clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    sa, peer = one_pair_each(a, b)
+    assert sa.children[0].suite.dh == DhId.MODP_2048
+    assert a.of(ChildSaFailed) == []
+
+
+def test_invalid_ke_in_an_ike_rekey_retries_with_the_group_asked_for():
+    #   the right now wants ecp256 (its configuration changed since the IKE SA was set up):
+    #   CREATE_CHILD_SA {SA(IKE), Ni, KE(x25519)} -->   <-- N(INVALID_KE_PAYLOAD, ecp256)
+    #   CREATE_CHILD_SA {SA(IKE), Ni', KE(ecp256)} -->  <-- {SA, Nr, KE(ecp256)}
+    from dataclasses import replace
+
+    from ikepulse.config.proposals import parse_ike_proposal
+
+    a, b, sa, peer, clock = established(left={"ike": "aes256gcm16-prfsha256-x25519-ecp256"})
+    peer.connection = replace(
+        peer.connection, proposals=(parse_ike_proposal("aes256gcm16-prfsha256-ecp256"),)
+    )
+    sa.rekey(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    new, _ = one_pair_each(a, b)
+    assert new.suite.dh == DhId.ECP_256 and a.manager.counters["ike_rekeys_failed"] == 0
