@@ -110,6 +110,11 @@ def test_secret_never_shown():
             "secrets.site-b: set exactly one of secret and secret_file",
         ),
         ("[daemon]", "[daemon", "ex.toml: TOML syntax"),
+        (
+            'mode = "tunnel"',
+            'mode = "tunnel"\nrekey_bytes = "10 MB"',
+            "connections.site-b.children.lan.rekey_bytes: '10 MB' is not a count",
+        ),
     ],
 )
 def test_errors_name_file_key_and_problem(old, new, expected):
@@ -174,3 +179,16 @@ def test_check_config_cli(tmp_path):
     result = CliRunner().invoke(main, ["check-config", str(bad)])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {bad}: connections.site-b.foo: unknown key"
+
+
+def test_child_lifetimes_by_time_bytes_and_packets():
+    text = EXAMPLE.replace(
+        'mode = "tunnel"',
+        'mode = "tunnel"\nrekey_time = "10m"\nrekey_bytes = "10M"\nlife_bytes = 20000000\n'
+        'rekey_packets = "1k"\nrand_packets = 0',
+    )
+    (child,) = parse_config(text, "ex.toml").connections[0].children
+    assert child.time_limits(0.0) == (600, pytest.approx(660))
+    assert child.time_limits(1.0) == (pytest.approx(540), pytest.approx(660))
+    assert child.byte_limits(1.0) == (10 * 2**20 - (20_000_000 - 10 * 2**20), 20_000_000)
+    assert child.packet_limits(1.0) == (1024, pytest.approx(1126.4))

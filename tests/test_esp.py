@@ -123,3 +123,17 @@ def test_transport_mode_round_trip_rebuilds_the_ip_header():
     assert (total & 0xFFFF) + (total >> 16) == 0xFFFF
     v6 = build_ip_packet("2001:db8::1", "2001:db8::2", 58, b"icmp")
     assert strip_ip_header(v6) == (b"icmp", 58) and len(v6) == 44
+
+
+def test_lifetime_marks_report_each_threshold_once():
+    from ikepulse.esp.spd import Policy
+
+    policy = Policy("lan", (), (), None, None, ("198.51.100.1", 4500), ("198.51.100.2", 4500), True)
+    policy.set_marks([(None, 100), (5000, 110)])
+    assert (policy.bytes_mark, policy.packets_mark) == (float("inf"), 100)
+    policy.counters["packets_in"] = 100  # the rekey mark, reached inbound
+    policy.passed_mark()
+    assert (policy.bytes_mark, policy.packets_mark) == (5000, 110)
+    policy.counters["bytes_out"] = 6000  # the life mark, reached outbound by bytes
+    policy.passed_mark()
+    assert (policy.bytes_mark, policy.packets_mark) == (float("inf"), float("inf"))

@@ -76,8 +76,8 @@ def test_lifetimes_drive_rekeys_and_never_leave_duplicates():
 def test_rekey_jitter_stays_inside_rand_time():
     a, b, sa, peer, clock = established(rekey_time=100.0)
     installed = a.of(ChildSaInstalled)[-1]
-    assert clock.now + 90 <= installed.rekey_at <= clock.now + 100  # rand_time = 10 s
-    assert installed.expires_at == pytest.approx(clock.now + 110)
+    assert clock.now + 90 <= installed.limits.rekey_at <= clock.now + 100  # rand_time = 10 s
+    assert installed.limits.expires_at == pytest.approx(clock.now + 110)
 
 
 @pytest.mark.parametrize("side", ["initiator", "responder"])
@@ -130,3 +130,31 @@ def test_ike_and_child_lifetimes_together_for_a_simulated_day():
     assert len(live) == 1 and len(peer) == 1 and len(a.manager.sas) == 1
     pairs_match(live[0], peer[0])
     assert a.of(ChildSaFailed) == [] and b.of(ChildSaFailed) == []
+
+
+def test_packet_and_byte_counts_drive_rekeys_and_expiry():
+    # rekey_packets 1000 (rand: up to 100 earlier), life_packets 1100 by default; bytes alike
+    limits = {"rekey_packets": 1000, "rekey_bytes": 10_000_000, "life_bytes": 12_000_000}
+    a, b = make_peers({"child": limits}, {"child": limits})
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (old,) = sa.children
+    installed = a.of(ChildSaInstalled)[-1].limits
+    assert 900 <= installed.rekey_packets <= 1000 and installed.life_packets == 1100
+    assert 8_000_000 <= installed.rekey_bytes <= 10_000_000 and installed.life_bytes == 12e6
+    assert installed.rekey_at is None and installed.expires_at is None  # rekey_time 0
+    a.manager.esp_usage(old.spi_in, 5000, 899, clock.now)  # below both marks: nothing
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert sa.children == [old]
+    a.manager.esp_usage(old.spi_in, 5000, 1000, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    (peer,) = b.manager.sas.values()
+    pairs_match(sa, peer)
+    (new,) = sa.children
+    assert new.spi_in != old.spi_in
+    # the hard byte limit closes a CHILD SA that could not be rekeyed in time
+    a.manager.esp_usage(new.spi_in, 12_000_000, 10, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert sa.children == [] and peer.children == []
+    assert [e.spi_in for e in a.of(ChildSaDeleted)] == [old.spi_in, new.spi_in]

@@ -153,7 +153,7 @@ def test_rekey_of_a_child_the_peer_is_deleting():
     run_until_idle(a, b, clock, until=clock.now + 60)
     assert sa.children == [] and peer.children == []
     assert [e.notify for e in a.of(ChildSaFailed)] == [NotifyType.TEMPORARY_FAILURE]
-    assert len(a.of(ChildSaInstalled)) == 1 and sa.child_timers == {}
+    assert len(a.of(ChildSaInstalled)) == 1 and sa.child_limits == {}
 
 
 def test_peer_deletes_the_old_child_while_our_rekey_completes():

@@ -105,3 +105,28 @@ def test_ike_sa_rekey_keeps_the_tunnel(lab, who):
     assert (theirs["initiator-spi"], theirs["responder-spi"]) == (after["spi_i"], after["spi_r"])
     daemon.cli("down", "lab")  # the new IKE SA carries the delete too
     wait_for(lambda: charon.list_sas() == [], 5, "strongSwan to delete the IKE SA")
+
+
+@pytest.mark.parametrize("who", ["ikepulse", "strongswan"])
+def test_packet_counts_trigger_rekeys(lab, who):
+    # rekey_packets = 300 on one side: a ping at 100/s crosses it about three times in 10 s
+    # (the other side keeps its hour-long rekey_time).
+    charon = lab.charon(lab.right)
+    theirs = "rekey_packets = 300" if who == "strongswan" else ""
+    charon.start(
+        swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr, child_extra=theirs)
+    )
+    daemon = lab.ikepulse(lab.left)
+    conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
+    ours = "rekey_packets = 300" if who == "ikepulse" else ""
+    daemon.start(conf.replace('mode = "tunnel"', f'mode = "tunnel"\n{ours}'))
+    daemon.cli("up", "lab")
+    result = lab.left_site.run(
+        "ping", "-q", "-i", "0.01", "-c", "1000", "-W", "1", "203.0.113.66", check=False, timeout=60
+    )
+    assert " 0% packet loss" in result.stdout, result.stdout
+    direction = "sending" if who == "ikepulse" else "received"
+    assert daemon.log.read_text().count(f"{direction} CREATE_CHILD_SA request") >= 2
+    assert_one_sa_each(charon, daemon)
+    (child,) = daemon.status()[0]["children"]
+    assert (child["rekey_packets"] is not None) == (who == "ikepulse")

@@ -40,16 +40,18 @@ def connection(
     liveness: LivenessPolicy = QUIET,
     rekey_time: float = 0.0,
     ike_rekey_time: float = 0.0,
+    child: dict | None = None,
     **extra,
 ) -> ConnectionConfig:
-    """A connection with one child ``lan``; liveness checks and rekeying are off unless
-    asked for."""
-    child = ChildConfig(
+    """A connection with one child ``lan`` (``child``: more ChildConfig fields); liveness
+    checks and rekeying are off unless asked for."""
+    lan = ChildConfig(
         "lan",
         local_ts=(TrafficSelector.from_network(local_net),),
         remote_ts=(TrafficSelector.from_network(remote_net),),
         esp_proposals=tuple(parse_esp_proposal(p) for p in esp.split(",")),
         rekey_time=rekey_time,
+        **(child or {}),
     )
     return ConnectionConfig(
         name="site",
@@ -57,7 +59,7 @@ def connection(
         remote_id=Identity.parse(remote_id) if remote_id else None,
         psk=psk,
         proposals=tuple(parse_ike_proposal(p) for p in ike.split(",")),
-        children=(child,),
+        children=(lan,),
         retransmit=retransmit or RetransmitPolicy(),
         liveness=liveness,
         rekey_time=ike_rekey_time,

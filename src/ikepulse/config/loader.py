@@ -171,6 +171,12 @@ def _connection(
                 rekey_time=child.rekey_time,
                 life_time=child.life_time,
                 rand_time=child.rand_time,
+                rekey_bytes=child.rekey_bytes,
+                life_bytes=child.life_bytes,
+                rand_bytes=child.rand_bytes,
+                rekey_packets=child.rekey_packets,
+                life_packets=child.life_packets,
+                rand_packets=child.rand_packets,
             )
             for child_name, child in section.children.items()
         )

@@ -28,6 +28,27 @@ def parse_duration(value: str | int | float) -> float:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+_VOLUME = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)\s*$")
+
+
+def parse_volume(value: str | int) -> int:
+    """A byte or packet count: ``1000``, ``"500k"``, ``"10M"``, ``"1G"`` (powers of 1024,
+    as swanctl.conf reads them)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f'expected a count such as 1000 or "10M", got {value!r}')
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"count {value} is negative")
+        return value
+    match = _VOLUME.match(str(value))
+    if match is None:
+        raise ValueError(f'{value!r} is not a count (use e.g. 100000, "500k", "10M")')
+    count, unit = match.groups()
+    return int(count) * 1024 ** ("", "k", "m", "g").index(unit.lower())
+
+
+Volume = Annotated[int, BeforeValidator(parse_volume)]
+
 
 def _address_or_net(value: str) -> str:
     if value == "%any":
@@ -94,6 +115,12 @@ class ChildSection(Strict):
     rekey_time: Duration = 3600.0
     life_time: Duration | None = None
     rand_time: Duration | None = None
+    rekey_bytes: Volume = 0
+    life_bytes: Volume | None = None
+    rand_bytes: Volume | None = None
+    rekey_packets: Volume = 0
+    life_packets: Volume | None = None
+    rand_packets: Volume | None = None
 
 
 class ConnectionSection(Strict):

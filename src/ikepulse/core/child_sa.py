@@ -23,3 +23,32 @@ class ChildSa:
     remote_ts: tuple[TrafficSelector, ...]
     keys: ChildKeys
     installed_at: float
+
+
+@dataclass(slots=True)
+class ChildLimits:
+    """When a CHILD SA is rekeyed and when it is closed (§2.8): by time (monotonic clock)
+    and by the bytes or packets the busier SA of the pair processed. None means never."""
+
+    rekey_at: float | None = None
+    expires_at: float | None = None
+    rekey_bytes: float | None = None
+    life_bytes: float | None = None
+    rekey_packets: float | None = None
+    life_packets: float | None = None
+
+    def rekeyed(self) -> None:
+        """A successor exists: only the hard limits still apply."""
+        self.rekey_at = self.rekey_bytes = self.rekey_packets = None
+
+    def volume(self, octets: int, packets: int) -> str | None:
+        """ "life" or "rekey" when a byte or packet limit is reached, else None."""
+        for kind, by_bytes, by_packets in (
+            ("life", self.life_bytes, self.life_packets),
+            ("rekey", self.rekey_bytes, self.rekey_packets),
+        ):
+            if (by_bytes is not None and octets >= by_bytes) or (
+                by_packets is not None and packets >= by_packets
+            ):
+                return kind
+        return None

@@ -99,16 +99,35 @@ class ChildConfig:
     """Hard expiry; default rekey_time * 1.1 as in strongSwan."""
     rand_time: float | None = None
     """Random reduction of rekey_time; default life_time - rekey_time."""
+    rekey_bytes: int = 0
+    """Rekey once either SA of the pair processed this many bytes (0: never)."""
+    life_bytes: int | None = None
+    rand_bytes: int | None = None
+    rekey_packets: int = 0
+    """Rekey once either SA of the pair processed this many packets (0: never)."""
+    life_packets: int | None = None
+    rand_packets: int | None = None
 
-    @property
-    def hard_lifetime(self) -> float:
-        return self.life_time if self.life_time is not None else self.rekey_time * 1.1
+    def time_limits(self, fraction: float) -> tuple[float | None, float | None]:
+        return lifetime_limits(self.rekey_time, self.life_time, self.rand_time, fraction)
 
-    @property
-    def jitter(self) -> float:
-        if self.rand_time is not None:
-            return self.rand_time
-        return max(0.0, self.hard_lifetime - self.rekey_time)
+    def byte_limits(self, fraction: float) -> tuple[float | None, float | None]:
+        return lifetime_limits(self.rekey_bytes, self.life_bytes, self.rand_bytes, fraction)
+
+    def packet_limits(self, fraction: float) -> tuple[float | None, float | None]:
+        return lifetime_limits(self.rekey_packets, self.life_packets, self.rand_packets, fraction)
+
+
+def lifetime_limits(
+    rekey: float, life: float | None, rand: float | None, fraction: float
+) -> tuple[float | None, float | None]:
+    """One of swanctl.conf's lifetime triples (``*_time``, ``*_bytes``, ``*_packets``) as
+    (rekey at, close at): rekey at ``rekey`` less ``fraction`` (0..1) of ``rand`` (default
+    ``life - rekey``); close at ``life`` (default ``rekey`` + 10 %). 0 means never."""
+    hard = life if life is not None else rekey * 1.1
+    jitter = rand if rand is not None else max(0.0, hard - rekey)
+    soft = rekey - jitter * fraction if rekey > 0 else None
+    return soft, hard or None
 
 
 @dataclass(frozen=True, slots=True)

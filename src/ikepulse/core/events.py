@@ -6,11 +6,12 @@ calls the ESP engine or the kernel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..crypto.keys import ChildKeys
 from ..wire.enums import NotifyType
 from ..wire.payloads import TrafficSelector
+from .child_sa import ChildLimits
 from .config import Mode
 
 Address = tuple[str, int]
@@ -121,10 +122,9 @@ class ChildSaInstalled:
     defer_outbound: bool = False
     """Rekey responder: keep sending on the old SA until it is deleted, so that nothing
     reaches the initiator before it installed the new inbound SA (make-before-break)."""
-    rekey_at: float | None = None
-    """When the core will rekey this CHILD SA (monotonic clock)."""
-    expires_at: float | None = None
-    """When it expires (monotonic clock)."""
+    limits: ChildLimits = field(default_factory=ChildLimits)
+    """When the core rekeys and closes it: times on the monotonic clock, and the byte and
+    packet counts the data plane should report (``SaManager.esp_usage``) when reached."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from ..wire.message import (
 )
 from ..wire.payloads import EncryptedPayload, NotifyPayload, Payload
 from . import liveness
-from .child_sa import ChildSa
+from .child_sa import ChildLimits, ChildSa
 from .config import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
 from .errors import Dropped
 from .events import (
@@ -105,8 +105,8 @@ class IkeSa:
         self.local_identity: Identity | None = None
         self.remote_identity: Identity | None = None
         self.children: list[ChildSa] = []
-        self.child_timers: dict[bytes, tuple[float | None, float | None]] = {}
-        """Per inbound SPI: when to rekey and when the CHILD SA expires."""
+        self.child_limits: dict[bytes, ChildLimits] = {}
+        """Per inbound SPI: when to rekey and when to close the CHILD SA."""
         self.rekeying: set[bytes] = set()
         self.rekeying_ike = False
         self.deleting_children: set[bytes] = set()
@@ -386,19 +386,11 @@ class IkeSa:
         initiated = self.initiator if initiated is None else initiated
         child = replace(child, installed_at=now)
         self.children.append(child)
-        config = self.connection.child(child.name)
-        rekey_at = None
-        if config.rekey_time > 0:
-            fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
-            rekey_at = now + config.rekey_time - config.jitter * fraction
-        expires_at = now + config.hard_lifetime if config.rekey_time > 0 else None
-        self.child_timers[child.spi_in] = (rekey_at, expires_at)
+        limits = self._limits_for(self.connection.child(child.name), now)
+        self.child_limits[child.spi_in] = limits
         if replaces is not None and replaces in self.children:
             self.rekeying.discard(replaces.spi_in)
-            self.child_timers[replaces.spi_in] = (
-                None,
-                self.child_timers.get(replaces.spi_in, (None, None))[1],
-            )
+            self.child_limits[replaces.spi_in].rekeyed()
         suite = child.suite
         self.emit(
             ChildSaInstalled(
@@ -420,8 +412,7 @@ class IkeSa:
                 remote=self.remote,
                 replaces=None if replaces is None else replaces.spi_in,
                 defer_outbound=replaces is not None and not initiated,
-                rekey_at=rekey_at,
-                expires_at=expires_at,
+                limits=replace(limits),
             )
         )
         if replaces is not None:
@@ -446,7 +437,7 @@ class IkeSa:
         if self.state is not IkeState.ESTABLISHED:
             self.adopt(old, now)
         self.children, old.children = old.children, []
-        self.child_timers, old.child_timers = old.child_timers, {}
+        self.child_limits, old.child_limits = old.child_limits, {}
         self._schedule_ike_rekey(now)
         self.emit(IkeSaRekeyed(self.name, old.spi_i, old.spi_r, self.spi_i, self.spi_r))
 
@@ -503,8 +494,7 @@ class IkeSa:
     def retry_rekey_child(self, child: ChildSa, now: float) -> None:
         """The peer answered TEMPORARY_FAILURE: try again a little later (§2.25)."""
         if child in self.children:
-            expires_at = self.child_timers.get(child.spi_in, (None, None))[1]
-            self.child_timers[child.spi_in] = (now + self.retry_delay(), expires_at)
+            self.child_limits[child.spi_in].rekey_at = now + self.retry_delay()
 
     def create_child(self, config: ChildConfig, now: float) -> None:
         """A new CHILD SA with CREATE_CHILD_SA (§1.3.1)."""
@@ -514,30 +504,56 @@ class IkeSa:
             ExchangeType.CREATE_CHILD_SA, [CreateChild(self, True, config)], now
         )
 
+    def _limits_for(self, config: ChildConfig, now: float) -> ChildLimits:
+        fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
+        rekey_after, life = config.time_limits(fraction)
+        return ChildLimits(
+            None if rekey_after is None else now + rekey_after,
+            None if life is None else now + life,
+            *config.byte_limits(fraction),
+            *config.packet_limits(fraction),
+        )
+
     def _child_timer(self) -> float | None:
         times = [
             t
-            for spi, (rekey_at, expires_at) in self.child_timers.items()
-            for t in ((None if spi in self.rekeying else rekey_at), expires_at)
+            for spi, limits in self.child_limits.items()
+            for t in ((None if spi in self.rekeying else limits.rekey_at), limits.expires_at)
             if t is not None
         ]
         return min(times, default=None)
 
     def _check_children(self, now: float) -> None:
         for child in list(self.children):
-            rekey_at, expires_at = self.child_timers.get(child.spi_in, (None, None))
-            if expires_at is not None and now >= expires_at:
-                self.child_timers[child.spi_in] = (None, None)
-                self.delete_child(child, now)
-            elif rekey_at is not None and now >= rekey_at:
+            limits = self.child_limits[child.spi_in]
+            if limits.expires_at is not None and now >= limits.expires_at:
+                self._expire_child(child, now)
+            elif limits.rekey_at is not None and now >= limits.rekey_at:
                 self.rekey_child(child, now)
+
+    def _expire_child(self, child: ChildSa, now: float) -> None:
+        """A hard lifetime ran out before a rekey replaced the CHILD SA."""
+        self.child_limits[child.spi_in] = ChildLimits()
+        self.delete_child(child, now)
+
+    def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
+        """Bytes and packets of a CHILD SA's busier direction, from the data plane:
+        ``rekey_bytes``/``rekey_packets`` start a rekey, ``life_*`` close it."""
+        child = next((c for c in self.children if c.spi_in == spi_in), None)
+        if child is None or self.state is not IkeState.ESTABLISHED:
+            return
+        reached = self.child_limits[spi_in].volume(octets, packets)
+        if reached == "life":
+            self._expire_child(child, now)
+        elif reached == "rekey":
+            self.rekey_child(child, now)
 
     def remove_child(self, child: ChildSa, by_peer: bool) -> None:
         if child in self.children:
             if by_peer and child.spi_in in self.rekeying:
                 self.deleted_while_rekeying.add(child.spi_in)
             self.children.remove(child)
-            self.child_timers.pop(child.spi_in, None)
+            self.child_limits.pop(child.spi_in, None)
             self.rekeying.discard(child.spi_in)
             self.deleting_children.discard(child.spi_in)
             self.rekey_collisions.pop(child.spi_in, None)

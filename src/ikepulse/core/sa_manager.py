@@ -142,6 +142,13 @@ class SaManager:
                 sa.esp_activity(last_inbound, last_outbound)
                 return
 
+    def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
+        """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
+        for sa in self.sas.values():
+            if spi_in in sa.child_limits:
+                sa.esp_usage(spi_in, octets, packets, now)
+                return
+
     # --- recovery (dpd_action, unique = replace) --------------------------------------------
 
     def on_peer_dead(self, sa: IkeSa, now: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 
 from ..wire.payloads import TrafficSelector
@@ -88,6 +89,25 @@ class Policy:
     )
     last_inbound: float | None = None
     last_outbound: float | None = None
+    marks: list[tuple[float, float]] = field(default_factory=list)
+    """(bytes, packets) counts to report when either direction reaches one (lifetimes)."""
+    bytes_mark: float = math.inf
+    packets_mark: float = math.inf
+
+    def set_marks(self, marks: list[tuple[float | None, float | None]]) -> None:
+        self.marks = [
+            (math.inf if b is None else b, math.inf if p is None else p) for b, p in marks
+        ]
+        self.passed_mark()
+
+    def passed_mark(self) -> None:
+        """Move on to the next mark that neither direction has reached yet."""
+        counters = self.counters
+        octets = max(counters["bytes_in"], counters["bytes_out"])
+        packets = max(counters["packets_in"], counters["packets_out"])
+        while self.marks and (octets >= self.marks[0][0] or packets >= self.marks[0][1]):
+            self.marks.pop(0)
+        self.bytes_mark, self.packets_mark = self.marks[0] if self.marks else (math.inf,) * 2
 
     def allows_outbound(self, flow: Flow) -> bool:
         return covered(self.local_ts, flow.src, flow.protocol, flow.sport) and covered(

@@ -79,7 +79,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.control = ControlServer(settings.daemon.control_socket, self)
-        self.dataplane = DataPlane(self._send_udp, self.now, self._on_trap, self._on_unknown_spi)
+        self.dataplane = DataPlane(
+            self._send_udp, self.now, self._on_trap, self._on_unknown_spi, self._on_volume
+        )
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
 
@@ -150,6 +152,10 @@ class Daemon:
 
     def _on_unknown_spi(self, spi: bytes, peer: str) -> None:
         self.manager.esp_unknown_spi(spi, peer, self.now())
+        self.pump()
+
+    def _on_volume(self, spi: bytes, octets: int, packets: int) -> None:
+        self.manager.esp_usage(spi, octets, packets, self.now())
         self.pump()
 
     def _on_trap(self, name: str) -> None:

@@ -68,6 +68,7 @@ class DataPlane:
         now: Callable[[], float],
         on_trap: Callable[[str], None],
         on_unknown_spi: Callable[[bytes, str], None],
+        on_volume: Callable[[bytes, int, int], None],
     ) -> None:
         self.spd = Spd()
         self.counters: Counter[str] = Counter()
@@ -81,6 +82,8 @@ class DataPlane:
         installed it (its first packet on the new SA) or deletes the old one."""
         self.on_trap = on_trap
         self.on_unknown_spi = on_unknown_spi
+        self.on_volume = on_volume
+        """Called with (inbound SPI, bytes, packets) when an SA reaches a lifetime mark."""
         self._rng = secrets.SystemRandom()
 
     def start(self) -> None:
@@ -159,6 +162,13 @@ class DataPlane:
             event.udp_encap,
             transport=event.mode is Mode.TRANSPORT,
         )
+        limits = event.limits
+        policy.set_marks(
+            [
+                (limits.rekey_bytes, limits.rekey_packets),
+                (limits.life_bytes, limits.life_packets),
+            ]
+        )
         self.spd.install(policy, outbound=not event.defer_outbound)
         if event.defer_outbound and event.replaces is not None:
             self._deferred[event.replaces] = policy
@@ -232,6 +242,11 @@ class DataPlane:
         counters["packets_out"] += 1
         counters["bytes_out"] += len(packet)
         policy.last_outbound = self.now()
+        if (
+            counters["bytes_out"] >= policy.bytes_mark
+            or counters["packets_out"] >= policy.packets_mark
+        ):
+            self._report_volume(policy)
         if policy.udp_encap:
             self.send_udp(policy.local, esp, policy.peer)
         else:
@@ -242,6 +257,15 @@ class DataPlane:
                     raw.sendto(esp, (policy.peer[0], 0))
                 except OSError:
                     self.counters["send_errors"] += 1
+
+    def _report_volume(self, policy: Policy) -> None:
+        counters = policy.counters
+        policy.passed_mark()
+        self.on_volume(
+            policy.inbound.spi,
+            max(counters["bytes_in"], counters["bytes_out"]),
+            max(counters["packets_in"], counters["packets_out"]),
+        )
 
     # --- inbound -------------------------------------------------------------------------
 
@@ -281,6 +305,11 @@ class DataPlane:
         counters["packets_in"] += 1
         counters["bytes_in"] += len(inner)
         policy.last_inbound = self.now()
+        if (
+            counters["bytes_in"] >= policy.bytes_mark
+            or counters["packets_in"] >= policy.packets_mark
+        ):
+            self._report_volume(policy)
         try:
             os.write(self.tun.fd, inner)
         except OSError:

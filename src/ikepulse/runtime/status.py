@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..core.child_sa import ChildLimits
 from ..core.ike_sa import IkeSa
 
 
@@ -12,11 +13,15 @@ def _host(address: tuple[str, int]) -> dict[str, Any]:
     return {"host": address[0], "port": address[1]}
 
 
-def _child_timers(sa: IkeSa, spi_in: bytes, to_wall: float) -> dict[str, Any]:
-    rekey_at, expires_at = sa.child_timers.get(spi_in, (None, None))
+def _child_limits(sa: IkeSa, spi_in: bytes, to_wall: float) -> dict[str, Any]:
+    limits = sa.child_limits.get(spi_in) or ChildLimits()
     return {
-        "rekey_at": None if rekey_at is None else rekey_at + to_wall,
-        "expires_at": None if expires_at is None else expires_at + to_wall,
+        "rekey_at": None if limits.rekey_at is None else limits.rekey_at + to_wall,
+        "expires_at": None if limits.expires_at is None else limits.expires_at + to_wall,
+        "rekey_bytes": limits.rekey_bytes,
+        "life_bytes": limits.life_bytes,
+        "rekey_packets": limits.rekey_packets,
+        "life_packets": limits.life_packets,
         "rekeying": spi_in in sa.rekeying,
     }
 
@@ -61,7 +66,7 @@ def ike_sa_status(
                 "local_ts": [str(ts) for ts in child.local_ts],
                 "remote_ts": [str(ts) for ts in child.remote_ts],
                 "installed": child.installed_at + to_wall,
-                **_child_timers(sa, child.spi_in, to_wall),
+                **_child_limits(sa, child.spi_in, to_wall),
                 "udp_encap": sa.nat_local or sa.nat_remote,
                 **traffic(child.spi_in),
             }
