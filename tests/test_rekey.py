@@ -158,3 +158,80 @@ def test_packet_and_byte_counts_drive_rekeys_and_expiry():
     run_until_idle(a, b, clock, until=clock.now + 1)
     assert sa.children == [] and peer.children == []
     assert [e.spi_in for e in a.of(ChildSaDeleted)] == [old.spi_in, new.spi_in]
+
+
+def _live(peer) -> list:
+    return [s for s in peer.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+
+
+@pytest.mark.parametrize("side", ["initiator", "responder"])
+def test_reauthentication_is_make_before_break(side):
+    #   reauthenticating side                      other side
+    #   IKE_SA_INIT (new SPIs) -->                 <-- IKE_SA_INIT
+    #   IKE_AUTH {IDi, AUTH, SA, TSi, TSr} -->     (no INITIAL_CONTACT: the old IKE SA stays)
+    #                                              <-- IKE_AUTH {IDr, AUTH, SA, TSi, TSr}
+    #   old IKE SA: INFORMATIONAL {D(IKE)} -->     <-- {}
+    from ikepulse.core.events import IkeSaDeleted, IkeSaReauthenticated
+
+    a, b, sa, peer, clock = established()
+    us, them = (a, b) if side == "initiator" else (b, a)
+    old = sa if side == "initiator" else peer
+    (old_child,) = old.children
+    new = old.reauthenticate(clock.now)
+    assert old.reauthenticate(clock.now) is None  # one at a time
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert _live(a) == [s for s in a.manager.sas.values()] and len(_live(a)) == 1
+    (mine,), (theirs,) = _live(us), _live(them)
+    assert mine is new and (theirs.spi_i, theirs.spi_r) == (new.spi_i, new.spi_r)
+    assert new.initiator and not theirs.initiator and new.keys == theirs.keys
+    pairs_match(mine, theirs)
+    assert mine.children[0].spi_in != old_child.spi_in
+    (event,) = us.of(IkeSaReauthenticated)
+    assert (event.old_spi_i, event.spi_i) == (old.spi_i, new.spi_i)
+    # make-before-break: the new CHILD SA was installed before the old one went, on both sides
+    for peer_ in (us, them):
+        kinds = [
+            type(e).__name__ for e in peer_.events if type(e) in (ChildSaInstalled, ChildSaDeleted)
+        ]
+        assert kinds[-2:] == ["ChildSaInstalled", "ChildSaDeleted"]
+    (deleted,) = them.of(IkeSaDeleted)
+    assert deleted.by_peer and deleted.spi_i == old.spi_i  # deleted, not silently replaced
+
+
+def test_reauth_time_renews_the_ike_sa_again_and_again():
+    a, b = make_peers({"reauth_time": 100.0}, {})
+    clock = Clock()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1000)
+    from ikepulse.core.events import IkeSaReauthenticated
+
+    assert 1000 / 100 <= len(a.of(IkeSaReauthenticated)) <= 1000 / 90 + 1
+    (sa,), (peer,) = _live(a), _live(b)
+    assert len(a.manager.sas) == 1 and len(b.manager.sas) == 1
+    pairs_match(sa, peer)
+    assert sa.ike_expires_at == pytest.approx(sa.ike_reauth_at + 10, abs=10)  # over_time 10 s
+
+
+def test_a_failed_reauthentication_keeps_the_old_ike_sa_and_tries_again():
+    a, b, sa, peer, clock = established()
+    blocked_until = clock.now + 200
+
+    def new_ike_sa_blocked(datagram) -> bool:  # IKE_SA_INIT requests carry a zero SPIr
+        return clock.now < blocked_until and datagram.data[8:16] == bytes(8)
+
+    sa.reauthenticate(clock.now)
+    run_until_idle(a, b, clock, drop=new_ike_sa_blocked, until=clock.now + 400)
+    from ikepulse.core.events import IkeSaFailed, IkeSaReauthenticated
+
+    assert len(a.of(IkeSaFailed)) >= 1 and len(a.of(IkeSaReauthenticated)) == 1
+    (new,), (theirs,) = _live(a), _live(b)
+    assert new is not sa and sa.state is IkeState.DELETED
+    pairs_match(new, theirs)
+
+
+def test_a_second_ike_sa_without_initial_contact_does_not_replace_the_first():
+    # unique = no (strongSwan's default): only INITIAL_CONTACT makes the responder drop others
+    a, b, sa, peer, clock = established()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    assert len(_live(a)) == 2 and len(_live(b)) == 2 and peer in _live(b)

@@ -19,6 +19,7 @@ from ..core.config import (
     Mode,
     RetransmitPolicy,
     StartAction,
+    Unique,
 )
 from ..core.liveness import DpdAction, LivenessPolicy
 from ..wire.payloads import TrafficSelector
@@ -214,6 +215,8 @@ def _connection(
         force_encap=section.encap,
         start_action=StartAction(section.start_action),
         rekey_time=section.rekey_time,
+        reauth_time=section.reauth_time,
+        unique=Unique(section.unique),
         over_time=section.over_time,
         rand_time=section.rand_time,
         liveness=LivenessPolicy(

@@ -131,6 +131,7 @@ class ConnectionSection(Strict):
     remote_port: int = Field(500, ge=1, le=65535)
     proposals: list[str] | None = None
     start_action: Literal["none", "trap", "start"] = "none"
+    unique: Literal["no", "never", "replace"] = "no"
     encap: bool = False
     local: AuthSection = AuthSection()
     remote: AuthSection = AuthSection()
@@ -143,6 +144,7 @@ class ConnectionSection(Strict):
     dpd_action: Literal["clear", "hold", "restart"] = "restart"
     nat_keepalive: Duration = 20.0
     rekey_time: Duration = 14400.0
+    reauth_time: Duration = 0.0
     over_time: Duration | None = None
     rand_time: Duration | None = None
     children: dict[str, ChildSection] = {}

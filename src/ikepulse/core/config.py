@@ -21,6 +21,17 @@ class Mode(Enum):
     TRANSPORT = "transport"
 
 
+class Unique(Enum):
+    """What a new IKE SA with a peer does to older ones (swanctl.conf ``unique``)."""
+
+    NO = "no"
+    """Keep them, unless the peer says it has none (INITIAL_CONTACT, §2.4)."""
+    NEVER = "never"
+    """Keep them, even on INITIAL_CONTACT."""
+    REPLACE = "replace"
+    """Drop them."""
+
+
 class StartAction(Enum):
     """What the daemon does with a connection at start-up (swanctl.conf ``start_action``)."""
 
@@ -153,14 +164,20 @@ class ConnectionConfig:
     liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
     rekey_time: float = 14400.0
     """IKE SA rekey interval (0: never), less a random part up to rand_time (§2.8)."""
+    reauth_time: float = 0.0
+    """Reauthentication interval (0: never): a new IKE SA and CHILD SAs, then the old go."""
     over_time: float | None = None
-    """How long past rekey_time an IKE SA that could not be rekeyed lives; default 10 %."""
+    """How long an IKE SA lives past rekey_time or reauth_time, whichever comes first,
+    when it could not be renewed; default 10 % of the longer of the two."""
     rand_time: float | None = None
-    """Random reduction of rekey_time; default over_time, as in strongSwan."""
+    """Random reduction of rekey_time and reauth_time; default over_time, as in strongSwan."""
+    unique: Unique = Unique.NO
 
     @property
     def ike_over_time(self) -> float:
-        return self.over_time if self.over_time is not None else self.rekey_time * 0.1
+        if self.over_time is not None:
+            return self.over_time
+        return max(self.rekey_time, self.reauth_time) * 0.1
 
     @property
     def ike_jitter(self) -> float:

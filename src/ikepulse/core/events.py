@@ -188,6 +188,19 @@ class PeerDead:
 
 
 @dataclass(frozen=True, slots=True)
+class IkeSaReauthenticated:
+    """Make-before-break reauthentication: a new IKE SA with new CHILD SAs is up and the
+    old IKE SA is being deleted."""
+
+    connection: str
+    """Name of the connection."""
+    old_spi_i: bytes
+    """Initiator's SPI of the old IKE SA."""
+    spi_i: bytes
+    """Initiator's SPI of the new IKE SA."""
+
+
+@dataclass(frozen=True, slots=True)
 class TunnelRestored:
     """A connection whose peer died is established again (dpd_action = restart)."""
 
@@ -203,6 +216,7 @@ Event = (
     IkeSaEstablished
     | IkeSaFailed
     | IkeSaRekeyed
+    | IkeSaReauthenticated
     | IkeSaDeleted
     | ChildSaInstalled
     | ChildSaRekeyed

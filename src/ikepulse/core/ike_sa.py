@@ -34,6 +34,7 @@ from .events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaReauthenticated,
     IkeSaRekeyed,
     PeerDead,
 )
@@ -121,7 +122,16 @@ class IkeSa:
         self.linger_until: float | None = None
         """A retired or pending IKE SA is forgotten at this time unless the peer acts."""
         self.ike_rekey_at: float | None = None
+        self.ike_reauth_at: float | None = None
         self.ike_expires_at: float | None = None
+        self.child_configs: list[ChildConfig] = []
+        """Initiator: the CHILD SAs to create, the first one in IKE_AUTH."""
+        self.reauth_of: IkeSa | None = None
+        """The IKE SA this one reauthenticates; deleted once this one and its CHILD SAs are up."""
+        self.reauthenticating: IkeSa | None = None
+        """The new IKE SA that reauthenticates this one."""
+        self.initial_contact = False
+        """Responder: the peer said it holds no other IKE SA with us (§2.4)."""
         self._crypter_in: SkCrypter | None = None
         self._crypter_out: SkCrypter | None = None
         self.tasks = TaskManager(self)
@@ -349,18 +359,30 @@ class IkeSa:
     def emit(self, event) -> None:
         self.manager.emit(event)
 
-    def _schedule_ike_rekey(self, now: float) -> None:
+    def _schedule_ike_lifetimes(self, now: float, reauth_at: float | None = None) -> None:
+        """rekey_time and reauth_time (unless ``reauth_at`` carries over from the IKE SA this
+        one rekeys), each less a random part up to rand_time; the IKE SA expires over_time
+        after the earlier of the two (§2.8)."""
         connection = self.connection
-        if connection.rekey_time <= 0:
-            return
+        self.ike_rekey_at = self._jittered(now, connection.rekey_time)
+        self.ike_reauth_at = reauth_at or self._jittered(now, connection.reauth_time)
+        renewals = [] if self.ike_reauth_at is None else [self.ike_reauth_at]
+        if connection.rekey_time > 0:
+            renewals.append(now + connection.rekey_time)
+        self.ike_expires_at = min(renewals) + connection.ike_over_time if renewals else None
+
+    def _jittered(self, now: float, interval: float) -> float | None:
+        if interval <= 0:
+            return None
         fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
-        self.ike_rekey_at = now + connection.rekey_time - connection.ike_jitter * fraction
-        self.ike_expires_at = now + connection.rekey_time + connection.ike_over_time
+        return now + interval - self.connection.ike_jitter * fraction
 
     def established(self, now: float) -> None:
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
-        self._schedule_ike_rekey(now)
+        self._schedule_ike_lifetimes(now)
+        for config in self.child_configs[1:]:
+            self.create_child(config, now)
         self.manager.on_established(self, now)
         self.emit(
             IkeSaEstablished(
@@ -438,7 +460,10 @@ class IkeSa:
             self.adopt(old, now)
         self.children, old.children = old.children, []
         self.child_limits, old.child_limits = old.child_limits, {}
-        self._schedule_ike_rekey(now)
+        self._schedule_ike_lifetimes(now, old.ike_reauth_at)
+        self.reauthenticating, old.reauthenticating = old.reauthenticating, None
+        if self.reauthenticating is not None:
+            self.reauthenticating.reauth_of = self
         self.emit(IkeSaRekeyed(self.name, old.spi_i, old.spi_r, self.spi_i, self.spi_r))
 
     def retire(self, now: float) -> None:
@@ -567,6 +592,7 @@ class IkeSa:
     def fail(self, reason: str, notify, now: float) -> None:
         if self.finished:
             return
+        self._reauth_failed(now)
         self._drop_children(by_peer=False)
         self.state_to(IkeState.FAILED)
         self.emit(IkeSaFailed(self.name, self.spi_i, reason, notify))
@@ -588,20 +614,58 @@ class IkeSa:
 
     # --- actions -----------------------------------------------------------------------------
 
-    def connect(self, now: float) -> None:
+    def connect(self, now: float, children: list[ChildConfig] | None = None) -> None:
+        """IKE_SA_INIT and IKE_AUTH with the first of ``children`` (default: all of the
+        connection's); the others follow with CREATE_CHILD_SA."""
         from .tasks.child_create import ChildCreate
         from .tasks.ike_auth import IkeAuth
         from .tasks.ike_init import IkeInit
         from .tasks.natd import NatDetection
 
+        self.child_configs = list(self.connection.children) if children is None else children
         self.state_to(IkeState.CONNECTING)
         self.tasks.queue_exchange(
             ExchangeType.IKE_SA_INIT, [IkeInit(self, True), NatDetection(self, True)], now
         )
         auth: list[Task] = [IkeAuth(self, True)]
-        if self.connection.children:
-            auth.append(ChildCreate(self, True, self.connection.children[0]))
+        if self.child_configs:
+            auth.append(ChildCreate(self, True, self.child_configs[0]))
         self.tasks.queue_exchange(ExchangeType.IKE_AUTH, auth, now)
+
+    def reauthenticate(self, now: float) -> IkeSa | None:
+        """Make-before-break reauthentication: a new IKE SA from scratch (IKE_SA_INIT,
+        IKE_AUTH) with this one's CHILD SAs; this one is deleted once they are up."""
+        if self.state is not IkeState.ESTABLISHED or self.reauthenticating is not None:
+            return None
+        self.ike_rekey_at = self.ike_reauth_at = None
+        connection = self.connection
+        names = dict.fromkeys(child.name for child in self.children)
+        children = [connection.child(name) for name in names] or list(connection.children)
+        self.reauthenticating = self.manager.initiate(
+            self.name,
+            (self.local[0], connection.local_port),
+            (self.remote[0], connection.remote_port),
+            now,
+            children=children,
+            reauth_of=self,
+        )
+        return self.reauthenticating
+
+    def exchange_completed(self, now: float) -> None:
+        """One of our exchanges finished: a reauthentication ends when the new IKE SA is up
+        and has nothing more queued (its CHILD SAs exist), by deleting the old one."""
+        old = self.reauth_of
+        if old is None or self.state is not IkeState.ESTABLISHED or self.tasks.queue:
+            return
+        self.reauth_of = old.reauthenticating = None
+        self.emit(IkeSaReauthenticated(self.name, old.spi_i, self.spi_i))
+        old.delete(now)
+
+    def _reauth_failed(self, now: float) -> None:
+        old = self.reauth_of
+        if old is not None and old.reauthenticating is self:
+            self.reauth_of = old.reauthenticating = None
+            old.ike_reauth_at = now + old.retry_delay()
 
     def delete(self, now: float) -> None:
         """Delete the IKE SA (and its CHILD SAs) with an INFORMATIONAL exchange."""
@@ -661,13 +725,16 @@ class IkeSa:
         if self.state is not IkeState.ESTABLISHED:
             return None
         rekey_at = None if self.rekeying_ike else self.ike_rekey_at
-        times = (self._child_timer(), rekey_at, self.ike_expires_at)
+        times = (self._child_timer(), rekey_at, self.ike_reauth_at, self.ike_expires_at)
         return min((t for t in times if t is not None), default=None)
 
     def _check_lifetime(self, now: float) -> None:
         if self.ike_expires_at is not None and now >= self.ike_expires_at:
             self.ike_expires_at = None
             self.delete(now)  # could not be rekeyed within over_time (§2.8)
+        elif self.ike_reauth_at is not None and now >= self.ike_reauth_at:
+            self.ike_reauth_at = None
+            self.reauthenticate(now)
         elif self.ike_rekey_at is not None and now >= self.ike_rekey_at:
             self.ike_rekey_at = None
             self.rekey(now)

@@ -23,7 +23,7 @@ from ..wire.message import (
     encode_message,
 )
 from ..wire.payloads import NoncePayload, NotifyPayload
-from .config import ConnectionConfig
+from .config import ChildConfig, ConnectionConfig, Unique
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
@@ -167,10 +167,16 @@ class SaManager:
             restart.at = now + restart_delay(restart.attempt, sa.policy, fraction)
 
     def on_established(self, sa: IkeSa, now: float) -> None:
-        """A new IKE SA replaces older ones for the same connection and peer identity."""
+        """A new IKE SA replaces older ones for the same connection and peer identity as
+        ``unique`` says (a reauthentication deletes its predecessor itself)."""
         restart = self._restarts.pop(sa.name, None)
         if restart is not None:
             self.emit(TunnelRestored(sa.name, now - restart.since, restart.attempt + 1))
+        unique = sa.connection.unique
+        if sa.reauth_of is not None or unique is Unique.NEVER:
+            return
+        if unique is Unique.NO and not sa.initial_contact:
+            return
         for other in list(self.sas.values()):
             if (
                 other is not sa
@@ -221,7 +227,15 @@ class SaManager:
                 return connection
         raise KeyError(f"no connection named {name!r}")
 
-    def initiate(self, name: str, local: Address, remote: Address, now: float) -> IkeSa:
+    def initiate(
+        self,
+        name: str,
+        local: Address,
+        remote: Address,
+        now: float,
+        children: list[ChildConfig] | None = None,
+        reauth_of: IkeSa | None = None,
+    ) -> IkeSa:
         sa = IkeSa(
             self,
             initiator=True,
@@ -233,7 +247,8 @@ class SaManager:
             now=now,
         )
         self.sas[sa.local_spi] = sa
-        sa.connect(now)
+        sa.reauth_of = reauth_of
+        sa.connect(now, children)
         return sa
 
     def successor(

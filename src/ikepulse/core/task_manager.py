@@ -217,6 +217,7 @@ class TaskManager:
         self.next_request_id += 1
         for task in active.tasks:
             task.finish(now)
+        self.sa.exchange_completed(now)
         self.initiate(now)
 
     def _on_request(self, raw: bytes, inbound: Inbound, now: float) -> None:

@@ -81,6 +81,7 @@ class IkeAuth(Task):
         connection = self._select(_identity(peer_id), my_id and _identity(my_id))
         self._verify(connection, peer_id, msg.first(AuthPayload))
         self.sa.select_connection(connection)
+        self.sa.initial_contact = msg.notify(NotifyType.INITIAL_CONTACT) is not None
         self._remember_token(msg)
         return Status.DONE
 
