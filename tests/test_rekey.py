@@ -235,3 +235,32 @@ def test_a_second_ike_sa_without_initial_contact_does_not_replace_the_first():
     a.manager.initiate("site", LEFT, RIGHT, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     assert len(_live(a)) == 2 and len(_live(b)) == 2 and peer in _live(b)
+
+
+def test_status_text_shows_age_next_rekey_and_expiry():
+    import time
+
+    from ikepulse.cli.status import format_status
+    from ikepulse.runtime.status import ike_sa_status
+
+    a, b = make_peers(
+        {"rekey_time": 3600.0, "ike_rekey_time": 14400.0, "child": {"rekey_packets": 1000}}, {}
+    )
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    text = format_status([ike_sa_status(sa, time.time() - clock.now)])
+    ike_line = next(line for line in text.splitlines() if "established" in line)
+    child_line = next(line for line in text.splitlines() if "installed" in line)
+    rekey, expires = (int(part.split(" in ")[1].rstrip("s")) for part in ike_line.split(", ")[1:])
+    assert 12960 - 2 <= rekey <= 14400 and expires == pytest.approx(15840, abs=2)
+    assert "rekeying in" in child_line and "expires in 39" in child_line
+    assert "rekeying after" in child_line and "packets" in child_line
+
+
+def test_esp_for_an_spi_still_being_negotiated_is_not_reported_invalid():
+    a, b, sa, peer, clock = established()
+    pending = a.manager.allocate_esp_spi()  # offered in a request, not installed yet
+    a.manager.esp_unknown_spi(pending, RIGHT[0], clock.now)
+    a.manager.esp_unknown_spi(b"\x00\x00\x12\x34", RIGHT[0], clock.now)
+    assert a.manager.counters["invalid_spi_reports_sent"] == 1

@@ -130,3 +130,50 @@ def test_packet_counts_trigger_rekeys(lab, who):
     assert_one_sa_each(charon, daemon)
     (child,) = daemon.status()[0]["children"]
     assert (child["rekey_packets"] is not None) == (who == "ikepulse")
+
+
+def test_ikepulse_reauthenticates_every_few_seconds_without_loss(lab):
+    charon = lab.charon(lab.right)
+    charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr))
+    daemon = lab.ikepulse(lab.left)
+    conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
+    daemon.start(conf.replace('start_action = "none"', 'start_action = "none"\nreauth_time = "4s"'))
+    daemon.cli("up", "lab")
+    (first,) = daemon.status()
+    result = lab.left_site.run(
+        "ping", "-q", "-i", "0.02", "-c", "1000", "-W", "1", "203.0.113.66", check=False, timeout=60
+    )
+    assert " 0% packet loss" in result.stdout, result.stdout
+    assert daemon.log.read_text().count("reauthenticated by") >= 3
+    assert_one_sa_each(charon, daemon)
+    (last,) = daemon.status()
+    assert last["spi_i"] != first["spi_i"] and last["reauth_at"] is not None
+
+
+def test_strongswan_reauthenticates_make_before_break_without_loss(lab):
+    charon = lab.charon(lab.right)
+    charon.start(
+        swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr),
+        charon_options="make_before_break = yes",
+    )
+    daemon = lab.ikepulse(lab.left)
+    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
+    daemon.cli("up", "lab")
+    (first,) = daemon.status()
+    ping = lab.left_site.popen(
+        ["ping", "-q", "-i", "0.02", "-c", "250", "-W", "1", "203.0.113.66"],
+        lab.workdir / "ping.log",
+    )
+    for _ in range(2):
+        before = {sa["spi_i"] for sa in daemon.status()}
+        charon.swanctl("--rekey", "--ike", "lab", "--reauth")
+        wait_for(
+            lambda: {sa["spi_i"] for sa in daemon.status()}.isdisjoint(before),
+            10,
+            "strongSwan's new IKE SA to replace the old one",
+        )
+    ping.wait(30)
+    assert " 0% packet loss" in (lab.workdir / "ping.log").read_text()
+    assert_one_sa_each(charon, daemon)
+    (last,) = daemon.status()
+    assert not last["initiator"] and last["spi_i"] != first["spi_i"]

@@ -109,10 +109,21 @@ def down(socket_path: str, connection: str, timeout: float) -> None:
 @click.argument("connection")
 @click.option("--child", default=None, help="Only this CHILD SA (default: all of them).")
 @click.option("--ike", is_flag=True, help="Rekey the IKE SA instead.")
+@click.option(
+    "--reauth",
+    is_flag=True,
+    help="Reauthenticate instead: a new IKE SA and CHILD SAs, then the old ones go.",
+)
 @click.pass_obj
-def rekey(socket_path: str, connection: str, child: str | None, ike: bool) -> None:
+def rekey(socket_path: str, connection: str, child: str | None, ike: bool, reauth: bool) -> None:
     """Rekey the CHILD SAs (or the IKE SA) of CONNECTION now."""
-    command = {"command": "rekey", "connection": connection, "child": child, "ike": ike}
+    command = {
+        "command": "rekey",
+        "connection": connection,
+        "child": child,
+        "ike": ike,
+        "reauth": reauth,
+    }
     click.echo(_call(socket_path, command)["message"])
 
 

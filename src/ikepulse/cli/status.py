@@ -9,6 +9,16 @@ def _ago(then: float | None) -> str:
     return "-" if then is None else f"{max(0, int(time.time() - then))}s ago"
 
 
+def _renewals(sa: dict, **names: str) -> str:
+    """``, rekeying in 13979s, expires in 15821s`` as swanctl --list-sas shows it."""
+    now = time.time()
+    return "".join(
+        f", {label} in {max(0, int(sa[key] - now))}s"
+        for key, label in names.items()
+        if sa.get(key) is not None
+    )
+
+
 def format_status(ike_sas: list[dict]) -> str:
     if not ike_sas:
         return "no IKE SAs"
@@ -31,14 +41,24 @@ def format_status(ike_sas: list[dict]) -> str:
         )
         if sa["proposal"]:
             lines.append(f"  {sa['proposal']}")
-        lines.append(f"  established {_ago(sa['established'])}")
+        renewals = _renewals(sa, rekey_at="rekeying", reauth_at="reauth", expires_at="expires")
+        lines.append(f"  established {_ago(sa['established'])}{renewals}")
         for child in sa["children"]:
             encap = "-in-UDP" if child["udp_encap"] else ""
             lines.append(
                 f"  {child['name']}: {child['state']}, {child['mode']}{encap}, "
                 f"ESP:{child['proposal']}"
             )
-            lines.append(f"    installed {_ago(child['installed'])}")
+            renewals = _renewals(child, rekey_at="rekeying", expires_at="expires")
+            volume = "".join(
+                f", {label} after {child[key]:.0f} {unit}"
+                for key, label, unit in (
+                    ("rekey_bytes", "rekeying", "bytes"),
+                    ("rekey_packets", "rekeying", "packets"),
+                )
+                if child.get(key) is not None
+            )
+            lines.append(f"    installed {_ago(child['installed'])}{renewals}{volume}")
             for direction, key in (("in ", "in"), ("out", "out")):
                 traffic = ""
                 if f"bytes_{key}" in child:

@@ -372,10 +372,12 @@ class IkeSa:
         self.ike_expires_at = min(renewals) + connection.ike_over_time if renewals else None
 
     def _jittered(self, now: float, interval: float) -> float | None:
+        """``now + interval`` less a random part up to rand_time, but never more than half
+        of ``interval`` (the default rand_time follows the longer of rekey and reauth)."""
         if interval <= 0:
             return None
         fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
-        return now + interval - self.connection.ike_jitter * fraction
+        return now + interval - min(self.connection.ike_jitter, interval / 2) * fraction
 
     def established(self, now: float) -> None:
         self.state_to(IkeState.ESTABLISHED)

@@ -372,7 +372,10 @@ class SaManager:
 
     def esp_unknown_spi(self, spi: bytes, peer: str, now: float) -> None:
         """The data plane got ESP with an unknown SPI from ``peer``: tell it (INVALID_SPI,
-        protected by our IKE SA with it), at most once per SPI_REPORT_INTERVAL."""
+        protected by our IKE SA with it), at most once per SPI_REPORT_INTERVAL. An SPI we
+        allocated belongs to a CHILD SA being negotiated: the peer is just early."""
+        if spi in self._esp_spis:
+            return
         if now - self._spi_reports.get(spi, -SPI_REPORT_INTERVAL) < SPI_REPORT_INTERVAL:
             return
         for sa in self.sas.values():

@@ -64,7 +64,10 @@ class ControlServer:
                 return await daemon.down(request["connection"], timeout)
             if command == "rekey":
                 return daemon.rekey(
-                    request["connection"], request.get("child"), bool(request.get("ike"))
+                    request["connection"],
+                    request.get("child"),
+                    bool(request.get("ike")),
+                    bool(request.get("reauth")),
                 )
         except KeyError as exc:
             return {"ok": False, "error": str(exc).strip("'\"")}

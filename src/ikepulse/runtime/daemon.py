@@ -21,6 +21,7 @@ from ..core.events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
+    IkeSaReauthenticated,
     IkeSaRekeyed,
     PeerDead,
     TunnelRestored,
@@ -255,6 +256,14 @@ class Daemon:
                 event.old_spi_in.hex(),
                 event.spi_in.hex(),
             )
+        elif isinstance(event, IkeSaReauthenticated):
+            log.info(
+                "IKE SA %s[%s] reauthenticated by %s[%s], deleting the old one",
+                event.connection,
+                event.old_spi_i.hex(),
+                event.connection,
+                event.spi_i.hex(),
+            )
         elif isinstance(event, IkeSaRekeyed):
             log.info(
                 "IKE SA %s[%s] rekeyed, now %s_i %s_r",
@@ -333,11 +342,16 @@ class Daemon:
             return {"ok": False, "error": f"{name}: the peer did not confirm the delete"}
         return {"ok": True, "message": f"{name} deleted"}
 
-    def rekey(self, name: str, child: str | None, ike: bool) -> dict:
+    def rekey(self, name: str, child: str | None, ike: bool, reauth: bool = False) -> dict:
         sas = self.manager.find(name)
         if not sas:
             self.manager.connection(name)
             return {"ok": False, "error": f"{name} is not up"}
+        if reauth:
+            for sa in sas:
+                sa.reauthenticate(self.now())
+            self.pump()
+            return {"ok": True, "message": f"reauthenticating {name}"}
         if ike:
             for sa in sas:
                 sa.rekey(self.now())

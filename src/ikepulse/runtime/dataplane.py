@@ -31,6 +31,9 @@ READ_BATCH = 64
 LINGER_SECONDS = 2.0
 HOLD_PACKETS = 32
 HOLD_SECONDS = 3.0
+EARLY_PACKETS = 64
+"""ESP for an SPI not installed yet, kept in case its CHILD SA is about to be: the peer may
+send on a new SA as soon as it answered, before its answer reaches us."""
 
 
 @dataclass
@@ -77,6 +80,7 @@ class DataPlane:
         self.tun: Tun | None = None
         self.raw: dict[int, socket.socket] = {}
         self.traps: list[Trap] = []
+        self._early: deque[tuple[bytes, str, float]] = deque(maxlen=EARLY_PACKETS)
         self._deferred: dict[bytes, Policy] = {}
         """Rekey responder: old inbound SPI -> the new SA to send on once the peer shows it
         installed it (its first packet on the new SA) or deletes the old one."""
@@ -180,6 +184,19 @@ class DataPlane:
         for trap in self.traps:
             if trap.connection == event.connection:
                 self._release(trap)
+        self._replay_early(event.spi_in)
+
+    def _replay_early(self, spi_in: bytes) -> None:
+        early = [item for item in self._early if item[0][:4] == spi_in]
+        if not early:
+            return
+        self._early = deque(
+            (item for item in self._early if item[0][:4] != spi_in), maxlen=EARLY_PACKETS
+        )
+        for data, peer, received in early:
+            if self.now() - received <= HOLD_SECONDS:
+                self.counters["early_replayed"] += 1
+                self._inbound(data, peer)
 
     def _release(self, trap: Trap) -> None:
         """Send the packets a trap held, unless they waited too long."""
@@ -286,6 +303,7 @@ class DataPlane:
         policy = self.spd.by_spi.get(data[:4])
         if policy is None:
             self.counters["unknown_spi_drops"] += 1
+            self._early.append((data, peer, self.now()))
             self.on_unknown_spi(data[:4], peer)
             return
         counters = policy.counters

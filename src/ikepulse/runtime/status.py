@@ -44,6 +44,7 @@ def ike_sa_status(
         "proposal": str(sa.suite) if sa.suite else None,
         "established": None if sa.established_at is None else sa.established_at + to_wall,
         "rekey_at": None if sa.ike_rekey_at is None else sa.ike_rekey_at + to_wall,
+        "reauth_at": None if sa.ike_reauth_at is None else sa.ike_reauth_at + to_wall,
         "expires_at": None if sa.ike_expires_at is None else sa.ike_expires_at + to_wall,
         "nat_local": sa.nat_local,
         "nat_remote": sa.nat_remote,
