@@ -168,7 +168,7 @@ def test_strongswan_reauthenticates_make_before_break_without_loss(lab):
         before = {sa["spi_i"] for sa in daemon.status()}
         charon.swanctl("--rekey", "--ike", "lab", "--reauth")
         wait_for(
-            lambda: {sa["spi_i"] for sa in daemon.status()}.isdisjoint(before),
+            lambda old=before: {sa["spi_i"] for sa in daemon.status()}.isdisjoint(old),
             10,
             "strongSwan's new IKE SA to replace the old one",
         )
