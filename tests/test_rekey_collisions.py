@@ -238,3 +238,44 @@ def test_invalid_ke_in_an_ike_rekey_retries_with_the_group_asked_for():
     run_until_idle(a, b, clock, until=clock.now + 1)
     new, _ = one_pair_each(a, b)
     assert new.suite.dh == DhId.ECP_256 and a.manager.counters["ike_rekeys_failed"] == 0
+
+
+def _outbound_trace(events) -> list[bytes | None]:
+    """Feed a peer's events to a data plane; the inbound SPI of the SA that carries
+    outbound traffic after each event."""
+    import asyncio
+
+    from ikepulse.runtime.dataplane import DataPlane
+
+    async def replay() -> list[bytes | None]:
+        plane = DataPlane(
+            lambda *_: None, lambda: 0.0, lambda *_: None, lambda *_: None, lambda *_: None
+        )
+        trace = []
+        for event in events:
+            if isinstance(event, ChildSaInstalled | ChildSaDeleted):
+                plane.on_event(event)
+                policies = plane.spd.policies
+                trace.append(policies[0].inbound.spi if policies else None)
+        return trace
+
+    return asyncio.run(replay())
+
+
+def test_data_plane_sends_only_on_the_surviving_sa_after_simultaneous_rekeys():
+    # The SA we answered (installed with outbound deferred) must never carry traffic when
+    # our own rekey survives: the peer deletes it as redundant. When the peer's survives,
+    # traffic moves to it once our redundant SA is deleted.
+    for seed in range(16):
+        a, b, sa, peer, clock = established(seed)
+        sa.rekey_child(sa.children[0], clock.now)
+        peer.rekey_child(peer.children[0], clock.now)
+        run_until_idle(a, b, clock, until=clock.now + 1)
+        (survivor,) = sa.children
+        for side, events in ((sa, a.events), (peer, b.events)):
+            trace = _outbound_trace(events)
+            assert trace[-1] == side.children[0].spi_in
+            answered = [e.spi_in for e in events if isinstance(e, ChildSaInstalled)][1:]
+            deferred = {e.spi_in for e in events if getattr(e, "defer_outbound", False)}
+            if side.children[0].spi_in not in deferred:  # our rekey survived
+                assert not deferred & set(trace), (seed, answered)

@@ -177,3 +177,46 @@ def test_strongswan_reauthenticates_make_before_break_without_loss(lab):
     assert_one_sa_each(charon, daemon)
     (last,) = daemon.status()
     assert not last["initiator"] and last["spi_i"] != first["spi_i"]
+
+
+@pytest.mark.parametrize("what", ["child", "ike"])
+def test_simultaneous_rekeys_with_strongswan(lab, what):
+    #   ikepulse (its IKE output held)               strongSwan
+    #   CREATE_CHILD_SA request --X
+    #                                            <-- CREATE_CHILD_SA request
+    #   answer --X                                   (its request stays outstanding)
+    #   (IKE output released; ikepulse retransmits)
+    #   CREATE_CHILD_SA request -->                  answered: strongSwan saw a collision
+    #   <-- answer;  <-- request (retransmitted), answered from the cache
+    #   both resolve the collision of §2.8.1 (CHILD) or §2.8.2 (IKE) by the nonces.
+    charon = lab.charon(lab.right)
+    charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr))
+    daemon = lab.ikepulse(lab.left)
+    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
+    daemon.cli("up", "lab")
+    (before,) = daemon.status()
+    ping = lab.left_site.popen(
+        ["ping", "-q", "-i", "0.02", "-c", "500", "-W", "1", "203.0.113.66"],
+        lab.workdir / "ping.log",
+    )
+    lab.hold_ike(lab.left)
+    if what == "child":
+        daemon.cli("rekey", "lab")
+        charon.swanctl("--rekey", "--child", "lan")
+    else:
+        daemon.cli("rekey", "lab", "--ike")
+        charon.swanctl("--rekey", "--ike", "lab")
+    wait_for(lambda: "received CREATE_CHILD_SA request" in daemon.log.read_text(), 3, "theirs")
+    lab.release_ike(lab.left)
+    counter = f"{what}_rekey_collisions"
+    wait_for(lambda: daemon.counters().get(counter) == 1, 15, f"the {what} rekey collision")
+    assert "collision" in charon.log.read_text()
+    ping.wait(30)
+    assert " 0% packet loss" in (lab.workdir / "ping.log").read_text()
+    assert_one_sa_each(charon, daemon)
+    (after,) = daemon.status()
+    if what == "child":
+        assert after["children"][0]["spi_in"] != before["children"][0]["spi_in"]
+    else:
+        assert after["spi_i"] != before["spi_i"]
+        assert after["children"][0]["spi_in"] == before["children"][0]["spi_in"]

@@ -281,6 +281,9 @@ class Ikepulse:
     def status(self) -> list[dict]:
         return json.loads(self.cli("status", "--json").stdout)["ike_sas"]
 
+    def counters(self) -> dict[str, int]:
+        return json.loads(self.cli("status", "--json").stdout)["counters"]
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
             _stop(self.proc, sig)
@@ -425,6 +428,24 @@ class Lab:
             "}\n"
         )
         ns.run("nft", "-f", str(rules))
+
+    def hold_ike(self, ns: Namespace) -> None:
+        """Drop the IKE messages ``ns`` sends (ESP still flows) until ``release_ike``: its
+        requests and answers go out again only when it retransmits."""
+        rules = self.workdir / f"hold-{ns.name}.nft"
+        rules.write_text(
+            "table inet ikehold {\n"
+            "  chain output {\n"
+            "    type filter hook output priority 0;\n"
+            "    udp sport 500 drop\n"
+            "    udp sport 4500 @th,64,32 0 drop\n"  # non-ESP marker: IKE
+            "  }\n"
+            "}\n"
+        )
+        ns.run("nft", "-f", str(rules))
+
+    def release_ike(self, ns: Namespace) -> None:
+        ns.run("nft", "delete", "table", "inet", "ikehold")
 
     def charon(self, ns: Namespace, name: str = "charon") -> Charon:
         charon = Charon(ns, self.workdir / f"{name}-{ns.name}")

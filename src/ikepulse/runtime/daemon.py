@@ -177,7 +177,13 @@ class Daemon:
         self.pump()
 
     def pump(self) -> None:
-        """Send what the core wants sent, dispatch its events, re-arm the one timer."""
+        """Dispatch the core's events, send what it wants sent, re-arm the one timer.
+
+        Events go first: the data plane must use a new CHILD SA before the message that lets
+        the peer act on it leaves (a rekey answer, or the delete of the old SA, on which
+        strongSwan stops accepting the old one at once)."""
+        while (event := self.manager.next_event()) is not None:
+            self._on_event(event)
         for datagram in self.manager.datagrams_to_send(self.now()):
             endpoint = self.endpoints.get(datagram.src)
             if endpoint is None:
@@ -186,8 +192,6 @@ class Daemon:
                 endpoint.send_raw(datagram.data, datagram.dst)
             else:
                 endpoint.send_ike(datagram.data, datagram.dst)
-        while (event := self.manager.next_event()) is not None:
-            self._on_event(event)
         deadline = self.manager.get_timer()
         if self._timer is not None:
             self._timer.cancel()

@@ -126,6 +126,9 @@ class DataPlane:
             # way; accept them for LINGER_SECONDS more, but send nothing on it any longer.
             self.spd.retire(event.spi_in)
             asyncio.get_running_loop().call_later(LINGER_SECONDS, self.spd.remove, event.spi_in)
+            for old, waiting in list(self._deferred.items()):
+                if waiting.inbound.spi == event.spi_in:  # deleted before it was used
+                    del self._deferred[old]
             successor = self._deferred.get(event.spi_in)
             if successor is not None:  # the rekeyed SA is gone: send on its successor
                 self._activate(successor)
@@ -176,6 +179,10 @@ class DataPlane:
         self.spd.install(policy, outbound=not event.defer_outbound)
         if event.defer_outbound and event.replaces is not None:
             self._deferred[event.replaces] = policy
+        elif event.replaces in self._deferred:
+            # Simultaneous rekeys (§2.8.1): our own successor of the old SA is in use now; the
+            # one we answered waits for it in turn, and is used only if ours is deleted.
+            self._deferred[event.spi_in] = self._deferred.pop(event.replaces)
         if policy.transport:
             if self.tun is not None:
                 self.tun.host_route(event.remote[0], event.local[0])
