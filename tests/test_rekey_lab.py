@@ -7,6 +7,8 @@ rand_time), ikepulse every 5.4-6 s: both sides initiate rekeys
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ikepulse.lab import ikepulse_conf, swanctl_conf, wait_for
@@ -207,6 +209,7 @@ def test_simultaneous_rekeys_with_strongswan(lab, what):
         daemon.cli("rekey", "lab", "--ike")
         charon.swanctl("--rekey", "--ike", "lab")
     wait_for(lambda: "received CREATE_CHILD_SA request" in daemon.log.read_text(), 3, "theirs")
+    time.sleep(0.5)  # our answer leaves (and is dropped) a few ms after that line
     lab.release_ike(lab.left)
     counter = f"{what}_rekey_collisions"
     wait_for(lambda: daemon.counters().get(counter) == 1, 15, f"the {what} rekey collision")

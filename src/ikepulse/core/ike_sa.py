@@ -404,9 +404,11 @@ class IkeSa:
         now: float,
         replaces: ChildSa | None = None,
         initiated: bool | None = None,
+        outbound: bool = True,
     ) -> None:
         """Install a CHILD SA; ``initiated`` is our role in the exchange that made it (it
-        orders the keys, §2.17), ``replaces`` the CHILD SA it rekeys."""
+        orders the keys, §2.17), ``replaces`` the CHILD SA it rekeys. Without ``outbound``
+        it only receives (a redundant SA of a rekey collision, deleted next)."""
         initiated = self.initiator if initiated is None else initiated
         child = replace(child, installed_at=now)
         self.children.append(child)
@@ -435,7 +437,7 @@ class IkeSa:
                 local=self.local,
                 remote=self.remote,
                 replaces=None if replaces is None else replaces.spi_in,
-                defer_outbound=replaces is not None and not initiated,
+                defer_outbound=(replaces is not None and not initiated) or not outbound,
                 limits=replace(limits),
             )
         )

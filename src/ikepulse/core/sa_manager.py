@@ -34,6 +34,8 @@ from .state import IkeState
 NATT_PORT = 4500
 CRASH_REPORTS_PER_SECOND = 10
 SPI_REPORT_INTERVAL = 5.0
+CLOSED_ANSWERS_KEPT = 30.0
+"""Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
 
 
 class Rng(Protocol):
@@ -84,6 +86,7 @@ class SaManager:
         self.counters: Counter[str] = Counter()
         self.sas: dict[bytes, IkeSa] = {}
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+        self._closed: dict[bytes, tuple[IkeSa, float]] = {}
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
         self._restarts: dict[str, _Restart] = {}
@@ -131,7 +134,7 @@ class SaManager:
         for name, restart in list(self._restarts.items()):
             if restart.at is not None and restart.at <= now:
                 self._restart(name, restart, now)
-        self._reap()
+        self._reap(now)
 
     def esp_activity(
         self, spi_in: bytes, last_inbound: float | None, last_outbound: float | None
@@ -282,7 +285,7 @@ class SaManager:
             self.counters["dropped_malformed"] += 1
         except Dropped as drop:
             self.counters[f"dropped_{drop.counter}"] += 1
-        self._reap()
+        self._reap(now)
 
     def _dispatch(self, data: bytes, msg: Message, src: Address, dst: Address, now: float) -> None:
         if msg.exchange == ExchangeType.IKE_SA_INIT and not msg.is_response:
@@ -293,6 +296,9 @@ class SaManager:
             local_spi = msg.spi_r if msg.is_initiator else msg.spi_i
             sa = self.sas.get(local_spi)
             if sa is None or sa.finished:
+                closed = self._closed.get(local_spi)
+                if closed is not None and closed[0].tasks.answer_retransmit(data, msg):
+                    return
                 if not msg.is_response:
                     self._report_crash(msg, src, dst, now)
                 raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")
@@ -416,11 +422,17 @@ class SaManager:
 
     # --- housekeeping ----------------------------------------------------------------------
 
-    def _reap(self) -> None:
-        """Forget finished SAs and half-open entries that completed."""
+    def _reap(self, now: float) -> None:
+        """Forget finished SAs (keeping their last answer for a while, for a peer that
+        retransmits a request it sent before the delete, §2.1) and completed half-open
+        entries."""
+        for spi, (_, until) in list(self._closed.items()):
+            if now >= until:
+                del self._closed[spi]
         for key, sa in list(self._half_open.items()):
             if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
                 del self._half_open[key]
         for spi, sa in list(self.sas.items()):
             if sa.finished and not sa.tasks.active:
                 del self.sas[spi]
+                self._closed[spi] = (sa, now + CLOSED_ANSWERS_KEPT)

@@ -158,10 +158,7 @@ class TaskManager:
         if msg.is_response:
             if self.active is None or msg.message_id != self.active.message_id:
                 raise Dropped("unexpected_response", f"response {msg.message_id} not awaited")
-        elif msg.message_id + 1 == self.expected_request_id and raw == self._last_request:
-            self.sa.manager.counters["retransmits_answered"] += 1
-            if self._last_response is not None:
-                self.sa.send(self._last_response)
+        elif self.answer_retransmit(raw, msg):
             return
         elif msg.message_id != self.expected_request_id:
             raise Dropped(
@@ -197,6 +194,17 @@ class TaskManager:
             self._on_response(inbound, now)
         else:
             self._on_request(raw, inbound, now)
+
+    def answer_retransmit(self, raw: bytes, msg) -> bool:
+        """A retransmitted request is answered from the cache (§2.1)."""
+        if msg.is_response or msg.message_id + 1 != self.expected_request_id:
+            return False
+        if raw != self._last_request:
+            return False
+        self.sa.manager.counters["retransmits_answered"] += 1
+        if self._last_response is not None:
+            self.sa.send(self._last_response)
+        return True
 
     def _on_response(self, inbound: Inbound, now: float) -> None:
         active = self.active

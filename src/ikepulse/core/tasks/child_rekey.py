@@ -145,29 +145,27 @@ class CreateChild(ChildCreate):
             super().finish(now)
             return
         old = self.rekey
-        sa.install_child(self.child, now, replaces=old, initiated=self.initiator)
-        if old is None:
-            return
-        if not self.initiator:
-            if self.collision:
+        if old is None or not self.initiator:
+            sa.install_child(self.child, now, replaces=old, initiated=self.initiator)
+            if old is not None and self.collision:
                 sa.rekey_collisions[old.spi_in] = (self.peer_nonce, self.nonce)
             return
         theirs = sa.rekey_collisions.pop(old.spi_in, None)
-        if old.spi_in in sa.deleted_while_rekeying:
-            # The peer deleted the old SA meanwhile: it no longer wants the pair (§2.25.1),
-            # or its own rekey of it won (§2.8.1). Either way ours is not needed.
-            sa.deleted_while_rekeying.discard(old.spi_in)
-            sa.delete_child(self.child, now)
-        elif theirs is not None and min(self.nonce, self.peer_nonce) < min(theirs):
-            # §2.8.1: both sides rekeyed it at once; the SA made with the lowest of the four
-            # nonces is redundant and its creator (us) deletes it. The peer's exchange
-            # survives, so the peer deletes the old CHILD SA.
+        if theirs is not None:
             sa.manager.counters["child_rekey_collisions"] += 1
+        if old.spi_in in sa.deleted_while_rekeying or (
+            theirs is not None and min(self.nonce, self.peer_nonce) < min(theirs)
+        ):
+            # The peer deleted the old SA meanwhile: it no longer wants the pair (§2.25.1),
+            # or its own rekey won. Or both rekeyed it at once and ours holds the lowest of
+            # the four nonces (§2.8.1). Either way ours is redundant: we delete it, never
+            # sending on it, and the peer deletes the old one.
+            sa.deleted_while_rekeying.discard(old.spi_in)
+            sa.install_child(self.child, now, initiated=True, outbound=False)
             sa.delete_child(self.child, now)
-        else:
-            if theirs is not None:
-                sa.manager.counters["child_rekey_collisions"] += 1
-            sa.delete_child(old, now)
+            return
+        sa.install_child(self.child, now, replaces=old, initiated=True)
+        sa.delete_child(old, now)
 
     def _failed(self, now: float) -> None:
         """Our rekey was refused: retry later on TEMPORARY_FAILURE; on CHILD_SA_NOT_FOUND
