@@ -7,6 +7,7 @@ rand_time), ikepulse every 5.4-6 s: both sides initiate rekeys
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -74,6 +75,40 @@ def test_two_minutes_of_rekeys_lose_no_packet(lab):
     ours = log.count("sending CREATE_CHILD_SA request")
     theirs = log.count("received CREATE_CHILD_SA request")
     assert ours >= 5 and ours + theirs >= 15  # rekeys happened, on our initiative at least
+    assert_one_sa_each(charon, daemon)
+
+
+def test_two_minutes_of_rekeys_under_an_iperf3_transfer_lose_no_ping(lab):
+    # The same rekeys while iperf3 pushes TCP at up to 100 Mbit/s through the tunnel.
+    charon, daemon = rekeying_tunnel(lab)
+    server = lab.right_site.popen(
+        ["iperf3", "-s", "-1", "-B", "203.0.113.66"], lab.workdir / "iperf-server.log"
+    )
+    time.sleep(0.5)
+    client = lab.left_site.popen(
+        ["iperf3", "-c", "203.0.113.66", "-t", "120", "-b", "100M", "-J"],
+        lab.workdir / "iperf.json",
+    )
+    result = lab.left_site.run(
+        "ping",
+        "-q",
+        "-i",
+        "0.02",
+        "-c",
+        "6000",
+        "-W",
+        "1",
+        "203.0.113.66",
+        check=False,
+        timeout=200,
+    )
+    assert client.wait(60) == 0 and server.wait(10) == 0
+    assert " 0% packet loss" in result.stdout, result.stdout
+    transfer = json.loads((lab.workdir / "iperf.json").read_text())["end"]["sum_received"]
+    assert transfer["bits_per_second"] > 20e6 and transfer["seconds"] > 100
+    log = daemon.log.read_text()
+    assert log.count("sending CREATE_CHILD_SA request") >= 5
+    assert log.count("received CREATE_CHILD_SA request") >= 5
     assert_one_sa_each(charon, daemon)
 
 
