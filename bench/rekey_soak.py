@@ -1,11 +1,13 @@
-"""1,000 CHILD SA rekeys against strongSwan under a steady ping, taking turns who initiates.
+"""1,000 CHILD SA rekeys against strongSwan under a steady ping, taking turns who initiates;
+then the same between two strongSwans, as the baseline.
 
     sudo .venv/bin/python bench/rekey_soak.py [--count 1000] [--ike-every 100]
 
-Odd rekeys are asked of ikepulse (control socket), even ones of strongSwan (vici); every
+Odd rekeys are asked of the left gateway (ikepulse through its control socket, or
+strongSwan through vici), even ones of the right strongSwan; every
 ``--ike-every`` rekeys the IKE SA is rekeyed as well. A ping runs at 100 packets/s
 throughout. Prints lost packets, duplicate SAs seen, and the time per rekey (request to the
-new CHILD SA in ikepulse's status); writes bench/results/rekey_soak.json.
+new CHILD SA in the left gateway's status); writes bench/results/rekey_soak.json.
 """
 
 from __future__ import annotations
@@ -34,45 +36,77 @@ def vici_rekey(charon, what: dict) -> None:
         sock.close()
 
 
-def soak(count: int, ike_every: int) -> dict:
+class IkepulseLeft:
+    """ikepulse as the left gateway: rekeys through its control socket."""
+
+    name = "ikepulse"
+
+    def __init__(self, lab: Lab) -> None:
+        self.daemon = lab.ikepulse(lab.left)
+        self.daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
+        self.daemon.cli("up", "lab")
+
+    def ike_sa(self) -> tuple[str, list[str]]:
+        """The established IKE SA's SPI and its CHILD SAs' inbound SPIs."""
+        sas = request(self.daemon.socket, {"command": "status"})["ike_sas"]
+        (sa,) = [s for s in sas if s["state"] == "ESTABLISHED"]
+        return sa["spi_i"], [c["spi_in"] for c in sa["children"]]
+
+    def rekey(self, ike: bool = False) -> None:
+        request(self.daemon.socket, {"command": "rekey", "connection": "lab", "ike": ike})
+
+
+class CharonLeft:
+    """strongSwan as the left gateway, for the baseline measured in the same run."""
+
+    name = "strongswan"
+
+    def __init__(self, lab: Lab) -> None:
+        self.charon = lab.charon(lab.left, "left-charon")
+        self.charon.start(
+            swanctl_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr, side="left")
+        )
+        self.charon.swanctl("--initiate", "--child", "lan")
+
+    def ike_sa(self) -> tuple[str, list[str]]:
+        (sa,) = [s for s in self.charon.list_sas() if s["state"] == "ESTABLISHED"]
+        children = [c["spi-in"] for c in sa["children"] if c["state"] == "INSTALLED"]
+        return sa["initiator-spi"], children
+
+    def rekey(self, ike: bool = False) -> None:
+        vici_rekey(self.charon, {"ike": "lab"} if ike else {"child": "lan"})
+
+
+def soak(left_kind, count: int, ike_every: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="ikepulse-soak-") as tmp:
         lab = Lab(Path(tmp)).up()
         try:
             charon = lab.charon(lab.right)
             charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr))
-            daemon = lab.ikepulse(lab.left)
-            daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
-            daemon.cli("up", "lab")
-
-            def status() -> dict:
-                """The established IKE SA (an old one may linger in DELETING briefly)."""
-                sas = request(daemon.socket, {"command": "status"})["ike_sas"]
-                (sa,) = [s for s in sas if s["state"] == "ESTABLISHED"]
-                return sa
-
+            left = left_kind(lab)
             ping = lab.left_site.popen(
                 ["ping", "-q", "-i", "0.01", "-W", "1", "203.0.113.66"], lab.workdir / "ping.log"
             )
             durations, duplicates, ike_rekeys = [], 0, 0
             for n in range(1, count + 1):
-                before = status()["children"][0]["spi_in"]
+                (before,) = left.ike_sa()[1]
                 started = time.monotonic()
                 if n % 2:
-                    request(daemon.socket, {"command": "rekey", "connection": "lab"})
+                    left.rekey()
                 else:
                     vici_rekey(charon, {"child": "lan"})
 
                 def rekeyed(before=before):
-                    children = status()["children"]
-                    return len(children) == 1 and children[0]["spi_in"] != before
+                    children = left.ike_sa()[1]
+                    return len(children) == 1 and children[0] != before
 
                 wait_for(rekeyed, 10, f"rekey {n}", interval=0.002)
                 durations.append(time.monotonic() - started)
                 if ike_every and n % ike_every == 0:
-                    spi = status()["spi_i"]
-                    request(daemon.socket, {"command": "rekey", "connection": "lab", "ike": True})
+                    spi = left.ike_sa()[0]
+                    left.rekey(ike=True)
                     wait_for(
-                        lambda spi=spi: status()["spi_i"] != spi, 10, "IKE rekey", interval=0.002
+                        lambda spi=spi: left.ike_sa()[0] != spi, 10, "IKE rekey", interval=0.002
                     )
                     ike_rekeys += 1
                 if n % 50 == 0:
@@ -82,7 +116,8 @@ def soak(count: int, ike_every: int) -> dict:
                         for c in sa["children"]
                         if c["state"] == "INSTALLED"
                     ]
-                    duplicates += max(0, len(theirs) - 1) + max(0, len(status()["children"]) - 1)
+                    ours = left.ike_sa()[1]
+                    duplicates += max(0, len(theirs) - 1) + max(0, len(ours) - 1)
             time.sleep(1)
             ping.send_signal(signal.SIGINT)
             ping.wait(10)
@@ -114,10 +149,22 @@ def main() -> None:
     reason = lab_unavailable()
     if reason:
         raise SystemExit(f"rekey_soak: the lab {reason}")
-    result = soak(args.count, args.ike_every)
-    for key, value in result.items():
-        print(f"{key:22s} {value}")
-    write_results("rekey_soak", {"count": args.count, "ike_every": args.ike_every}, **result)
+    results = {
+        left.name: soak(left, args.count, args.ike_every) for left in (IkepulseLeft, CharonLeft)
+    }
+    ours, theirs = results["ikepulse"], results["strongswan"]
+    print(f"{'':22s} {'ikepulse<->strongSwan':>22s} {'strongSwan<->strongSwan':>24s}")
+    for key in ours:
+        print(f"{key:22s} {ours[key]:>22} {theirs[key]:>24}")
+    ratio = round(ours["ms_per_rekey_median"] / theirs["ms_per_rekey_median"], 2)
+    print(f"median time per rekey, ikepulse / strongSwan: {ratio}")
+    write_results(
+        "rekey_soak",
+        {"count": args.count, "ike_every": args.ike_every},
+        ikepulse_strongswan=ours,
+        strongswan_strongswan=theirs,
+        median_ratio=ratio,
+    )
 
 
 if __name__ == "__main__":
