@@ -7,6 +7,10 @@ both outcomes occur.
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from ikepulse.core.events import (
     ChildSaDeleted,
     ChildSaFailed,
@@ -16,6 +20,7 @@ from ikepulse.core.events import (
 )
 from ikepulse.core.liveness import Liveness
 from ikepulse.core.state import IkeState
+from ikepulse.core.tasks.ike_init import NONCE_SIZE
 from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle, transfer
 from ikepulse.wire.enums import DhId, NotifyType
 
@@ -298,3 +303,62 @@ def test_a_deleted_ike_sa_still_answers_a_retransmitted_request():
     assert a.manager.sas == {}
     a.manager.receive_datagram(request.data, request.src, request.dst, clock.now)
     assert [d.data for d in a.manager.datagrams_to_send(clock.now)] == [answer.data]
+
+
+class ChosenNonces(random.Random):
+    """The RNG of one peer, except that the next nonces drawn are the ones chosen."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.chosen: list[bytes] = []
+
+    def randbytes(self, n: int) -> bytes:
+        if n == NONCE_SIZE and self.chosen:
+            return self.chosen.pop(0)
+        return super().randbytes(n)
+
+
+LOW, HIGH = bytes(NONCE_SIZE), b"\xff" * NONCE_SIZE
+
+
+def _collide_with_chosen_nonces(lowest: str, start) -> tuple:
+    """Both peers start a rekey (``start(sa)``); ``lowest`` names the one nonce of the four
+    that is lowest: "Ni1"/"Nr1" of left's exchange or "Ni2"/"Nr2" of right's."""
+    a, b, sa, peer, clock = established()
+    sa.rng, peer.rng = ChosenNonces(1), ChosenNonces(2)
+    pick = {name: (LOW if name == lowest else HIGH) for name in ("Ni1", "Nr1", "Ni2", "Nr2")}
+    sa.rng.chosen, peer.rng.chosen = [pick["Ni1"]], [pick["Ni2"]]
+    start(sa)
+    start(peer)
+    peer.rng.chosen, sa.rng.chosen = [pick["Nr1"]], [pick["Nr2"]]
+    transfer(a, b, clock)  # right answers left's request (Nr1) ...
+    transfer(b, a, clock)  # ... and left right's (Nr2)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    return a, b, sa, peer
+
+
+@pytest.mark.parametrize("lowest", ["Ni1", "Nr1", "Ni2", "Nr2"])
+def test_child_rekey_collision_with_chosen_nonces(lowest):
+    #   left                                       right
+    #   {N(REKEY_SA), SA, Ni1, ..} -->             <-- {N(REKEY_SA), SA, Ni2, ..}
+    #   {SA, Nr2, ..} -->                          <-- {SA, Nr1, ..}
+    #   lowest in left's exchange (Ni1 or Nr1): left deletes its new SA, right the old one;
+    #   lowest in right's exchange: the mirror image.
+    a, b, sa, peer = _collide_with_chosen_nonces(lowest, lambda s: s.rekey_child(s.children[0], 0))
+    one_pair_each(a, b)
+    (survivor,) = sa.children
+    made_by_left = {e.spi_in for e in a.of(ChildSaInstalled)[1:] if e.initiator}
+    assert (survivor.spi_in in made_by_left) == (lowest in ("Ni2", "Nr2"))
+
+
+@pytest.mark.parametrize("lowest", ["Ni1", "Nr1", "Ni2", "Nr2"])
+def test_ike_rekey_collision_with_chosen_nonces(lowest):
+    #   left                                       right
+    #   {SA(SPI1), Ni1, KEi} -->                   <-- {SA(SPI2), Ni2, KEi}
+    #   {SA(SPI2'), Nr2, KEr} -->                  <-- {SA(SPI1'), Nr1, KEr}
+    #   lowest in left's exchange: left deletes new IKE SA 1, right deletes the old one and
+    #   the CHILD SAs live on IKE SA 2 (left is its responder); the mirror image otherwise.
+    a, b, sa, peer = _collide_with_chosen_nonces(lowest, lambda s: s.rekey(0))
+    new, _ = one_pair_each(a, b)
+    assert new.initiator == (lowest in ("Ni2", "Nr2"))
+    assert new.children and a.manager.counters["ike_rekey_collisions"] == 1
