@@ -46,11 +46,13 @@ class IkepulseLeft:
         self.daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
         self.daemon.cli("up", "lab")
 
-    def ike_sa(self) -> tuple[str, list[str]]:
-        """The established IKE SA's SPI and its CHILD SAs' inbound SPIs."""
+    def ike_sa(self) -> tuple[str, list[str]] | None:
+        """The established IKE SA's SPI and its CHILD SAs' inbound SPIs; None amid a rekey."""
         sas = request(self.daemon.socket, {"command": "status"})["ike_sas"]
-        (sa,) = [s for s in sas if s["state"] == "ESTABLISHED"]
-        return sa["spi_i"], [c["spi_in"] for c in sa["children"]]
+        established = [s for s in sas if s["state"] == "ESTABLISHED"]
+        if len(established) != 1:
+            return None
+        return established[0]["spi_i"], [c["spi_in"] for c in established[0]["children"]]
 
     def rekey(self, ike: bool = False) -> None:
         request(self.daemon.socket, {"command": "rekey", "connection": "lab", "ike": ike})
@@ -68,10 +70,13 @@ class CharonLeft:
         )
         self.charon.swanctl("--initiate", "--child", "lan")
 
-    def ike_sa(self) -> tuple[str, list[str]]:
-        (sa,) = [s for s in self.charon.list_sas() if s["state"] == "ESTABLISHED"]
-        children = [c["spi-in"] for c in sa["children"] if c["state"] == "INSTALLED"]
-        return sa["initiator-spi"], children
+    def ike_sa(self) -> tuple[str, list[str]] | None:
+        """The established IKE SA's SPI and its CHILD SAs' inbound SPIs; None amid a rekey."""
+        established = [s for s in self.charon.list_sas() if s["state"] == "ESTABLISHED"]
+        if len(established) != 1:
+            return None
+        children = [c["spi-in"] for c in established[0]["children"] if c["state"] == "INSTALLED"]
+        return established[0]["initiator-spi"], children
 
     def rekey(self, ike: bool = False) -> None:
         vici_rekey(self.charon, {"ike": "lab"} if ike else {"child": "lan"})
@@ -89,7 +94,7 @@ def soak(left_kind, count: int, ike_every: int) -> dict:
             )
             durations, duplicates, ike_rekeys = [], 0, 0
             for n in range(1, count + 1):
-                (before,) = left.ike_sa()[1]
+                (before,) = wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)[1]
                 started = time.monotonic()
                 if n % 2:
                     left.rekey()
@@ -97,16 +102,19 @@ def soak(left_kind, count: int, ike_every: int) -> dict:
                     vici_rekey(charon, {"child": "lan"})
 
                 def rekeyed(before=before):
-                    children = left.ike_sa()[1]
-                    return len(children) == 1 and children[0] != before
+                    sa = left.ike_sa()
+                    return sa is not None and len(sa[1]) == 1 and sa[1][0] != before
 
                 wait_for(rekeyed, 10, f"rekey {n}", interval=0.002)
                 durations.append(time.monotonic() - started)
                 if ike_every and n % ike_every == 0:
-                    spi = left.ike_sa()[0]
+                    spi = wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)[0]
                     left.rekey(ike=True)
                     wait_for(
-                        lambda spi=spi: left.ike_sa()[0] != spi, 10, "IKE rekey", interval=0.002
+                        lambda spi=spi: (left.ike_sa() or (spi,))[0] != spi,
+                        10,
+                        "IKE rekey",
+                        interval=0.002,
                     )
                     ike_rekeys += 1
                 if n % 50 == 0:
@@ -116,7 +124,7 @@ def soak(left_kind, count: int, ike_every: int) -> dict:
                         for c in sa["children"]
                         if c["state"] == "INSTALLED"
                     ]
-                    ours = left.ike_sa()[1]
+                    ours = wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)[1]
                     duplicates += max(0, len(theirs) - 1) + max(0, len(ours) - 1)
             time.sleep(1)
             ping.send_signal(signal.SIGINT)

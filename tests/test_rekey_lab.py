@@ -34,6 +34,24 @@ def rekeying_tunnel(lab):
     return charon, daemon
 
 
+def ping_through(lab, count: int, interval: str = "0.02") -> None:
+    """Ping the right site from the left one and assert that no reply went missing."""
+    result = lab.left_site.run(
+        "ping",
+        "-q",
+        "-i",
+        interval,
+        "-c",
+        str(count),
+        "-W",
+        "1",
+        "203.0.113.66",
+        check=False,
+        timeout=count * float(interval) + 60,
+    )
+    assert " 0% packet loss" in result.stdout, result.stdout
+
+
 def assert_one_sa_each(charon, daemon) -> None:
     """Exactly one IKE SA and one CHILD SA on each side, and they pair up. Rekeys keep
     running, so wait for a moment between two of them (strongSwan shows a deleted CHILD SA
@@ -57,20 +75,7 @@ def assert_one_sa_each(charon, daemon) -> None:
 
 def test_two_minutes_of_rekeys_lose_no_packet(lab):
     charon, daemon = rekeying_tunnel(lab)
-    result = lab.left_site.run(
-        "ping",
-        "-q",
-        "-i",
-        "0.02",
-        "-c",
-        "6000",
-        "-W",
-        "1",
-        "203.0.113.66",
-        check=False,
-        timeout=200,
-    )
-    assert " 0% packet loss" in result.stdout, result.stdout
+    ping_through(lab, 6000)
     log = daemon.log.read_text()
     ours = log.count("sending CREATE_CHILD_SA request")
     theirs = log.count("received CREATE_CHILD_SA request")
@@ -89,21 +94,8 @@ def test_two_minutes_of_rekeys_under_an_iperf3_transfer_lose_no_ping(lab):
         ["iperf3", "-c", "203.0.113.66", "-t", "120", "-b", "100M", "-J"],
         lab.workdir / "iperf.json",
     )
-    result = lab.left_site.run(
-        "ping",
-        "-q",
-        "-i",
-        "0.02",
-        "-c",
-        "6000",
-        "-W",
-        "1",
-        "203.0.113.66",
-        check=False,
-        timeout=200,
-    )
+    ping_through(lab, 6000)
     assert client.wait(60) == 0 and server.wait(10) == 0
-    assert " 0% packet loss" in result.stdout, result.stdout
     transfer = json.loads((lab.workdir / "iperf.json").read_text())["end"]["sum_received"]
     assert transfer["bits_per_second"] > 20e6 and transfer["seconds"] > 100
     log = daemon.log.read_text()
@@ -158,10 +150,7 @@ def test_packet_counts_trigger_rekeys(lab, who):
     ours = "rekey_packets = 300" if who == "ikepulse" else ""
     daemon.start(conf.replace('mode = "tunnel"', f'mode = "tunnel"\n{ours}'))
     daemon.cli("up", "lab")
-    result = lab.left_site.run(
-        "ping", "-q", "-i", "0.01", "-c", "1000", "-W", "1", "203.0.113.66", check=False, timeout=60
-    )
-    assert " 0% packet loss" in result.stdout, result.stdout
+    ping_through(lab, 1000, "0.01")
     direction = "sending" if who == "ikepulse" else "received"
     assert daemon.log.read_text().count(f"{direction} CREATE_CHILD_SA request") >= 2
     assert_one_sa_each(charon, daemon)
@@ -177,10 +166,7 @@ def test_ikepulse_reauthenticates_every_few_seconds_without_loss(lab):
     daemon.start(conf.replace('start_action = "none"', 'start_action = "none"\nreauth_time = "4s"'))
     daemon.cli("up", "lab")
     (first,) = daemon.status()
-    result = lab.left_site.run(
-        "ping", "-q", "-i", "0.02", "-c", "1000", "-W", "1", "203.0.113.66", check=False, timeout=60
-    )
-    assert " 0% packet loss" in result.stdout, result.stdout
+    ping_through(lab, 1000)
     assert daemon.log.read_text().count("reauthenticated by") >= 3
     assert_one_sa_each(charon, daemon)
     (last,) = daemon.status()
