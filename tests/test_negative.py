@@ -264,3 +264,20 @@ def test_request_for_unknown_spi_is_dropped_and_answered_with_invalid_ike_spi():
         b.manager.receive_datagram(bytes(forged), LEFT, RIGHT, clock.now)
     assert len(b.manager.datagrams_to_send(clock.now)) == 9
     assert b.manager.counters["crash_reports_rate_limited"] == 11
+
+
+def test_create_child_sa_request_with_only_an_error_notify_gets_invalid_syntax():
+    # An error notify lifts the payload minimums (§3.10.1), so the request has no SA payload.
+    a, b, sa, clock = established()
+    (peer_sa,) = b.manager.sas.values()
+    request = sa.encode(
+        ExchangeType.CREATE_CHILD_SA,
+        peer_sa.tasks.expected_request_id,
+        response=False,
+        payloads=[NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)],
+    )
+    b.manager.receive_datagram(request, LEFT, RIGHT, clock.now)
+    (reply,) = b.manager.datagrams_to_send(clock.now)
+    answer = decode_message(reply.data)
+    assert [p.type for p in sa.unprotect(reply.data, answer)] == [NotifyType.INVALID_SYNTAX]
+    assert peer_sa.state is IkeState.ESTABLISHED and len(peer_sa.children) == 1

@@ -93,8 +93,9 @@ def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -
             if rule is not None and rule.encrypted != (placement == "inside"):
                 raise RuleViolation(f"{payload.TYPE.name} payload {placement} SK")
     counts = Counter(p.TYPE for p in (*outer, *inner))
-    # An error notify (or a COOKIE request) is a complete message without the minimums.
-    complete = any(
+    # A response with an error notify (or asking for a COOKIE) is complete without the
+    # minimums; a request never is (§2.21: error notifies travel in responses).
+    complete = msg.is_response and any(
         isinstance(p, NotifyPayload) and (p.type.is_error or p.type == NotifyType.COOKIE)
         for p in (*outer, *inner)
     )
