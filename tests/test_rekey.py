@@ -9,11 +9,16 @@ HDR, SK {D(ESP, old spi)} -->
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from ikepulse.config.proposals import parse_ike_proposal
 from ikepulse.core.events import ChildSaDeleted, ChildSaFailed, ChildSaInstalled, ChildSaRekeyed
 from ikepulse.core.state import IkeState
 from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.wire.enums import ExchangeType
+from ikepulse.wire.message import decode_message
 
 
 def established(esp="aes256gcm16", rekey_time=0.0, right_rekey_time=None):
@@ -27,6 +32,14 @@ def established(esp="aes256gcm16", rekey_time=0.0, right_rekey_time=None):
     assert sa.state is IkeState.ESTABLISHED
     (peer,) = b.manager.sas.values()
     return a, b, sa, peer, clock
+
+
+def requests_sent(peer, exchange: ExchangeType) -> int:
+    return sum(
+        1
+        for d in peer.sent
+        if (m := decode_message(d.data)).exchange == exchange and not m.is_response
+    )
 
 
 def pairs_match(sa, peer) -> None:
@@ -264,3 +277,33 @@ def test_esp_for_an_spi_still_being_negotiated_is_not_reported_invalid():
     a.manager.esp_unknown_spi(pending, RIGHT[0], clock.now)
     a.manager.esp_unknown_spi(b"\x00\x00\x12\x34", RIGHT[0], clock.now)
     assert a.manager.counters["invalid_spi_reports_sent"] == 1
+
+
+def test_a_refused_child_rekey_is_retried_a_little_later_until_the_hard_lifetime():
+    # The peer's ESP proposal wants another DH group: IKE_AUTH works (it carries no KE), each
+    # CREATE_CHILD_SA is refused. Retries come 5-15 s apart, never in a burst.
+    a, b = make_peers(
+        {"esp": "aes256gcm16-x25519", "rekey_time": 100.0}, {"esp": "aes256gcm16-modp2048"}
+    )
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (child,) = sa.children
+    limits = sa.child_limits[child.spi_in]
+    window = limits.expires_at - limits.rekey_at  # 10-20 s from the first try to the end
+    run_until_idle(a, b, clock, until=clock.now + 120)
+    attempts = requests_sent(a, ExchangeType.CREATE_CHILD_SA)
+    assert 2 <= attempts <= window / 5 + 1
+    assert sa.children == [] and sa.state is IkeState.ESTABLISHED  # expired: life_time 110 s
+
+
+def test_a_refused_ike_rekey_is_retried_a_little_later():
+    a, b, sa, peer, clock = established()
+    other = (parse_ike_proposal("aes128-sha256-modp3072"),)
+    peer.connection = replace(peer.connection, proposals=other)
+    sa.rekey(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 60)
+    attempts = requests_sent(a, ExchangeType.CREATE_CHILD_SA)
+    assert 4 <= attempts <= 60 / 5 + 1
+    assert a.manager.counters["ike_rekeys_failed"] == attempts
+    assert list(a.manager.sas.values()) == [sa] and sa.state is IkeState.ESTABLISHED

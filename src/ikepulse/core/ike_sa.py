@@ -61,7 +61,8 @@ IKE_PORT = 500
 LINGER = 30.0
 """Seconds a retired IKE SA waits for the peer's delete."""
 RETRY_AFTER = (5.0, 15.0)
-"""A rekey answered with TEMPORARY_FAILURE is retried after this many seconds (§2.25)."""
+"""A refused rekey (TEMPORARY_FAILURE, §2.25, or any other error) is retried after this
+many seconds."""
 
 
 class IkeSa:
@@ -521,7 +522,7 @@ class IkeSa:
         return low + (high - low) * int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
 
     def retry_rekey_child(self, child: ChildSa, now: float) -> None:
-        """The peer answered TEMPORARY_FAILURE: try again a little later (§2.25)."""
+        """The peer refused the rekey: try again a little later (§2.25)."""
         if child in self.children:
             self.child_limits[child.spi_in].rekey_at = now + self.retry_delay()
 

@@ -168,14 +168,15 @@ class CreateChild(ChildCreate):
         sa.delete_child(old, now)
 
     def _failed(self, now: float) -> None:
-        """Our rekey was refused: retry later on TEMPORARY_FAILURE; on CHILD_SA_NOT_FOUND
-        the peer lost the SA, so drop ours quietly and create a new one (§2.25)."""
+        """Our rekey was refused. On CHILD_SA_NOT_FOUND the peer lost the SA, so drop ours
+        quietly and create a new one (§2.25); any other refusal (TEMPORARY_FAILURE,
+        NO_PROPOSAL_CHOSEN, ...) is retried a little later, until the hard lifetime."""
         sa, old = self.sa, self.rekey
         sa.rekey_failed(old)
         if old is None or self.error is None:
             return
-        if self.error.notify == NotifyType.TEMPORARY_FAILURE:
-            sa.retry_rekey_child(old, now)
-        elif self.error.notify == NotifyType.CHILD_SA_NOT_FOUND and old in sa.children:
+        if self.error.notify == NotifyType.CHILD_SA_NOT_FOUND and old in sa.children:
             sa.remove_child(old, by_peer=True)
             sa.create_child(self.config, now)
+        else:
+            sa.retry_rekey_child(old, now)

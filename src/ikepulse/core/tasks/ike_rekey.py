@@ -13,7 +13,7 @@ initiator deletes it, and the initiator of the other new IKE SA deletes the old 
 from __future__ import annotations
 
 from ...crypto.dh import KeyExchange, key_exchange_for
-from ...wire.enums import ExchangeType, NotifyType, ProtocolId
+from ...wire.enums import ExchangeType, ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
 from ..errors import IkeError, InvalidSyntax, TemporaryFailure
@@ -139,8 +139,7 @@ class IkeRekey(Task):
                 theirs.take_over(sa, now)
                 sa.retire(now)
                 return
-            if self.error.notify == NotifyType.TEMPORARY_FAILURE:
-                sa.ike_rekey_at = now + sa.retry_delay()
+            sa.ike_rekey_at = now + sa.retry_delay()
             return
         mine = self._new_sa(now)
         if theirs is not None and min(self.nonce, self.peer_nonce) < theirs_nonce:
