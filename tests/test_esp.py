@@ -130,10 +130,13 @@ def test_lifetime_marks_report_each_threshold_once():
 
     policy = Policy("lan", (), (), None, None, ("198.51.100.1", 4500), ("198.51.100.2", 4500), True)
     policy.set_marks([(None, 100), (5000, 110)])
-    assert (policy.bytes_mark, policy.packets_mark) == (float("inf"), 100)
+    assert (policy.bytes_mark, policy.packets_mark) == (5000, 100)
     policy.counters["packets_in"] = 100  # the rekey mark, reached inbound
     policy.passed_mark()
     assert (policy.bytes_mark, policy.packets_mark) == (5000, 110)
     policy.counters["bytes_out"] = 6000  # the life mark, reached outbound by bytes
     policy.passed_mark()
     assert (policy.bytes_mark, policy.packets_mark) == (float("inf"), float("inf"))
+    # life_bytes alone, with no rekey mark in front of it
+    policy.set_marks([(None, None), (7000, None)])
+    assert (policy.bytes_mark, policy.packets_mark) == (7000, float("inf"))

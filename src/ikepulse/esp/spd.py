@@ -101,13 +101,14 @@ class Policy:
         self.passed_mark()
 
     def passed_mark(self) -> None:
-        """Move on to the next mark that neither direction has reached yet."""
+        """Forget the marks either direction has reached; the next report is due at the
+        lowest byte or packet count among those left."""
         counters = self.counters
         octets = max(counters["bytes_in"], counters["bytes_out"])
         packets = max(counters["packets_in"], counters["packets_out"])
-        while self.marks and (octets >= self.marks[0][0] or packets >= self.marks[0][1]):
-            self.marks.pop(0)
-        self.bytes_mark, self.packets_mark = self.marks[0] if self.marks else (math.inf,) * 2
+        self.marks = [(b, p) for b, p in self.marks if octets < b and packets < p]
+        self.bytes_mark = min((b for b, _ in self.marks), default=math.inf)
+        self.packets_mark = min((p for _, p in self.marks), default=math.inf)
 
     def allows_outbound(self, flow: Flow) -> bool:
         return covered(self.local_ts, flow.src, flow.protocol, flow.sport) and covered(
