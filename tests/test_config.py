@@ -115,6 +115,18 @@ def test_secret_never_shown():
             'mode = "tunnel"\nrekey_bytes = "10 MB"',
             "connections.site-b.children.lan.rekey_bytes: '10 MB' is not a count",
         ),
+        (
+            'mode = "tunnel"',
+            'mode = "tunnel"\nrekey_time = "1h"\nlife_time = "30m"',
+            "connections.site-b.children.lan: life_time (1800) must be greater than "
+            "rekey_time (3600), or the CHILD SA expires before it is rekeyed",
+        ),
+        (
+            'mode = "tunnel"',
+            'mode = "tunnel"\nrekey_packets = 1000\nrand_packets = 1000',
+            "connections.site-b.children.lan: rand_packets (1000) must be less than "
+            "rekey_packets (1000)",
+        ),
     ],
 )
 def test_errors_name_file_key_and_problem(old, new, expected):
@@ -190,5 +202,12 @@ def test_child_lifetimes_by_time_bytes_and_packets():
     (child,) = parse_config(text, "ex.toml").connections[0].children
     assert child.time_limits(0.0) == (600, pytest.approx(660))
     assert child.time_limits(1.0) == (pytest.approx(540), pytest.approx(660))
-    assert child.byte_limits(1.0) == (10 * 2**20 - (20_000_000 - 10 * 2**20), 20_000_000)
+    # the default rand_bytes, life - rekey = 9.5 MB, is capped at half of rekey_bytes
+    assert child.byte_limits(1.0) == (10 * 2**20 / 2, 20_000_000)
     assert child.packet_limits(1.0) == (1024, pytest.approx(1126.4))
+
+
+def test_default_rand_time_is_at_most_half_the_rekey_interval():
+    text = EXAMPLE.replace('mode = "tunnel"', 'mode = "tunnel"\nrekey_time = 60\nlife_time = "1h"')
+    (child,) = parse_config(text, "ex.toml").connections[0].children
+    assert child.time_limits(1.0) == (30, 3600)

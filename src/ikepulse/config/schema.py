@@ -6,7 +6,14 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
@@ -121,6 +128,23 @@ class ChildSection(Strict):
     rekey_packets: Volume = 0
     life_packets: Volume | None = None
     rand_packets: Volume | None = None
+
+    @model_validator(mode="after")
+    def _lifetimes_in_order(self) -> ChildSection:
+        """A hard limit past its rekey, a random part shorter than the rekey interval."""
+        for kind in ("time", "bytes", "packets"):
+            rekey = getattr(self, f"rekey_{kind}")
+            life, rand = getattr(self, f"life_{kind}"), getattr(self, f"rand_{kind}")
+            if rekey and life and life <= rekey:
+                raise ValueError(
+                    f"life_{kind} ({life:g}) must be greater than rekey_{kind} ({rekey:g}), "
+                    "or the CHILD SA expires before it is rekeyed"
+                )
+            if rekey and rand is not None and rand >= rekey:
+                raise ValueError(
+                    f"rand_{kind} ({rand:g}) must be less than rekey_{kind} ({rekey:g})"
+                )
+        return self
 
 
 class ConnectionSection(Strict):

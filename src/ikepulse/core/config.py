@@ -134,9 +134,10 @@ def lifetime_limits(
 ) -> tuple[float | None, float | None]:
     """One of swanctl.conf's lifetime triples (``*_time``, ``*_bytes``, ``*_packets``) as
     (rekey at, close at): rekey at ``rekey`` less ``fraction`` (0..1) of ``rand`` (default
-    ``life - rekey``); close at ``life`` (default ``rekey`` + 10 %). 0 means never."""
+    ``life - rekey``, at most half of ``rekey``); close at ``life`` (default ``rekey`` +
+    10 %). 0 means never."""
     hard = life if life is not None else rekey * 1.1
-    jitter = rand if rand is not None else max(0.0, hard - rekey)
+    jitter = rand if rand is not None else min(max(0.0, hard - rekey), rekey / 2)
     soft = rekey - jitter * fraction if rekey > 0 else None
     return soft, hard or None
 
