@@ -242,6 +242,19 @@ def test_a_failed_reauthentication_keeps_the_old_ike_sa_and_tries_again():
     pairs_match(new, theirs)
 
 
+def test_a_reauthentication_deleted_before_it_took_over_is_tried_again():
+    a, b, sa, peer, clock = established()
+    new = sa.reauthenticate(clock.now)
+    new.deleted(by_peer=True, now=clock.now)  # e.g. the peer deleted it at once
+    assert sa.reauthenticating is None and sa.ike_reauth_at is not None
+    run_until_idle(a, b, clock, until=clock.now + 60)
+    from ikepulse.core.events import IkeSaReauthenticated
+
+    assert len(a.of(IkeSaReauthenticated)) == 1 and sa.state is IkeState.DELETED
+    (mine,), (theirs,) = _live(a), _live(b)
+    pairs_match(mine, theirs)
+
+
 def test_a_second_ike_sa_without_initial_contact_does_not_replace_the_first():
     # unique = no (strongSwan's default): only INITIAL_CONTACT makes the responder drop others
     a, b, sa, peer, clock = established()

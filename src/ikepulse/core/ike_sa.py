@@ -311,6 +311,7 @@ class IkeSa:
         self.detected_after = now - self.last_inbound
         self.tasks.queue.clear()
         self.tasks.active = None
+        self._reauth_failed(now)
         self._drop_children(by_peer=False)
         self.state_to(IkeState.FAILED)
         action = self.policy.dpd_action
@@ -342,7 +343,7 @@ class IkeSa:
         if self.state is IkeState.ESTABLISHED:
             self.peer_dead(reason, now)
         elif self.state is IkeState.DELETING:
-            self.deleted(by_peer=False)
+            self.deleted(by_peer=False, now=now)
         else:
             self.fail(reason, None, now)
 
@@ -608,11 +609,12 @@ class IkeSa:
         evidently lost this one, so drop it at once without asking."""
         self.tasks.queue.clear()
         self.tasks.active = None
-        self.deleted(by_peer=False)
+        self.deleted(by_peer=False, now=now)
 
-    def deleted(self, by_peer: bool) -> None:
+    def deleted(self, by_peer: bool, now: float) -> None:
         if self.finished:
             return
+        self._reauth_failed(now)
         self._drop_children(by_peer)
         self.state_to(IkeState.DELETED)
         self.emit(IkeSaDeleted(self.name, self.spi_i, self.spi_r, by_peer))
@@ -667,6 +669,8 @@ class IkeSa:
         old.delete(now)
 
     def _reauth_failed(self, now: float) -> None:
+        """This SA, reauthenticating ``reauth_of``, ended before taking over: the old one
+        tries again a little later."""
         old = self.reauth_of
         if old is not None and old.reauthenticating is self:
             self.reauth_of = old.reauthenticating = None
@@ -677,7 +681,7 @@ class IkeSa:
         from .tasks.informational import IkeDelete
 
         if self.state is not IkeState.ESTABLISHED:
-            self.deleted(by_peer=False)
+            self.deleted(by_peer=False, now=now)
             return
         self.state_to(IkeState.DELETING)
         self.tasks.queue.clear()
@@ -747,7 +751,7 @@ class IkeSa:
     def handle_timer(self, now: float) -> None:
         if self.linger_until is not None and now >= self.linger_until:
             self.tasks.active = None
-            self.deleted(by_peer=False)
+            self.deleted(by_peer=False, now=now)
             return
         self.tasks.on_timer(now)
         if self.state is IkeState.ESTABLISHED:

@@ -58,7 +58,7 @@ class IkeDelete(Task):
     def finish(self, now: float) -> None:
         if not self.initiator and self.sa.ike_rekey_collision is not None:
             self.sa.lost_rekey_collision(now)
-        self.sa.deleted(by_peer=not self.initiator)
+        self.sa.deleted(by_peer=not self.initiator, now=now)
 
 
 class ChildDelete(Task):
