@@ -119,6 +119,10 @@ def test_ike_sa_rekey_keeps_the_tunnel(lab, who):
     if who == "strongswan":
         charon.swanctl("--rekey", "--ike", "lab")
     else:
+        unknown = daemon.cli("rekey", "lab", "--child", "wan", check=False)
+        assert unknown.returncode == 1 and "lab has no CHILD SA named 'wan'" in unknown.stderr
+        both = daemon.cli("rekey", "lab", "--ike", "--reauth", check=False)
+        assert both.returncode == 2 and "at most one of --child, --ike" in both.stderr
         daemon.cli("rekey", "lab", "--ike")
     wait_for(
         lambda: (s := daemon.status()) and len(s) == 1 and s[0]["spi_i"] != before["spi_i"],

@@ -117,6 +117,8 @@ def down(socket_path: str, connection: str, timeout: float) -> None:
 @click.pass_obj
 def rekey(socket_path: str, connection: str, child: str | None, ike: bool, reauth: bool) -> None:
     """Rekey the CHILD SAs (or the IKE SA) of CONNECTION now."""
+    if sum((child is not None, ike, reauth)) > 1:
+        raise click.UsageError("give at most one of --child, --ike and --reauth")
     command = {
         "command": "rekey",
         "connection": connection,

@@ -491,20 +491,23 @@ class IkeSa:
         if not theirs.finished:
             theirs.take_over(self, now)
 
-    def rekey(self, now: float) -> None:
-        """Rekey this IKE SA with CREATE_CHILD_SA (§1.3.2, §2.18)."""
+    def rekey(self, now: float) -> bool:
+        """Rekey this IKE SA with CREATE_CHILD_SA (§1.3.2, §2.18); False if it is not
+        established or a rekey of it is under way."""
         from .tasks.ike_rekey import IkeRekey
 
-        if self.state is IkeState.ESTABLISHED and not self.rekeying_ike:
-            self.rekeying_ike = True
-            self.tasks.queue_exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekey(self, True)], now)
+        if self.state is not IkeState.ESTABLISHED or self.rekeying_ike:
+            return False
+        self.rekeying_ike = True
+        self.tasks.queue_exchange(ExchangeType.CREATE_CHILD_SA, [IkeRekey(self, True)], now)
+        return True
 
-    def rekey_child(self, child: ChildSa, now: float) -> None:
-        """CREATE_CHILD_SA with REKEY_SA (§1.3.3) unless a rekey of it is under way."""
+    def rekey_child(self, child: ChildSa, now: float) -> bool:
+        """CREATE_CHILD_SA with REKEY_SA (§1.3.3); False if a rekey of it is under way."""
         from .tasks.child_rekey import CreateChild
 
         if child.spi_in in self.rekeying or child not in self.children:
-            return
+            return False
         self.rekeying.add(child.spi_in)
         config = self.connection.child(child.name)
         self.tasks.queue_exchange(
@@ -512,6 +515,7 @@ class IkeSa:
             [CreateChild(self, True, config, rekey=child)],
             now,
         )
+        return True
 
     def rekey_failed(self, child: ChildSa | None) -> None:
         if child is not None:

@@ -347,29 +347,28 @@ class Daemon:
         return {"ok": True, "message": f"{name} deleted"}
 
     def rekey(self, name: str, child: str | None, ike: bool, reauth: bool = False) -> dict:
+        """Renew the CHILD SAs (all, or those named ``child``), the IKE SA or, with
+        ``reauth``, everything; reports what was actually started."""
         sas = self.manager.find(name)
         if not sas:
             self.manager.connection(name)
             return {"ok": False, "error": f"{name} is not up"}
-        if reauth:
-            for sa in sas:
-                sa.reauthenticate(self.now())
+        now = self.now()
+        if reauth or ike:
+            what = "reauthenticating" if reauth else "rekeying the IKE SA of"
+            started = [sa for sa in sas if (sa.reauthenticate(now) if reauth else sa.rekey(now))]
             self.pump()
-            return {"ok": True, "message": f"reauthenticating {name}"}
-        if ike:
-            for sa in sas:
-                sa.rekey(self.now())
-            self.pump()
-            return {"ok": True, "message": f"rekeying the IKE SA of {name}"}
-        started = []
-        for sa in sas:
-            for existing in list(sa.children):
-                if child is None or existing.name == child:
-                    sa.rekey_child(existing, self.now())
-                    started.append(existing.name)
+            if not started:
+                return {"ok": False, "error": f"{name}: not established, or already renewing"}
+            return {"ok": True, "message": f"{what} {name}"}
+        matching = [(sa, c) for sa in sas for c in sa.children if child in (None, c.name)]
+        started = [c.name for sa, c in matching if sa.rekey_child(c, now)]
         self.pump()
+        if not matching:
+            named = f" named {child!r}" if child else ""
+            return {"ok": False, "error": f"{name} has no CHILD SA{named}"}
         if not started:
-            return {"ok": False, "error": f"{name} has no CHILD SA named {child!r}"}
+            return {"ok": False, "error": f"{name}: its CHILD SAs are being rekeyed already"}
         return {"ok": True, "message": f"rekeying {', '.join(started)} of {name}"}
 
     def status(self) -> dict:
