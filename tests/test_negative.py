@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
+
 from ikepulse.core.config import RetransmitPolicy
+from ikepulse.core.errors import InvalidSyntax
 from ikepulse.core.events import (
     ChildSaDeleted,
     ChildSaFailed,
@@ -16,10 +19,12 @@ from ikepulse.core.events import (
 )
 from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
+from ikepulse.core.tasks.child_rekey import create_child_sa_dh
+from ikepulse.crypto.dh import key_exchange_for
 from ikepulse.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
-from ikepulse.wire.enums import ExchangeType, NotifyType, PayloadType
+from ikepulse.wire.enums import DhId, ExchangeType, NotifyType, PayloadType
 from ikepulse.wire.message import decode_message, encode_message
-from ikepulse.wire.payloads import NotifyPayload, UnknownPayload
+from ikepulse.wire.payloads import KePayload, NotifyPayload, UnknownPayload
 
 
 def start(left_kw=None, right_kw=None, **right_manager):
@@ -281,3 +286,14 @@ def test_create_child_sa_request_with_only_an_error_notify_gets_invalid_syntax()
     answer = decode_message(reply.data)
     assert [p.type for p in sa.unprotect(reply.data, answer)] == [NotifyType.INVALID_SYNTAX]
     assert peer_sa.state is IkeState.ESTABLISHED and len(peer_sa.children) == 1
+
+
+def test_create_child_sa_response_choosing_a_group_we_sent_no_ke_for_is_refused():
+    # We offered x25519 and modp2048 with a KE for x25519; a conforming responder wanting
+    # modp2048 asks with INVALID_KE_PAYLOAD instead of answering with its own KE (§1.3).
+    rng = random.Random(7)
+    ours = key_exchange_for(DhId.CURVE25519, rng)
+    theirs = key_exchange_for(DhId.MODP_2048, rng)
+    answer = KePayload(DhId.MODP_2048, theirs.public_key)
+    with pytest.raises(InvalidSyntax, match="MODP_2048, which we sent no KE for"):
+        create_child_sa_dh(ours, DhId.MODP_2048, answer, True, rng, "CHILD SA rekey")

@@ -32,6 +32,8 @@ def create_child_sa_dh(
             raise InvalidSyntax(f"{what} response without KE for {group.name}")
         raise InvalidKePayload(f"{what} wants KE for {group.name}", int(group).to_bytes(2, "big"))
     if ke is None or ke.group != group:
+        if initiator:
+            raise InvalidSyntax(f"{what} response chose {group.name}, which we sent no KE for")
         ke = key_exchange_for(group, rng)
     try:
         return ke, ke.shared_secret(ke_payload.data)
