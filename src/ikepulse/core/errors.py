@@ -61,10 +61,10 @@ class TemporaryFailure(IkeError):
 
 
 class PeerReportedError(IkeError):
-    """The peer answered our request with an error notify (``data`` is its notify data)."""
+    """The peer answered our request with an error notify."""
 
-    def __init__(self, notify: NotifyType, context: str, data: bytes = b"") -> None:
-        super().__init__(f"peer answered {context} with {notify.name}", data)
+    def __init__(self, notify: NotifyType, context: str) -> None:
+        super().__init__(f"peer answered {context} with {notify.name}")
         self.notify = notify
 
 

@@ -57,7 +57,7 @@ class Inbound:
         """Turn an error notify in a response into PeerReportedError."""
         error = self.error_notify()
         if error is not None:
-            raise PeerReportedError(error.type, context, error.data)
+            raise PeerReportedError(error.type, context)
 
 
 class Task:
