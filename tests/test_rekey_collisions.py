@@ -18,6 +18,7 @@ from ikepulse.core.events import (
     IkeSaDeleted,
     IkeSaRekeyed,
 )
+from ikepulse.core.ike_sa import LINGER
 from ikepulse.core.liveness import Liveness
 from ikepulse.core.state import IkeState
 from ikepulse.core.tasks.ike_init import NONCE_SIZE
@@ -362,3 +363,30 @@ def test_ike_rekey_collision_with_chosen_nonces(lowest):
     new, _ = one_pair_each(a, b)
     assert new.initiator == (lowest in ("Ni2", "Nr2"))
     assert new.children and a.manager.counters["ike_rekey_collisions"] == 1
+
+
+def test_redundant_ike_sa_the_peer_never_completed_is_forgotten_after_linger():
+    #   left                                        right
+    #   {SA(SPI1), Ni1, ..} --X (lost)
+    #                                               <-- {SA(SPI2), Ni2, ..}
+    #   {SA(SPI2'), Nr2, ..} --X (lost)
+    #   {SA(SPI1), Ni1, ..} --> (retransmitted)     <-- {SA(SPI1'), Nr1, ..}
+    #   Ni2 is the lowest nonce, so SPI1 survives: D(old IKE SA) -->
+    #   right abandons its rekey and never learns of SPI2', which nobody will delete: left
+    #   forgets it after LINGER, as strongSwan does (seen in the lab with strongSwan as right).
+    a, b, sa, peer, clock = established()
+    sa.rng, peer.rng = ChosenNonces(1), ChosenNonces(2)
+    sa.rng.chosen, peer.rng.chosen = [HIGH, HIGH], [LOW, HIGH]  # Ni1, Nr2 / Ni2, Nr1
+    sa.rekey(clock.now)
+    transfer(a, b, clock, drop=lambda d: True)
+    clock.now += 0.5  # right's retransmission comes after left's
+    peer.rekey(clock.now)
+    transfer(b, a, clock)
+    transfer(a, b, clock, drop=lambda d: True)
+    run_until_idle(a, b, clock, until=clock.now + 20)
+    assert a.manager.counters["ike_rekey_collisions"] == 1
+    (new,) = live(a)
+    assert new.initiator and new.children and len(a.manager.sas) == 2  # SPI2' still waits
+    run_until_idle(a, b, clock, until=clock.now + LINGER)
+    assert one_pair_each(a, b)[0] is new
+    assert a.of(ChildSaDeleted) == [] and b.of(ChildSaDeleted) == []

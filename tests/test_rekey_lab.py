@@ -1,8 +1,11 @@
 """CHILD SA rekeys against strongSwan under traffic: no packet lost, no duplicate SA.
 
-strongSwan rekeys every few seconds (rekey_time 5 s, life_time 30 s, its default
-rand_time), ikepulse every 5.4-6 s: both sides initiate rekeys
-(CREATE_CHILD_SA with REKEY_SA) while a ping runs at 50 packets/s.
+Both gateways rekey every few seconds, so either side initiates, whichever draws the
+earlier time (CREATE_CHILD_SA with REKEY_SA), and now and then both at once, while a ping
+runs at 50 packets/s. strongSwan has rekey_time 6 s and rand_time 3 s, which it turns into
+whole seconds from 2 to 6; ikepulse rekeys after 3-5 s (rekey_time 5 s, rand_time 2 s).
+(rand_time is explicit: strongSwan's default, life_time - rekey_time, would exceed
+rekey_time here.)
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 
 import pytest
 
+from ikepulse.core.ike_sa import LINGER
 from ikepulse.lab import ikepulse_conf, swanctl_conf, wait_for
 
 pytestmark = pytest.mark.lab
@@ -23,19 +27,20 @@ def rekeying_tunnel(lab):
         swanctl_conf(
             local_addr=lab.right_addr,
             remote_addr=lab.left_addr,
-            child_extra="rekey_time = 5s\n        life_time = 30s",
+            child_extra="rekey_time = 6s\n        rand_time = 3s\n        life_time = 30s",
         )
     )
     daemon = lab.ikepulse(lab.left)
     conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
-    lifetimes = 'rekey_time = "6s"'
+    lifetimes = 'rekey_time = "5s"\nrand_time = "2s"\nlife_time = "30s"'
     daemon.start(conf.replace('mode = "tunnel"', f'mode = "tunnel"\n{lifetimes}'))
     daemon.cli("up", "lab")
     return charon, daemon
 
 
-def ping_through(lab, count: int, interval: str = "0.02") -> None:
-    """Ping the right site from the left one and assert that no reply went missing."""
+def ping_through(lab, count: int, interval: str = "0.02", daemon=None) -> None:
+    """Ping the right site from the left one and assert that no reply went missing; on
+    a loss, show the ``daemon``'s status and counters (its drop counters say where)."""
     result = lab.left_site.run(
         "ping",
         "-q",
@@ -49,13 +54,15 @@ def ping_through(lab, count: int, interval: str = "0.02") -> None:
         check=False,
         timeout=count * float(interval) + 60,
     )
-    assert " 0% packet loss" in result.stdout, result.stdout
+    status = "" if daemon is None else daemon.cli("status", "--json").stdout
+    assert " 0% packet loss" in result.stdout, result.stdout + status
 
 
 def assert_one_sa_each(charon, daemon) -> None:
     """Exactly one IKE SA and one CHILD SA on each side, and they pair up. Rekeys keep
     running, so wait for a moment between two of them (strongSwan shows a deleted CHILD SA
-    for a short while after each)."""
+    for a short while after each), or until a redundant IKE SA of a collision that the peer
+    never completed is forgotten (after LINGER)."""
 
     def consistent():
         ours, theirs = daemon.status(), charon.list_sas()
@@ -70,31 +77,33 @@ def assert_one_sa_each(charon, daemon) -> None:
             and installed[0]["spi-out"] == mine[0]["spi_in"]
         )
 
-    wait_for(consistent, 15, "one matching IKE SA and CHILD SA on each side", interval=0.1)
+    wait_for(consistent, LINGER + 10, "one matching IKE SA and CHILD SA on each side", interval=0.1)
 
 
 def test_two_minutes_of_rekeys_lose_no_packet(lab):
     charon, daemon = rekeying_tunnel(lab)
-    ping_through(lab, 6000)
+    ping_through(lab, 6000, daemon=daemon)
     log = daemon.log.read_text()
     ours = log.count("sending CREATE_CHILD_SA request")
     theirs = log.count("received CREATE_CHILD_SA request")
-    assert ours >= 5 and ours + theirs >= 15  # rekeys happened, on our initiative at least
+    assert ours >= 5 and theirs >= 5 and ours + theirs >= 15  # both sides started rekeys
     assert_one_sa_each(charon, daemon)
 
 
 def test_two_minutes_of_rekeys_under_an_iperf3_transfer_lose_no_ping(lab):
-    # The same rekeys while iperf3 pushes TCP at up to 100 Mbit/s through the tunnel.
+    # The same rekeys while iperf3 pushes TCP at up to 30 Mbit/s through the tunnel: well
+    # below what the data planes carry, so that no queue overflows (TCP fills any bottleneck
+    # until it drops, and the ping would share that loss).
     charon, daemon = rekeying_tunnel(lab)
     server = lab.right_site.popen(
         ["iperf3", "-s", "-1", "-B", "203.0.113.66"], lab.workdir / "iperf-server.log"
     )
     time.sleep(0.5)
     client = lab.left_site.popen(
-        ["iperf3", "-c", "203.0.113.66", "-t", "120", "-b", "100M", "-J"],
+        ["iperf3", "-c", "203.0.113.66", "-t", "120", "-b", "30M", "-J"],
         lab.workdir / "iperf.json",
     )
-    ping_through(lab, 6000)
+    ping_through(lab, 6000, daemon=daemon)
     assert client.wait(60) == 0 and server.wait(10) == 0
     transfer = json.loads((lab.workdir / "iperf.json").read_text())["end"]["sum_received"]
     assert transfer["bits_per_second"] > 20e6 and transfer["seconds"] > 100
