@@ -42,9 +42,20 @@ RULE_PRIORITY = 1000
 FIB_RULE_INVERT = 2
 
 
+SO_RCVBUFFORCE = 33
+RECEIVE_BUFFER = 4 << 20
+"""Bytes a data-plane socket queues while the event loop is busy (a rekey's DH, a burst of
+TCP segments): the kernel's default of about 200 KiB overflows in a few milliseconds."""
+
+
 def mark_socket(sock) -> None:
-    """Let this socket's packets bypass the transport-mode routes into the TUN device."""
+    """Let this socket's packets bypass the transport-mode routes into the TUN device, and
+    give it a receive buffer of RECEIVE_BUFFER (past net.core.rmem_max when privileged)."""
     sock.setsockopt(socket.SOL_SOCKET, SO_MARK, BYPASS_MARK)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
 class Tun:
