@@ -6,8 +6,10 @@ iperf3 sends UDP (1200-byte datagrams, so nothing is fragmented) from the left s
 right site at ``--rate`` through the left gateway (ikepulse, then strongSwan for the
 baseline) and strongSwan on the right. In "rekeys" runs both gateways rekey the CHILD SA
 every 3-6 s (whichever draws the earlier time initiates); "steady" runs never rekey, so the
-difference between the two is what rekeying costs. Prints the rekeys each side started and the
-datagrams lost per run; writes bench/results/rekey_under_load.json.
+difference between the two is what rekeying costs. Prints the rekeys each side started, the
+datagrams lost per run, and how many of them a full socket receive buffer dropped in each
+gateway and in the receiving iperf3 (a process that did not keep up, not the tunnel); writes
+bench/results/rekey_under_load.json.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def run(left: str, rekeys: bool, rate: str, seconds: int) -> dict:
                 ["iperf3", "-s", "-1", "-B", "203.0.113.66", "-J"], lab.workdir / "server.json"
             )
             time.sleep(0.5)
+            receivers = {"left": lab.left, "right": lab.right, "iperf3": lab.right_site}
+            before = {name: ns.udp_receive_buffer_errors() for name, ns in receivers.items()}
             lab.left_site.run(
                 "iperf3", "-u", "-l", "1200", "-b", rate, "-t", str(seconds),
                 "-c", "203.0.113.66", timeout=seconds + 30,
@@ -80,6 +84,10 @@ def run(left: str, rekeys: bool, rate: str, seconds: int) -> dict:
                 "rekeys_by_right": log.count("generating CREATE_CHILD_SA request"),
                 "datagrams": received["packets"],
                 "lost": received["lost_packets"],
+                "full_buffer_drops": {
+                    name: ns.udp_receive_buffer_errors() - before[name]
+                    for name, ns in receivers.items()
+                },
             }
         finally:
             lab.down()
@@ -97,7 +105,10 @@ def main() -> None:
     if reason:
         raise SystemExit(f"rekey_under_load: the lab {reason}")
     results: dict[str, list[dict]] = {}
-    print(f"{'left gateway':12s} {'mode':7s} {'rekeys L+R':>10s} {'datagrams':>10s} {'lost':>6s}")
+    print(
+        f"{'left gateway':12s} {'mode':7s} {'rekeys L+R':>10s} {'datagrams':>10s} {'lost':>6s}"
+        "   full buffers: left right iperf3"
+    )
     for left in LEFTS:
         for rekeys in (False, True):
             key = f"{left}/{'rekeys' if rekeys else 'steady'}"
@@ -108,7 +119,8 @@ def main() -> None:
                 print(
                     f"{left:12s} {key.split('/')[1]:7s} "
                     f"{figures['rekeys_by_left']:>6}+{figures['rekeys_by_right']:<3} "
-                    f"{figures['datagrams']:>10} {figures['lost']:>6}",
+                    f"{figures['datagrams']:>10} {figures['lost']:>6}                 "
+                    + " ".join(f"{n:>5}" for n in figures["full_buffer_drops"].values()),
                     flush=True,
                 )
     write_results(

@@ -110,16 +110,6 @@ def test_tcp_transfer_arrives_intact_both_ways(lab):
     transfer(lab.right_site, lab.left_site, "203.0.113.2")
 
 
-def udp_receive_buffer_errors(ns) -> int:
-    """The namespace's count of datagrams dropped on a full socket receive buffer."""
-    header, values = (
-        line.split()
-        for line in ns.run("cat", "/proc/net/snmp").stdout.splitlines()
-        if line.startswith("Udp:")
-    )
-    return int(values[header.index("RcvbufErrors")])
-
-
 def test_tcp_bursts_from_strongswan_overflow_no_socket_of_ours(lab):
     # TCP leaves strongSwan in bursts of segments; ikepulse's sockets queue them while it is
     # busy (runtime.tun.RECEIVE_BUFFER) rather than drop them: the kernel's default buffer
@@ -127,10 +117,10 @@ def test_tcp_bursts_from_strongswan_overflow_no_socket_of_ours(lab):
     up(lab)
     server = lab.left_site.popen(["iperf3", "-s", "-1", "-B", "203.0.113.2"], lab.workdir / "s.log")
     time.sleep(0.5)
-    before = udp_receive_buffer_errors(lab.left)
+    before = lab.left.udp_receive_buffer_errors()
     lab.right_site.run("iperf3", "-c", "203.0.113.2", "-t", "10", "-b", "30M", timeout=60)
     assert server.wait(10) == 0
-    assert udp_receive_buffer_errors(lab.left) == before
+    assert lab.left.udp_receive_buffer_errors() == before
 
 
 def esp_from_right(packets: list[bytes]) -> list[bytes]:

@@ -79,6 +79,13 @@ class Namespace:
             self.spawned.append(proc)
         return proc
 
+    def udp_receive_buffer_errors(self) -> int:
+        """Datagrams this namespace dropped on a full socket receive buffer (a gateway that
+        could not keep up), from /proc/net/snmp."""
+        udp = [line.split() for line in self.run("cat", "/proc/net/snmp").stdout.splitlines()]
+        header, values = (fields for fields in udp if fields[0] == "Udp:")
+        return int(values[header.index("RcvbufErrors")])
+
 
 _SNIFF = """
 import socket, sys, time
