@@ -40,7 +40,10 @@ def rekeying_tunnel(lab):
 
 def ping_through(lab, count: int, interval: str = "0.02", daemon=None) -> None:
     """Ping the right site from the left one and assert that no reply went missing; on
-    a loss, show the ``daemon``'s status and counters (its drop counters say where)."""
+    a loss, say how many datagrams each gateway dropped on a full receive buffer, and show
+    the ``daemon``'s status and counters (its drop counters say where else)."""
+    gateways = {"left": lab.left, "right": lab.right}
+    before = {name: ns.udp_receive_buffer_errors() for name, ns in gateways.items()}
     result = lab.left_site.run(
         "ping",
         "-q",
@@ -54,8 +57,12 @@ def ping_through(lab, count: int, interval: str = "0.02", daemon=None) -> None:
         check=False,
         timeout=count * float(interval) + 60,
     )
-    status = "" if daemon is None else daemon.cli("status", "--json").stdout
-    assert " 0% packet loss" in result.stdout, result.stdout + status
+    if " 0% packet loss" not in result.stdout:
+        full = {
+            name: ns.udp_receive_buffer_errors() - before[name] for name, ns in gateways.items()
+        }
+        status = "" if daemon is None else daemon.cli("status", "--json").stdout
+        pytest.fail(f"{result.stdout}\ndropped on full receive buffers: {full}\n{status}")
 
 
 def assert_one_sa_each(charon, daemon) -> None:
