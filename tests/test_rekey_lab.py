@@ -3,7 +3,8 @@
 Both gateways rekey every few seconds, so either side initiates, whichever draws the
 earlier time (CREATE_CHILD_SA with REKEY_SA), and now and then both at once, while a ping
 runs at 50 packets/s. strongSwan has rekey_time 6 s and rand_time 3 s, which it turns into
-whole seconds from 2 to 6; ikepulse rekeys after 3-5 s (rekey_time 5 s, rand_time 2 s).
+whole seconds, 2 to 4 s apart in its logs; ikepulse rekeys after 2-4 s (rekey_time 4 s,
+rand_time 2 s), so each side starts about half of them.
 (rand_time is explicit: strongSwan's default, life_time - rekey_time, would exceed
 rekey_time here.)
 """
@@ -32,10 +33,30 @@ def rekeying_tunnel(lab):
     )
     daemon = lab.ikepulse(lab.left)
     conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
-    lifetimes = 'rekey_time = "5s"\nrand_time = "2s"\nlife_time = "30s"'
+    lifetimes = 'rekey_time = "4s"\nrand_time = "2s"\nlife_time = "30s"'
     daemon.start(conf.replace('mode = "tunnel"', f'mode = "tunnel"\n{lifetimes}'))
     daemon.cli("up", "lab")
     return charon, daemon
+
+
+def default_tunnel(lab, charon_options: str = ""):
+    """strongSwan on the right, ikepulse on the left, the lab's connection with its default
+    lifetimes, up."""
+    charon = lab.charon(lab.right)
+    charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr), charon_options)
+    daemon = lab.ikepulse(lab.left)
+    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
+    daemon.cli("up", "lab")
+    return charon, daemon
+
+
+def background_ping(lab, count: int):
+    """Ping the right site from the left one at 50/s while the test goes on; the summary
+    lands in ping.log."""
+    return lab.left_site.popen(
+        ["ping", "-q", "-i", "0.02", "-c", str(count), "-W", "1", "203.0.113.66"],
+        lab.workdir / "ping.log",
+    )
 
 
 def ping_through(lab, count: int, interval: str = "0.02", daemon=None) -> None:
@@ -122,16 +143,9 @@ def test_two_minutes_of_rekeys_under_an_iperf3_transfer_lose_no_ping(lab):
 
 @pytest.mark.parametrize("who", ["strongswan", "ikepulse"])
 def test_ike_sa_rekey_keeps_the_tunnel(lab, who):
-    charon = lab.charon(lab.right)
-    charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr))
-    daemon = lab.ikepulse(lab.left)
-    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
-    daemon.cli("up", "lab")
+    charon, daemon = default_tunnel(lab)
     (before,) = daemon.status()
-    ping = lab.left_site.popen(
-        ["ping", "-q", "-i", "0.02", "-c", "150", "-W", "1", "203.0.113.66"],
-        lab.workdir / "ping.log",
-    )
+    ping = background_ping(lab, 150)
     if who == "strongswan":
         charon.swanctl("--rekey", "--ike", "lab")
     else:
@@ -194,19 +208,9 @@ def test_ikepulse_reauthenticates_every_few_seconds_without_loss(lab):
 
 
 def test_strongswan_reauthenticates_make_before_break_without_loss(lab):
-    charon = lab.charon(lab.right)
-    charon.start(
-        swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr),
-        charon_options="make_before_break = yes",
-    )
-    daemon = lab.ikepulse(lab.left)
-    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
-    daemon.cli("up", "lab")
+    charon, daemon = default_tunnel(lab, charon_options="make_before_break = yes")
     (first,) = daemon.status()
-    ping = lab.left_site.popen(
-        ["ping", "-q", "-i", "0.02", "-c", "250", "-W", "1", "203.0.113.66"],
-        lab.workdir / "ping.log",
-    )
+    ping = background_ping(lab, 250)
     for _ in range(2):
         before = {sa["spi_i"] for sa in daemon.status()}
         charon.swanctl("--rekey", "--ike", "lab", "--reauth")
@@ -232,16 +236,9 @@ def test_simultaneous_rekeys_with_strongswan(lab, what):
     #   CREATE_CHILD_SA request -->                  answered: strongSwan saw a collision
     #   <-- answer;  <-- request (retransmitted), answered from the cache
     #   both resolve the collision of §2.8.1 (CHILD) or §2.8.2 (IKE) by the nonces.
-    charon = lab.charon(lab.right)
-    charon.start(swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr))
-    daemon = lab.ikepulse(lab.left)
-    daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr))
-    daemon.cli("up", "lab")
+    charon, daemon = default_tunnel(lab)
     (before,) = daemon.status()
-    ping = lab.left_site.popen(
-        ["ping", "-q", "-i", "0.02", "-c", "500", "-W", "1", "203.0.113.66"],
-        lab.workdir / "ping.log",
-    )
+    ping = background_ping(lab, 500)
     lab.hold_ike(lab.left)
     if what == "child":
         daemon.cli("rekey", "lab")
