@@ -211,6 +211,28 @@ def test_reauthentication_is_make_before_break(side):
     assert deleted.by_peer and deleted.spi_i == old.spi_i  # deleted, not silently replaced
 
 
+def test_the_side_answering_a_reauthentication_sends_on_the_old_child_sa_until_it_goes():
+    #   reauthenticating side                      other side (us)
+    #   IKE_AUTH {.., SA, TSi, TSr} -->            new CHILD SA installed, not sent on yet
+    #                                              <-- IKE_AUTH {.., SA, TSi, TSr}
+    #   (installs the new CHILD SA only now)
+    #   old IKE SA: INFORMATIONAL {D(IKE)} -->     the old CHILD SA goes: send on the new one
+    # Sending on the new SA at once would lose what reaches the peer before it installed it.
+    from test_rekey_collisions import _outbound_trace
+
+    a, b, sa, peer, clock = established()
+    (old_child,) = peer.children
+    sa.reauthenticate(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    (new,) = _live(b)
+    (new_child,) = new.children
+    installed = b.of(ChildSaInstalled)[-1]
+    assert installed.replaces == old_child.spi_in and installed.defer_outbound
+    assert _outbound_trace(b.events) == [old_child.spi_in, old_child.spi_in, new_child.spi_in]
+    (mine,) = _live(a)  # the reauthenticating side sends on its new SA as soon as it has it
+    assert _outbound_trace(a.events)[-2:] == [mine.children[0].spi_in] * 2
+
+
 def test_reauth_time_renews_the_ike_sa_again_and_again():
     a, b = make_peers({"reauth_time": 100.0}, {})
     clock = Clock()

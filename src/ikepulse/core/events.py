@@ -118,12 +118,13 @@ class ChildSaInstalled:
     remote: Address
     """The peer's outer address and port."""
     replaces: bytes | None = None
-    """Rekey: inbound SPI of the CHILD SA this one replaces (deleted shortly after)."""
+    """Inbound SPI of the CHILD SA this one replaces (deleted shortly after): the one it
+    rekeys, or the copy on the old IKE SA when the peer reauthenticates."""
     defer_outbound: bool = False
-    """Do not send on this SA yet. Rekey responder: keep sending on the old SA until the
-    peer's first packet on the new one or the old one's delete, so that nothing reaches the
-    initiator before it installed the new inbound SA (make-before-break). Also set for the
-    redundant SA of a rekey collision, which never carries our traffic."""
+    """Do not send on this SA yet. Rekey or reauthentication responder: keep sending on the
+    old SA until the peer's first packet on the new one or the old one's delete, so that
+    nothing reaches the initiator before it installed the new inbound SA (make-before-break).
+    Also set for the redundant SA of a rekey collision, which never carries our traffic."""
     limits: ChildLimits = field(default_factory=ChildLimits)
     """When the core rekeys and closes it: times on the monotonic clock, and the byte and
     packet counts the data plane should report (``SaManager.esp_usage``) when reached."""

@@ -419,6 +419,9 @@ class IkeSa:
         if replaces is not None and replaces in self.children:
             self.rekeying.discard(replaces.spi_in)
             self.child_limits[replaces.spi_in].rekeyed()
+        succeeds = replaces
+        if replaces is None and not initiated:
+            succeeds = self._copy_of(child)
         suite = child.suite
         self.emit(
             ChildSaInstalled(
@@ -438,13 +441,30 @@ class IkeSa:
                 udp_encap=self.nat_local or self.nat_remote,
                 local=self.local,
                 remote=self.remote,
-                replaces=None if replaces is None else replaces.spi_in,
-                defer_outbound=(replaces is not None and not initiated) or not outbound,
+                replaces=None if succeeds is None else succeeds.spi_in,
+                defer_outbound=(succeeds is not None and not initiated) or not outbound,
                 limits=replace(limits),
             )
         )
         if replaces is not None:
             self.emit(ChildSaRekeyed(self.name, child.name, replaces.spi_in, child.spi_in))
+
+    def _copy_of(self, child: ChildSa) -> ChildSa | None:
+        """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
+        peer reauthenticates make-before-break and deletes the old IKE SA next."""
+        for other in self.manager.sas.values():
+            if other is self or other.name != self.name:
+                continue
+            if other.remote_identity != self.remote_identity:
+                continue
+            for old in other.children:
+                if (old.name, old.local_ts, old.remote_ts) == (
+                    child.name,
+                    child.local_ts,
+                    child.remote_ts,
+                ):
+                    return old
+        return None
 
     def adopt(self, old: IkeSa, now: float) -> None:
         """Take the identities, NAT state and RTT of the IKE SA this one rekeys (§2.18) and
