@@ -31,9 +31,6 @@ READ_BATCH = 64
 LINGER_SECONDS = 2.0
 HOLD_PACKETS = 32
 HOLD_SECONDS = 3.0
-DEFER_SECONDS = 3.0
-"""A rekey or reauthentication responder sends on its new SA this long after installing it
-at the latest, even if the peer neither used it nor deleted the old one meanwhile."""
 EARLY_PACKETS = 64
 """ESP for an SPI not installed yet, kept in case its CHILD SA is about to be: the peer may
 send on a new SA as soon as it answered, before its answer reaches us."""
@@ -182,9 +179,6 @@ class DataPlane:
         self.spd.install(policy, outbound=not event.defer_outbound)
         if event.defer_outbound and event.replaces is not None:
             self._deferred[event.replaces] = policy
-            asyncio.get_running_loop().call_later(
-                DEFER_SECONDS, self._stop_waiting, event.replaces, policy
-            )
         elif event.replaces in self._deferred:
             # Simultaneous rekeys (§2.8.1): our own successor of the old SA is in use now; the
             # one we answered waits for it in turn, and is used only if ours is deleted.
@@ -220,12 +214,6 @@ class DataPlane:
                 self._outbound(packet)
             else:
                 self.counters["held_expired"] += 1
-
-    def _stop_waiting(self, old: bytes, policy: Policy) -> None:
-        """Send on ``policy`` if it still waits for the SA it replaces (not if it was
-        deleted, or now waits behind our own successor of a rekey collision)."""
-        if self._deferred.get(old) is policy:
-            self._activate(policy)
 
     def _activate(self, policy: Policy) -> None:
         for old, successor in list(self._deferred.items()):
