@@ -452,17 +452,10 @@ class IkeSa:
     def _copy_of(self, child: ChildSa) -> ChildSa | None:
         """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
         peer reauthenticates make-before-break and deletes the old IKE SA next."""
-        for other in self.manager.sas.values():
-            if other is self or other.name != self.name:
-                continue
-            if other.remote_identity != self.remote_identity:
-                continue
+        same = (child.name, child.local_ts, child.remote_ts)
+        for other in self.manager.siblings(self):
             for old in other.children:
-                if (old.name, old.local_ts, old.remote_ts) == (
-                    child.name,
-                    child.local_ts,
-                    child.remote_ts,
-                ):
+                if (old.name, old.local_ts, old.remote_ts) == same:
                     return old
         return None
 

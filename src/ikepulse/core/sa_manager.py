@@ -180,15 +180,20 @@ class SaManager:
             return
         if unique is Unique.NO and not sa.initial_contact:
             return
-        for other in list(self.sas.values()):
-            if (
-                other is not sa
-                and not other.finished
-                and other.name == sa.name
-                and other.remote_identity == sa.remote_identity
-                and other.state is IkeState.ESTABLISHED
-            ):
+        for other in self.siblings(sa):
+            if other.state is IkeState.ESTABLISHED:
                 other.replaced(now)
+
+    def siblings(self, sa: IkeSa) -> list[IkeSa]:
+        """The other live IKE SAs of ``sa``'s connection with the same peer identity."""
+        return [
+            other
+            for other in self.sas.values()
+            if other is not sa
+            and not other.finished
+            and other.name == sa.name
+            and other.remote_identity == sa.remote_identity
+        ]
 
     def _restart(self, name: str, restart: _Restart, now: float) -> None:
         restart.at = None
