@@ -82,6 +82,12 @@ class CharonLeft:
         vici_rekey(self.charon, {"ike": "lab"} if ike else {"child": "lan"})
 
 
+def settled(left) -> tuple[str, list[str]]:
+    """The left gateway's one established IKE SA (its SPI and CHILD SPIs), once no rekey is
+    in between."""
+    return wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)
+
+
 def soak(left_kind, count: int, ike_every: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="ikepulse-soak-") as tmp:
         lab = Lab(Path(tmp)).up()
@@ -94,7 +100,7 @@ def soak(left_kind, count: int, ike_every: int) -> dict:
             )
             durations, duplicates, ike_rekeys = [], 0, 0
             for n in range(1, count + 1):
-                (before,) = wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)[1]
+                (before,) = settled(left)[1]
                 started = time.monotonic()
                 if n % 2:
                     left.rekey()
@@ -108,10 +114,10 @@ def soak(left_kind, count: int, ike_every: int) -> dict:
                 wait_for(rekeyed, 10, f"rekey {n}", interval=0.002)
                 durations.append(time.monotonic() - started)
                 if ike_every and n % ike_every == 0:
-                    spi = wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)[0]
+                    spi = settled(left)[0]
                     left.rekey(ike=True)
                     wait_for(
-                        lambda spi=spi: (left.ike_sa() or (spi,))[0] != spi,
+                        lambda spi=spi: (sa := left.ike_sa()) is not None and sa[0] != spi,
                         10,
                         "IKE rekey",
                         interval=0.002,
@@ -124,7 +130,7 @@ def soak(left_kind, count: int, ike_every: int) -> dict:
                         for c in sa["children"]
                         if c["state"] == "INSTALLED"
                     ]
-                    ours = wait_for(left.ike_sa, 10, "one IKE SA", interval=0.002)[1]
+                    ours = settled(left)[1]
                     duplicates += max(0, len(theirs) - 1) + max(0, len(ours) - 1)
             time.sleep(1)
             ping.send_signal(signal.SIGINT)
