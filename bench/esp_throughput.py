@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ikepulse.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf
+from ikepulse.testing.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf
 from results_file import write_results
 
 ESP = "aes256gcm16"

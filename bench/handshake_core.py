@@ -11,7 +11,7 @@ import argparse
 import random
 import time
 
-from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from results_file import write_results
 
 SUITES = {

@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ikepulse.lab import (
+from ikepulse.testing.lab import (
     Lab,
     ikepulse_conf,
     lab_unavailable,

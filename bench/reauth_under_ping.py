@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ikepulse.lab import Lab, lab_unavailable, swanctl_conf
+from ikepulse.testing.lab import Lab, lab_unavailable, swanctl_conf
 from rekey_under_load import LEFTS
 from results_file import write_results
 

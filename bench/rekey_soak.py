@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ikepulse.cli.client import request
-from ikepulse.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf, wait_for
+from ikepulse.testing.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf, wait_for
 from results_file import write_results
 
 

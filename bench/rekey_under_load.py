@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ikepulse.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf
+from ikepulse.testing.lab import Lab, ikepulse_conf, lab_unavailable, swanctl_conf
 from results_file import write_results
 
 LIFETIMES = {"rekey_time": 6, "rand_time": 3, "life_time": 30}

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..core.events import ChildSaInstalled, IkeSaEstablished
-from ..loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ..testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from ..wire.message import decode_message
 from .status import format_status
 

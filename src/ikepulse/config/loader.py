@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..core.config import (
+from ..core.connection import (
     ChildConfig,
     ConnectionConfig,
     Identity,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..crypto.keys import ChildKeys
 from ..wire.payloads import TrafficSelector
-from .config import Mode
+from .connection import Mode
 from .negotiate import Suite
 
 

@@ -12,7 +12,7 @@ from ..crypto.keys import ChildKeys
 from ..wire.enums import NotifyType
 from ..wire.payloads import TrafficSelector
 from .child_sa import ChildLimits
-from .config import Mode
+from .connection import Mode
 
 Address = tuple[str, int]
 

@@ -24,7 +24,7 @@ from ..wire.message import (
 from ..wire.payloads import EncryptedPayload, NotifyPayload, Payload
 from . import liveness
 from .child_sa import ChildLimits, ChildSa
-from .config import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
+from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
 from .errors import Dropped
 from .events import (
     Address,
@@ -517,7 +517,7 @@ class IkeSa:
 
     def rekey_child(self, child: ChildSa, now: float) -> bool:
         """CREATE_CHILD_SA with REKEY_SA (§1.3.3); False if a rekey of it is under way."""
-        from .tasks.child_rekey import CreateChild
+        from .tasks.create_child_sa import CreateChildSa
 
         if child.spi_in in self.rekeying or child not in self.children:
             return False
@@ -525,7 +525,7 @@ class IkeSa:
         config = self.connection.child(child.name)
         self.tasks.queue_exchange(
             ExchangeType.CREATE_CHILD_SA,
-            [CreateChild(self, True, config, rekey=child)],
+            [CreateChildSa(self, True, config, rekey=child)],
             now,
         )
         return True
@@ -546,10 +546,10 @@ class IkeSa:
 
     def create_child(self, config: ChildConfig, now: float) -> None:
         """A new CHILD SA with CREATE_CHILD_SA (§1.3.1)."""
-        from .tasks.child_rekey import CreateChild
+        from .tasks.create_child_sa import CreateChildSa
 
         self.tasks.queue_exchange(
-            ExchangeType.CREATE_CHILD_SA, [CreateChild(self, True, config)], now
+            ExchangeType.CREATE_CHILD_SA, [CreateChildSa(self, True, config)], now
         )
 
     def _limits_for(self, config: ChildConfig, now: float) -> ChildLimits:
@@ -641,8 +641,8 @@ class IkeSa:
     def connect(self, now: float, children: list[ChildConfig] | None = None) -> None:
         """IKE_SA_INIT and IKE_AUTH with the first of ``children`` (default: all of the
         connection's); the others follow with CREATE_CHILD_SA."""
-        from .tasks.child_create import ChildCreate
         from .tasks.ike_auth import IkeAuth
+        from .tasks.ike_auth_child import IkeAuthChild
         from .tasks.ike_init import IkeInit
         from .tasks.natd import NatDetection
 
@@ -653,7 +653,7 @@ class IkeSa:
         )
         auth: list[Task] = [IkeAuth(self, True)]
         if self.child_configs:
-            auth.append(ChildCreate(self, True, self.child_configs[0]))
+            auth.append(IkeAuthChild(self, True, self.child_configs[0]))
         self.tasks.queue_exchange(ExchangeType.IKE_AUTH, auth, now)
 
     def reauthenticate(self, now: float) -> IkeSa | None:
@@ -715,7 +715,7 @@ class IkeSa:
     def check_liveness(self, now: float, budget: float | None = None) -> None:
         """Send an empty INFORMATIONAL request (§2.4), its retransmissions spread inside
         ``budget`` (default: dpd_timeout) from the measured RTT."""
-        from .tasks.informational import Informational
+        from .tasks.informational import LivenessCheck
 
         if self.state is not IkeState.ESTABLISHED or self.liveness is Liveness.PROBING:
             return
@@ -725,7 +725,7 @@ class IkeSa:
         budget = self.policy.dpd_timeout if budget is None else budget
         waits = probe_waits(self.rtt.rto, max(budget, liveness.MIN_RTO))
         self.tasks.queue_exchange(
-            ExchangeType.INFORMATIONAL, [Informational(self, True)], now, waits=waits
+            ExchangeType.INFORMATIONAL, [LivenessCheck(self, True)], now, waits=waits
         )
 
     def report_invalid_spi(self, spi: bytes, now: float) -> None:

@@ -23,7 +23,7 @@ from ..wire.message import (
     encode_message,
 )
 from ..wire.payloads import NoncePayload, NotifyPayload
-from .config import ChildConfig, ConnectionConfig, Unique
+from .connection import ChildConfig, ConnectionConfig, Unique
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa

@@ -275,12 +275,12 @@ class TaskManager:
 
 def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
     """Which responder tasks handle a new request (the one place that decides it)."""
-    from .tasks.child_create import ChildCreate
-    from .tasks.child_rekey import CreateChild
+    from .tasks.create_child_sa import CreateChildSa
     from .tasks.ike_auth import IkeAuth
+    from .tasks.ike_auth_child import IkeAuthChild
     from .tasks.ike_init import IkeInit
     from .tasks.ike_rekey import IkeRekey
-    from .tasks.informational import ChildDelete, IkeDelete, Informational
+    from .tasks.informational import ChildDelete, IkeDelete, LivenessCheck
     from .tasks.natd import NatDetection
 
     exchange = inbound.message.exchange
@@ -289,7 +289,7 @@ def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
     if exchange == ExchangeType.IKE_AUTH:
         tasks: list[Task] = [IkeAuth(sa, False)]
         if inbound.first(SaPayload) is not None:
-            tasks.append(ChildCreate(sa, False))
+            tasks.append(IkeAuthChild(sa, False))
         return tasks
     if exchange == ExchangeType.INFORMATIONAL:
         deletes = inbound.all(DeletePayload)
@@ -297,10 +297,10 @@ def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
             return [IkeDelete(sa, False)]
         if deletes:
             return [ChildDelete(sa, False)]
-        return [Informational(sa, False)]
+        return [LivenessCheck(sa, False)]
     if exchange == ExchangeType.CREATE_CHILD_SA:
         proposals = inbound.first(SaPayload).proposals
         if any(p.protocol == ProtocolId.IKE for p in proposals):
             return [IkeRekey(sa, False)]
-        return [CreateChild(sa, False)]
+        return [CreateChildSa(sa, False)]
     raise NoAdditionalSas(f"{exchange.name} is not supported")

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.config import StartAction
+from ..core.connection import StartAction
 from ..core.events import (
     ChildSaDeleted,
     ChildSaFailed,
@@ -30,7 +30,7 @@ from ..core.sa_manager import SaManager
 from .control import ControlServer
 from .dataplane import DataPlane, Trap
 from .status import ike_sa_status
-from .transport import Address, Endpoint
+from .udp import Address, Endpoint
 
 if TYPE_CHECKING:
     from ..config.loader import Settings

@@ -16,14 +16,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..core.config import Mode
+from ..core.connection import Mode
 from ..core.events import ChildSaDeleted, ChildSaInstalled
 from ..esp.sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
 from ..esp.spd import Policy, Spd, covered, parse_flow
-from ..esp.transport import build_ip_packet, strip_ip_header
+from ..esp.transport_mode import build_ip_packet, strip_ip_header
 from ..wire.payloads import TrafficSelector
-from .transport import Address
 from .tun import Tun, mark_socket, netlink
+from .udp import Address
 
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50

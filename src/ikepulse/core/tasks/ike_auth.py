@@ -7,7 +7,7 @@ import hmac
 from ...crypto.auth import psk_auth, signed_octets
 from ...wire.enums import AuthMethod, ExchangeType, NotifyType
 from ...wire.payloads import AuthPayload, IdiPayload, IdrPayload, NotifyPayload, Payload
-from ..config import ConnectionConfig, Identity
+from ..connection import ConnectionConfig, Identity
 from ..errors import AuthenticationFailed
 from ..qcd import qcd_token
 from ..task import Inbound, Status, Task

@@ -20,8 +20,8 @@ from ..errors import IkeError, InvalidSyntax, TemporaryFailure
 from ..negotiate import Suite, accept_chosen, select, to_wire
 from ..state import IkeState
 from ..task import Inbound, Status, Task
-from .child_create import ChildCreate
-from .child_rekey import create_child_sa_dh, group_asked_for
+from .create_child_sa import create_child_sa_dh, group_asked_for
+from .ike_auth_child import IkeAuthChild
 from .ike_init import NONCE_SIZE, _check_nonce
 from .informational import ChildDelete
 
@@ -96,7 +96,7 @@ class IkeRekey(Task):
         """§2.25.2: not while we close the IKE SA or work on one of its CHILD SAs."""
         if self.sa.state is not IkeState.ESTABLISHED:
             raise TemporaryFailure("the IKE SA is being deleted")
-        if self.sa.tasks.in_flight(ChildCreate, ChildDelete):
+        if self.sa.tasks.in_flight(IkeAuthChild, ChildDelete):
             raise TemporaryFailure("a CHILD SA exchange of ours is in flight")
 
     def _new_sa(self, now: float):

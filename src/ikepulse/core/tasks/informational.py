@@ -7,7 +7,7 @@ from ...wire.payloads import DeletePayload, NotifyPayload, Payload
 from ..task import Inbound, Status, Task
 
 
-class Informational(Task):
+class LivenessCheck(Task):
     """An INFORMATIONAL without deletes: the liveness check of §2.4 (answered empty), or
     an INVALID_SPI report (§2.21.4) about one of our outbound SAs."""
 

@@ -22,7 +22,7 @@ from ikepulse.core.ike_sa import LINGER
 from ikepulse.core.liveness import Liveness
 from ikepulse.core.state import IkeState
 from ikepulse.core.tasks.ike_init import NONCE_SIZE
-from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle, transfer
+from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle, transfer
 from ikepulse.wire.enums import DhId, NotifyType
 
 

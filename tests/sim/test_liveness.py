@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from ikepulse.core.config import RetransmitPolicy
+from ikepulse.core.connection import RetransmitPolicy
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, PeerDead, TunnelRestored
 from ikepulse.core.liveness import (
     DpdAction,
@@ -26,7 +26,7 @@ from ikepulse.core.liveness import (
     restart_delay,
 )
 from ikepulse.core.state import IkeState
-from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import decode_message
 

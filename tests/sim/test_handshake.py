@@ -13,7 +13,15 @@ import pytest
 
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished
 from ikepulse.core.state import IkeState
-from ikepulse.loopback import LEFT, LEFT_NET, RIGHT, RIGHT_NET, Clock, make_peers, run_until_idle
+from ikepulse.testing.loopback import (
+    LEFT,
+    LEFT_NET,
+    RIGHT,
+    RIGHT_NET,
+    Clock,
+    make_peers,
+    run_until_idle,
+)
 
 IKE_SUITES = [
     "aes256gcm16-prfsha256-x25519",
@@ -99,7 +107,7 @@ def _child_config(sa_manager, **changes):
 
 
 def test_transport_mode_when_both_sides_want_it():
-    from ikepulse.core.config import Mode
+    from ikepulse.core.connection import Mode
 
     a, b = make_peers()
     _child_config(a.manager, mode=Mode.TRANSPORT)

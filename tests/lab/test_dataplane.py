@@ -13,9 +13,9 @@ import sys
 import time
 
 import pytest
-
-from ikepulse.lab import LEFT_NET, Sniffer, ikepulse_conf, wait_for
 from test_interop import start
+
+from ikepulse.testing.lab import LEFT_NET, Sniffer, ikepulse_conf, wait_for
 
 pytestmark = pytest.mark.lab
 

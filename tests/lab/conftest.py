@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ikepulse.lab import Lab, lab_unavailable
+from ikepulse.testing.lab import Lab, lab_unavailable
 
 
 def _require_lab() -> None:

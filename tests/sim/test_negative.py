@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ikepulse.core.config import RetransmitPolicy
+from ikepulse.core.connection import RetransmitPolicy
 from ikepulse.core.errors import InvalidSyntax
 from ikepulse.core.events import (
     ChildSaDeleted,
@@ -19,9 +19,9 @@ from ikepulse.core.events import (
 )
 from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
-from ikepulse.core.tasks.child_rekey import create_child_sa_dh
+from ikepulse.core.tasks.create_child_sa import create_child_sa_dh
 from ikepulse.crypto.dh import key_exchange_for
-from ikepulse.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
+from ikepulse.testing.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
 from ikepulse.wire.enums import DhId, ExchangeType, NotifyType, PayloadType
 from ikepulse.wire.message import decode_message, encode_message
 from ikepulse.wire.payloads import KePayload, NotifyPayload, UnknownPayload

@@ -109,7 +109,7 @@ def test_replay_window_esn_inference_cases():
 
 
 def test_transport_mode_round_trip_rebuilds_the_ip_header():
-    from ikepulse.esp.transport import build_ip_packet, strip_ip_header
+    from ikepulse.esp.transport_mode import build_ip_packet, strip_ip_header
 
     original = build_ip_packet("198.51.100.1", "198.51.100.2", 17, b"\x13\x88\x13\x88udp!")
     out, inbound = pair("aes256gcm16")

@@ -10,9 +10,9 @@ import signal
 import time
 
 import pytest
-
-from ikepulse.lab import ikepulse_conf, swanctl_conf, wait_for
 from test_dataplane import ping
+
+from ikepulse.testing.lab import ikepulse_conf, swanctl_conf, wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -14,11 +14,11 @@ from ...crypto.errors import CryptoError
 from ...wire.enums import DhId, ExchangeType, NotifyType, ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ..child_sa import ChildSa
-from ..config import ChildConfig
+from ..connection import ChildConfig
 from ..errors import ChildSaNotFound, InvalidKePayload, InvalidSyntax, TemporaryFailure
 from ..state import IkeState
 from ..task import Inbound, Status
-from .child_create import ChildCreate
+from .ike_auth_child import IkeAuthChild
 from .ike_init import NONCE_SIZE, _check_nonce
 
 
@@ -54,7 +54,7 @@ def group_asked_for(msg: Inbound, proposals, ke: KeyExchange | None) -> DhId | N
     return DhId(wanted)
 
 
-class CreateChild(ChildCreate):
+class CreateChildSa(IkeAuthChild):
     exchange = ExchangeType.CREATE_CHILD_SA
     with_dh = True
     """PFS: a DH transform in our ESP proposal means a KE payload in this exchange."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "ikepulse"
+SRC = Path(__file__).resolve().parents[2] / "src" / "ikepulse"
 FORBIDDEN = {"asyncio", "socket", "time", "selectors", "threading", "secrets"}
 SANS_IO = ["core", "wire", "crypto", "esp"]
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
-from ikepulse.core.config import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
+from ikepulse.core.connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
 from ikepulse.core.liveness import LivenessPolicy
 from ikepulse.core.sa_manager import Datagram, SaManager
 from ikepulse.wire.payloads import TrafficSelector

@@ -15,7 +15,7 @@ from ikepulse.wire.enums import TransformType
 from ikepulse.wire.message import decode_message, encode_message, open_encrypted
 from ikepulse.wire.sa import SaPayload
 
-HERE = Path(__file__).parent / "fixtures" / "strongswan"
+HERE = Path(__file__).parent.parent / "fixtures" / "strongswan"
 MANIFEST = json.loads((HERE / "MANIFEST.json").read_text())
 ENTRIES = [entry for suite in MANIFEST.values() for entry in suite]
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ikepulse.cli.main import main
 
-FIXTURES = sorted((Path(__file__).parent / "fixtures" / "capture").glob("*/*.bin"))
+FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "capture").glob("*/*.bin"))
 GROUPS = {"x25519": "CURVE25519", "modp2048": "MODP_2048", "ecp384": "ECP_384"}
 
 

@@ -16,7 +16,7 @@ import pytest
 from ikepulse.config.proposals import parse_ike_proposal
 from ikepulse.core.events import ChildSaDeleted, ChildSaFailed, ChildSaInstalled, ChildSaRekeyed
 from ikepulse.core.state import IkeState
-from ikepulse.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import decode_message
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent
+SRC = Path(__file__).resolve().parents[2]
 IKEPULSE = [sys.executable, "-m", "ikepulse.cli"]
 CHARON = "/usr/lib/ipsec/charon"
 PSK = "0123456789abcdef"

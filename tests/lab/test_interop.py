@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from ikepulse.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
+from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
 
 pytestmark = pytest.mark.lab
 

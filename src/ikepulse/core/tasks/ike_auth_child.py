@@ -9,7 +9,7 @@ from ...wire.enums import ExchangeType, NotifyType
 from ...wire.payloads import NotifyPayload, Payload, TsiPayload, TsrPayload
 from ...wire.sa import Proposal, SaPayload
 from ..child_sa import ChildSa
-from ..config import ChildConfig, Mode
+from ..connection import ChildConfig, Mode
 from ..errors import (
     IkeError,
     InvalidSyntax,
@@ -42,8 +42,8 @@ _CHILD_ERRORS = (
 )
 
 
-class ChildCreate(Task):
-    """The CHILD SA part of IKE_AUTH; ``CreateChild`` extends it for CREATE_CHILD_SA."""
+class IkeAuthChild(Task):
+    """The CHILD SA part of IKE_AUTH; ``CreateChildSa`` extends it for CREATE_CHILD_SA."""
 
     exchange = ExchangeType.IKE_AUTH
     with_dh = False

@@ -7,7 +7,7 @@ import pytest
 from ikepulse.config.loader import ConfigError, load_config, parse_config
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
 from ikepulse.config.schema import parse_duration
-from ikepulse.core.config import Identity, Mode, StartAction
+from ikepulse.core.connection import Identity, Mode, StartAction
 
 EXAMPLE = """
 [daemon]

@@ -1,0 +1,1 @@
+"""Test support shipped with ikepulse: the namespace lab and the in-memory two-peer harness."""
