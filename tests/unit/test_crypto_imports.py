@@ -1,4 +1,5 @@
-"""crypto/ and config/proposals.py stay free of clocks, sockets and ambient randomness."""
+"""crypto/, the proposal type (core/proposal.py) and its parser (config/proposals.py) stay
+free of clocks, sockets and ambient randomness."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import ast
 from pathlib import Path
 
 import ikepulse.config.proposals
+import ikepulse.core.proposal
 import ikepulse.crypto
 
 FORBIDDEN_MODULES = {"time", "asyncio", "socket", "os", "secrets", "random"}
 FILES = sorted(Path(ikepulse.crypto.__file__).parent.glob("*.py")) + [
-    Path(ikepulse.config.proposals.__file__)
+    Path(ikepulse.core.proposal.__file__),
+    Path(ikepulse.config.proposals.__file__),
 ]
 
 

@@ -7,13 +7,12 @@ import pytest
 from ikepulse.config.proposals import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
-    Proposal,
     ProposalError,
-    format_proposal,
     parse_esp_proposal,
     parse_ike_proposal,
     parse_proposals,
 )
+from ikepulse.core.proposal import CryptoProposal
 from ikepulse.crypto.cipher import cipher_for
 from ikepulse.crypto.dh import SUPPORTED_GROUPS
 from ikepulse.crypto.integ import integ_for
@@ -47,8 +46,8 @@ def test_ike_round_trip(text):
     p = parse_ike_proposal(text)
     assert p.protocol == ProtocolId.IKE
     assert p.esn == ()
-    assert format_proposal(p) == text == str(p)
-    assert parse_ike_proposal(format_proposal(p)) == p
+    assert str(p) == text
+    assert parse_ike_proposal(str(p)) == p
 
 
 @pytest.mark.parametrize("text", ESP_CANONICAL)
@@ -56,13 +55,13 @@ def test_esp_round_trip(text):
     p = parse_esp_proposal(text)
     assert p.protocol == ProtocolId.ESP
     assert p.prf == ()
-    assert format_proposal(p) == text
-    assert parse_esp_proposal(format_proposal(p)) == p
+    assert str(p) == text
+    assert parse_esp_proposal(str(p)) == p
 
 
 def test_ike_fields():
     p = parse_ike_proposal("aes256gcm16-prfsha256-x25519")
-    assert p == Proposal(
+    assert p == CryptoProposal(
         ProtocolId.IKE, ((EncrId.AES_GCM_16, 256),), (), (PrfId.HMAC_SHA2_256,), (DhId.CURVE25519,)
     )
     assert p.is_aead
@@ -82,24 +81,22 @@ def test_implied_prf_follows_each_integ_in_order():
     p = parse_ike_proposal("aes256-sha384-sha1-sha384-ecp384")
     assert p.integ == (IntegId.HMAC_SHA2_384_192, IntegId.HMAC_SHA1_96)
     assert p.prf == (PrfId.HMAC_SHA2_384, PrfId.HMAC_SHA1)
-    assert format_proposal(p) == "aes256-sha384-sha1-ecp384"
+    assert str(p) == "aes256-sha384-sha1-ecp384"
 
 
 def test_explicit_prf_is_kept_and_printed():
     p = parse_ike_proposal("aes128-sha256-prfsha512-modp2048")
     assert p.prf == (PrfId.HMAC_SHA2_512,)
-    assert format_proposal(p) == "aes128-sha256-prfsha512-modp2048"
+    assert str(p) == "aes128-sha256-prfsha512-modp2048"
     # Explicitly naming the implied PRF prints canonically without it.
-    assert format_proposal(parse_ike_proposal("aes128-sha256-prfsha256-modp2048")) == (
-        "aes128-sha256-modp2048"
-    )
+    assert str(parse_ike_proposal("aes128-sha256-prfsha256-modp2048")) == ("aes128-sha256-modp2048")
 
 
 def test_esp_fields_and_esn_default():
     assert parse_esp_proposal("aes256gcm16").esn == (EsnId.NO_ESN,)
     assert parse_esp_proposal("aes128-sha256-esn").esn == (EsnId.ESN,)
     assert parse_esp_proposal("aes128-sha256-esn-noesn").esn == (EsnId.ESN, EsnId.NO_ESN)
-    assert format_proposal(parse_esp_proposal("aes128-sha256-noesn")) == "aes128-sha256"
+    assert str(parse_esp_proposal("aes128-sha256-noesn")) == "aes128-sha256"
     p = parse_esp_proposal("aes256gcm16-x25519")
     assert p.dh == (DhId.CURVE25519,) and p.integ == () and p.prf == ()
 
@@ -118,7 +115,7 @@ def test_esp_fields_and_esn_default():
     ],
 )
 def test_aliases(alias, canonical):
-    assert format_proposal(parse_ike_proposal(alias)) == canonical
+    assert str(parse_ike_proposal(alias)) == canonical
 
 
 @pytest.mark.parametrize(
@@ -183,11 +180,11 @@ def test_defaults_are_valid_and_implemented():
     assert DEFAULT_IKE_PROPOSALS and DEFAULT_ESP_PROPOSALS
     for p in DEFAULT_IKE_PROPOSALS:
         assert p.protocol == ProtocolId.IKE
-        assert parse_ike_proposal(format_proposal(p)) == p
+        assert parse_ike_proposal(str(p)) == p
         assert p.dh and p.prf
     for p in DEFAULT_ESP_PROPOSALS:
         assert p.protocol == ProtocolId.ESP
-        assert parse_esp_proposal(format_proposal(p)) == p
+        assert parse_esp_proposal(str(p)) == p
         assert p.esn == (EsnId.NO_ESN,)
     for p in DEFAULT_IKE_PROPOSALS + DEFAULT_ESP_PROPOSALS:
         for encr_id, bits in p.encr:

@@ -8,10 +8,11 @@ from enum import Enum
 
 from cryptography import x509
 
-from ..config.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, Proposal
+from ..config.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
 from .liveness import LivenessPolicy
+from .proposal import CryptoProposal
 
 
 class Mode(Enum):
@@ -102,7 +103,7 @@ class ChildConfig:
     name: str
     local_ts: tuple[TrafficSelector, ...] = ()
     remote_ts: tuple[TrafficSelector, ...] = ()
-    esp_proposals: tuple[Proposal, ...] = DEFAULT_ESP_PROPOSALS
+    esp_proposals: tuple[CryptoProposal, ...] = DEFAULT_ESP_PROPOSALS
     mode: Mode = Mode.TUNNEL
     rekey_time: float = 3600.0
     """Seconds until a CHILD SA is rekeyed (0: never), less a random part up to rand_time."""
@@ -153,7 +154,7 @@ class ConnectionConfig:
     local_id: Identity
     remote_id: Identity | None
     psk: bytes = field(repr=False)
-    proposals: tuple[Proposal, ...] = DEFAULT_IKE_PROPOSALS
+    proposals: tuple[CryptoProposal, ...] = DEFAULT_IKE_PROPOSALS
     children: tuple[ChildConfig, ...] = ()
     remote_addrs: tuple[str, ...] = ()
     local_addrs: tuple[str, ...] = ()

@@ -6,12 +6,11 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config.proposals import Proposal as ConfigProposal
-from ..config.proposals import format_proposal
 from ..wire.enums import DhId, EncrId, EsnId, IntegId, PrfId, ProtocolId, TransformType
 from ..wire.payloads import TrafficSelector
 from ..wire.sa import Proposal, Transform
 from .errors import NoProposalChosen, TsUnacceptable
+from .proposal import CryptoProposal
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +37,8 @@ class Suite:
         return tuple(out)
 
     def __str__(self) -> str:
-        return format_proposal(
-            ConfigProposal(
+        return str(
+            CryptoProposal(
                 protocol=self.protocol,
                 encr=(self.encr,),
                 integ=() if self.integ is None else (self.integ,),
@@ -51,7 +50,7 @@ class Suite:
 
 
 def to_wire(
-    proposals: Sequence[ConfigProposal], spi: bytes = b"", with_dh: bool = True
+    proposals: Sequence[CryptoProposal], spi: bytes = b"", with_dh: bool = True
 ) -> tuple[Proposal, ...]:
     """Our configured proposals as SA payload proposals numbered from 1 (§3.3.1)."""
     out = []
@@ -75,7 +74,7 @@ def _pick(ours: Sequence, theirs: Sequence[Transform], ttype: TransformType, key
     return None
 
 
-def _match(ours: ConfigProposal, theirs: Proposal, with_dh: bool) -> Suite | None:
+def _match(ours: CryptoProposal, theirs: Proposal, with_dh: bool) -> Suite | None:
     t = theirs.transforms
     encr = _pick(ours.encr, t, TransformType.ENCR, key=True)
     if encr is None:
@@ -103,7 +102,7 @@ def _match(ours: ConfigProposal, theirs: Proposal, with_dh: bool) -> Suite | Non
 
 
 def select(
-    ours: Sequence[ConfigProposal], theirs: Sequence[Proposal], with_dh: bool = True
+    ours: Sequence[CryptoProposal], theirs: Sequence[Proposal], with_dh: bool = True
 ) -> tuple[Proposal, Suite]:
     """Pick the first of our proposals (our preference order) that the peer offered.
 
@@ -117,12 +116,12 @@ def select(
             suite = _match(mine, offered, with_dh)
             if suite is not None:
                 return offered, suite
-    ours_text = ", ".join(format_proposal(p) for p in ours)
+    ours_text = ", ".join(map(str, ours))
     raise NoProposalChosen(f"no proposal of the peer matches ours ({ours_text})")
 
 
 def accept_chosen(
-    ours: Sequence[ConfigProposal], chosen: Sequence[Proposal], with_dh: bool = True
+    ours: Sequence[CryptoProposal], chosen: Sequence[Proposal], with_dh: bool = True
 ) -> tuple[Proposal, Suite]:
     """Check that the responder's single chosen proposal is one we offered (§3.3.6)."""
     if len(chosen) != 1:
