@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from ikepulse.core.connection import RetransmitPolicy
+from ikepulse.config.build import liveness_policy, retransmit_policy
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, PeerDead, TunnelRestored
 from ikepulse.core.liveness import (
     DpdAction,
@@ -60,9 +60,9 @@ def informational_requests(peer) -> int:
 
 
 def test_pure_functions():
-    policy = LivenessPolicy(dpd_delay=2, dpd_timeout=3)
+    policy = liveness_policy(dpd_delay=2, dpd_timeout=3)
     assert not probe_due(101.9, 100, policy) and probe_due(102, 100, policy)
-    assert not probe_due(1e9, 0, LivenessPolicy(dpd_delay=0))
+    assert not probe_due(1e9, 0, liveness_policy(dpd_delay=0))
     assert keepalive_due(120, 100, True, 20) and not keepalive_due(120, 100, False, 20)
     assert not keepalive_due(119, 100, True, 20) and not keepalive_due(500, 100, True, 0)
     waits = probe_waits(0.2, 3.0)
@@ -81,10 +81,10 @@ def test_pure_functions():
 @pytest.mark.parametrize("seed", range(40))
 def test_detection_within_budget_over_random_schedules(seed):
     rng = random.Random(seed)
-    policy = LivenessPolicy(
+    policy = liveness_policy(
         dpd_delay=rng.uniform(0.5, 30), dpd_timeout=rng.uniform(0.5, 20), dpd_action=DpdAction.CLEAR
     )
-    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0), seed=seed)
+    a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0), seed=seed)
     # Some live time with random ESP traffic, then the peer goes silent.
     (child,) = sa.children
     for _ in range(rng.randrange(0, 20)):
@@ -104,7 +104,7 @@ def test_detection_within_budget_over_random_schedules(seed):
 
 
 def test_no_probes_while_esp_traffic_flows():
-    policy = LivenessPolicy(dpd_delay=2, dpd_timeout=3)
+    policy = liveness_policy(dpd_delay=2, dpd_timeout=3)
     a, b, sa, clock = established(policy)
     (child,) = sa.children
     (peer,) = b.manager.sas.values()
@@ -120,15 +120,15 @@ def test_no_probes_while_esp_traffic_flows():
 
 
 def test_idle_tunnel_is_probed_every_dpd_delay():
-    policy = LivenessPolicy(dpd_delay=10, dpd_timeout=5)
-    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0))
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5)
+    a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0))
     run_until_idle(a, b, clock, until=clock.now + 60.5)
     assert sa.probes_sent == 6 and informational_requests(a) == 6
     assert sa.state is IkeState.ESTABLISHED and sa.liveness is Liveness.ALIVE
 
 
 def test_10000_minutes_at_20_percent_loss_declares_no_live_peer_dead():
-    policy = LivenessPolicy(dpd_delay=30, dpd_timeout=10, dpd_action=DpdAction.CLEAR)
+    policy = liveness_policy(dpd_delay=30, dpd_timeout=10, dpd_action=DpdAction.CLEAR)
     a, b, sa, clock = established(policy)
     loss = random.Random(42)
     run_until_idle(
@@ -145,7 +145,7 @@ def test_10000_minutes_at_20_percent_loss_declares_no_live_peer_dead():
 
 
 def test_restart_backs_off_exponentially_with_jitter_and_never_duplicates():
-    policy = LivenessPolicy(
+    policy = liveness_policy(
         dpd_delay=2,
         dpd_timeout=3,
         dpd_action=DpdAction.RESTART,
@@ -153,8 +153,8 @@ def test_restart_backs_off_exponentially_with_jitter_and_never_duplicates():
         restart_cap=16,
         restart_jitter=0.25,
     )
-    quick = RetransmitPolicy(timeout=1.0, base=1.0, tries=0)
-    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0), retransmit=quick)
+    quick = retransmit_policy(timeout=1.0, base=1.0, tries=0)
+    a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0), retransmit=quick)
     gone = clock.now
     run_until_idle(a, b, clock, drop=lambda d: True, until=gone + 200)
     (dead,) = a.of(PeerDead)
@@ -182,9 +182,9 @@ def attempt_times(peer) -> list[float]:
 
 
 def test_restart_restores_the_tunnel_when_the_peer_returns():
-    policy = LivenessPolicy(dpd_delay=2, dpd_timeout=3, dpd_action=DpdAction.RESTART)
-    quick = RetransmitPolicy(timeout=1.0, base=1.0, tries=0)
-    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0), retransmit=quick)
+    policy = liveness_policy(dpd_delay=2, dpd_timeout=3, dpd_action=DpdAction.RESTART)
+    quick = retransmit_policy(timeout=1.0, base=1.0, tries=0)
+    a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0), retransmit=quick)
     outage_end = clock.now + 30
     run_until_idle(a, b, clock, drop=lambda d: clock.now < outage_end, until=outage_end + 60)
     (restored,) = a.of(TunnelRestored)
@@ -197,7 +197,7 @@ def test_restart_restores_the_tunnel_when_the_peer_returns():
 
 
 def test_nat_keepalives_only_behind_nat_and_when_outbound_idle():
-    policy = LivenessPolicy(dpd_delay=0, nat_keepalive=20)
+    policy = liveness_policy(dpd_delay=0, nat_keepalive=20)
     a, b, sa, clock = established(policy, left_public="192.0.2.99")
     (peer,) = b.manager.sas.values()
     assert sa.nat_local and not sa.nat_remote and peer.nat_remote and not peer.nat_local
@@ -213,7 +213,7 @@ def test_nat_keepalives_only_behind_nat_and_when_outbound_idle():
 
 
 def test_new_ike_sa_from_the_same_identity_replaces_the_old_one():
-    policy = LivenessPolicy(dpd_delay=0)
+    policy = liveness_policy(dpd_delay=0)
     a, b, sa, clock = established(policy)
     # The right peer reboots and initiates afresh: the left drops the stale SA at once.
     from ikepulse.core.sa_manager import SaManager
@@ -228,7 +228,7 @@ def test_new_ike_sa_from_the_same_identity_replaces_the_old_one():
 
 
 def test_restart_delay_schedule():
-    policy = LivenessPolicy(restart_base=1, restart_cap=60, restart_jitter=0.5)
+    policy = liveness_policy(restart_base=1, restart_cap=60, restart_jitter=0.5)
     assert restart_delay(0, policy, 0.9) == 0
     assert [restart_delay(n, policy, 0) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert restart_delay(3, policy, 0.5) == 3.0
@@ -241,9 +241,9 @@ def test_quick_crash_detection_after_the_peer_restarts():
     #   verdict at once, not after dpd_timeout
     from ikepulse.core.sa_manager import SaManager
 
-    policy = LivenessPolicy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
     secret = b"s" * 32
-    a, b = make_peers({"liveness": policy}, {"liveness": LivenessPolicy(dpd_delay=0)})
+    a, b = make_peers({"liveness": policy}, {"liveness": liveness_policy(dpd_delay=0)})
     a.manager.qcd_secret = b"a" * 32
     b.manager.qcd_secret = secret
     clock = Clock()
@@ -260,8 +260,8 @@ def test_quick_crash_detection_after_the_peer_restarts():
 def test_forged_crash_report_without_the_token_is_ignored():
     from ikepulse.core.sa_manager import SaManager
 
-    policy = LivenessPolicy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
-    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0))
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
+    a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0))
     b.manager = SaManager(b.manager.connections, random.Random(5))  # another secret
     run_until_idle(a, b, clock, until=clock.now + 60)
     (dead,) = a.of(PeerDead)
@@ -274,8 +274,8 @@ def test_invalid_spi_report_makes_the_peer_recover_at_once():
     #   right lost its CHILD SA; ESP from left arrives with an SPI right does not know:
     #          <-- INFORMATIONAL HDR, SK {N(INVALID_SPI, spi)}
     #   left drops the IKE SA and (dpd_action = restart) establishes a new one at once
-    policy = LivenessPolicy(dpd_delay=30, dpd_timeout=10, dpd_action=DpdAction.RESTART)
-    a, b, sa, clock = established(policy, LivenessPolicy(dpd_delay=0))
+    policy = liveness_policy(dpd_delay=30, dpd_timeout=10, dpd_action=DpdAction.RESTART)
+    a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0))
     (peer,) = b.manager.sas.values()
     (lost,) = peer.children
     peer.remove_child(lost, by_peer=False)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from ikepulse.core.connection import RetransmitPolicy
+from ikepulse.config.build import retransmit_policy
 from ikepulse.core.errors import InvalidSyntax
 from ikepulse.core.events import (
     ChildSaDeleted,
@@ -170,7 +170,7 @@ def test_bit_flipped_sk_payload_is_dropped_and_counted():
 
 
 def test_retransmissions_exhausted_fail_the_sa_with_a_reason():
-    policy = RetransmitPolicy(timeout=1.0, base=2.0, tries=3)
+    policy = retransmit_policy(timeout=1.0, base=2.0, tries=3)
     a, b, sa, clock = start({"retransmit": policy})
     t0 = clock.now
     run_until_idle(a, b, clock, drop=lambda d: True)

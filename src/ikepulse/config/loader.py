@@ -12,17 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..core.connection import (
-    ChildConfig,
-    ConnectionConfig,
-    Identity,
-    Mode,
-    RetransmitPolicy,
-    StartAction,
-    Unique,
-)
-from ..core.liveness import DpdAction, LivenessPolicy
-from ..wire.payloads import TrafficSelector
+from ..core.connection import ConnectionConfig, Identity
+from .build import child_from, connection_from
 from .proposals import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
@@ -44,7 +35,7 @@ class DaemonSettings:
     natt_port: int
     listen: tuple[str, ...]
     log_level: str
-    state_dir: str = "/var/lib/ikepulse"
+    state_dir: str
     """Where state that must survive a restart lives (the QCD secret, RFC 6290)."""
 
 
@@ -138,10 +129,6 @@ def _proposals(texts, parse, default, key: str):
     return tuple(out)
 
 
-def _selectors(texts: list[str]) -> tuple[TrafficSelector, ...]:
-    return tuple(TrafficSelector.from_network(t) for t in texts if t != "dynamic")
-
-
 def _identity(text: str, key: str) -> Identity:
     try:
         return Identity.parse(text)
@@ -158,26 +145,15 @@ def _connection(
             section.proposals, parse_ike_proposal, DEFAULT_IKE_PROPOSALS, "proposals"
         )
         children = tuple(
-            ChildConfig(
-                name=child_name,
-                local_ts=_selectors(child.local_ts),
-                remote_ts=_selectors(child.remote_ts),
-                esp_proposals=_proposals(
+            child_from(
+                child_name,
+                child,
+                _proposals(
                     child.esp_proposals,
                     parse_esp_proposal,
                     DEFAULT_ESP_PROPOSALS,
                     f"children.{child_name}.esp_proposals",
                 ),
-                mode=Mode(child.mode),
-                rekey_time=child.rekey_time,
-                life_time=child.life_time,
-                rand_time=child.rand_time,
-                rekey_bytes=child.rekey_bytes,
-                life_bytes=child.life_bytes,
-                rand_bytes=child.rand_bytes,
-                rekey_packets=child.rekey_packets,
-                life_packets=child.life_packets,
-                rand_packets=child.rand_packets,
             )
             for child_name, child in section.children.items()
         )
@@ -195,36 +171,14 @@ def _connection(
         raise ConfigError(
             f"{prefix}: no [secrets] entry matches ids {local_id} and {remote_id or '%any'}"
         )
-    return ConnectionConfig(
-        name=name,
+    return connection_from(
+        name,
+        section,
         local_id=local_id,
         remote_id=remote_id,
         psk=psk,
         proposals=proposals,
         children=children,
-        remote_addrs=tuple(section.remote_addrs),
-        local_addrs=tuple(section.local_addrs),
-        local_port=section.local_port,
-        remote_port=section.remote_port,
-        retransmit=RetransmitPolicy(
-            section.retransmit_timeout,
-            section.retransmit_base,
-            section.retransmit_tries,
-            section.retransmit_jitter / 100,
-        ),
-        force_encap=section.encap,
-        start_action=StartAction(section.start_action),
-        rekey_time=section.rekey_time,
-        reauth_time=section.reauth_time,
-        unique=Unique(section.unique),
-        over_time=section.over_time,
-        rand_time=section.rand_time,
-        liveness=LivenessPolicy(
-            dpd_delay=section.dpd_delay,
-            dpd_timeout=section.dpd_timeout,
-            dpd_action=DpdAction(section.dpd_action),
-            nat_keepalive=section.nat_keepalive,
-        ),
     )
 
 

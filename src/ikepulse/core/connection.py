@@ -1,4 +1,8 @@
-"""What the protocol core needs to know about a connection (built by ``ikepulse.config``)."""
+"""What the protocol core needs to know about a connection.
+
+These value types hold no defaults: every knob is declared once, in ``ikepulse.config.schema``,
+and ``ikepulse.config`` builds them (DESIGN.md §3.11).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from enum import Enum
 
 from cryptography import x509
 
-from ..config.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
 from .liveness import LivenessPolicy
@@ -90,10 +93,10 @@ class RetransmitPolicy:
     ``jitter`` (0..1) shortens each wait by a random fraction up to that much.
     """
 
-    timeout: float = 4.0
-    base: float = 1.8
-    tries: int = 5
-    jitter: float = 0.0
+    timeout: float
+    base: float
+    tries: int
+    jitter: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,24 +104,24 @@ class ChildConfig:
     """One ``children.NAME`` section. Empty selectors mean "dynamic": the SA's own address."""
 
     name: str
-    local_ts: tuple[TrafficSelector, ...] = ()
-    remote_ts: tuple[TrafficSelector, ...] = ()
-    esp_proposals: tuple[CryptoProposal, ...] = DEFAULT_ESP_PROPOSALS
-    mode: Mode = Mode.TUNNEL
-    rekey_time: float = 3600.0
+    local_ts: tuple[TrafficSelector, ...]
+    remote_ts: tuple[TrafficSelector, ...]
+    esp_proposals: tuple[CryptoProposal, ...]
+    mode: Mode
+    rekey_time: float
     """Seconds until a CHILD SA is rekeyed (0: never), less a random part up to rand_time."""
-    life_time: float | None = None
-    """Hard expiry; default rekey_time * 1.1 as in strongSwan."""
-    rand_time: float | None = None
-    """Random reduction of rekey_time; default life_time - rekey_time."""
-    rekey_bytes: int = 0
+    life_time: float | None
+    """Hard expiry; None: rekey_time * 1.1 as in strongSwan."""
+    rand_time: float | None
+    """Random reduction of rekey_time; None: life_time - rekey_time."""
+    rekey_bytes: int
     """Rekey once either SA of the pair processed this many bytes (0: never)."""
-    life_bytes: int | None = None
-    rand_bytes: int | None = None
-    rekey_packets: int = 0
+    life_bytes: int | None
+    rand_bytes: int | None
+    rekey_packets: int
     """Rekey once either SA of the pair processed this many packets (0: never)."""
-    life_packets: int | None = None
-    rand_packets: int | None = None
+    life_packets: int | None
+    rand_packets: int | None
 
     def time_limits(self, fraction: float) -> tuple[float | None, float | None]:
         return lifetime_limits(self.rekey_time, self.life_time, self.rand_time, fraction)
@@ -154,26 +157,26 @@ class ConnectionConfig:
     local_id: Identity
     remote_id: Identity | None
     psk: bytes = field(repr=False)
-    proposals: tuple[CryptoProposal, ...] = DEFAULT_IKE_PROPOSALS
-    children: tuple[ChildConfig, ...] = ()
-    remote_addrs: tuple[str, ...] = ()
-    local_addrs: tuple[str, ...] = ()
-    local_port: int = 500
-    remote_port: int = 500
-    retransmit: RetransmitPolicy = field(default_factory=RetransmitPolicy)
-    force_encap: bool = False
-    start_action: StartAction = StartAction.NONE
-    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
-    rekey_time: float = 14400.0
+    proposals: tuple[CryptoProposal, ...]
+    children: tuple[ChildConfig, ...]
+    remote_addrs: tuple[str, ...]
+    local_addrs: tuple[str, ...]
+    local_port: int
+    remote_port: int
+    retransmit: RetransmitPolicy
+    force_encap: bool
+    start_action: StartAction
+    liveness: LivenessPolicy
+    rekey_time: float
     """IKE SA rekey interval (0: never), less a random part up to rand_time (§2.8)."""
-    reauth_time: float = 0.0
+    reauth_time: float
     """Reauthentication interval (0: never): a new IKE SA and CHILD SAs, then the old go."""
-    over_time: float | None = None
+    over_time: float | None
     """How long an IKE SA lives past rekey_time or reauth_time, whichever comes first,
-    when it could not be renewed; default 10 % of the longer of the two."""
-    rand_time: float | None = None
-    """Random reduction of rekey_time and reauth_time; default over_time, as in strongSwan."""
-    unique: Unique = Unique.NO
+    when it could not be renewed; None: 10 % of the longer of the two."""
+    rand_time: float | None
+    """Random reduction of rekey_time and reauth_time; None: over_time, as in strongSwan."""
+    unique: Unique
 
     @property
     def ike_over_time(self) -> float:

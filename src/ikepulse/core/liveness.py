@@ -40,15 +40,24 @@ class Liveness(Enum):
 
 @dataclass(frozen=True, slots=True)
 class LivenessPolicy:
-    """Per-connection knobs; 0 disables probing or keepalives."""
+    """A connection's liveness knobs (DESIGN.md §4), built by ``ikepulse.config``."""
 
-    dpd_delay: float = 30.0
-    dpd_timeout: float = 15.0
-    dpd_action: DpdAction = DpdAction.RESTART
-    nat_keepalive: float = 20.0
+    dpd_delay: float
+    """Seconds without a sign of life before a probe (0: no probing)."""
+    dpd_timeout: float
+    """The detection budget after ``dpd_delay``: dead no later than their sum."""
+    dpd_action: DpdAction
+    nat_keepalive: float
+    """Outbound-idle seconds before a NAT-T keepalive (0: none)."""
+    # Not configuration knobs: the ``restart`` backoff is fixed by the daemon, like the RTO
+    # bounds above. They sit on the policy so restart_delay() stays a pure function of its
+    # arguments and a test can vary them.
     restart_base: float = 1.0
+    """First wait before re-establishing a dead peer after the immediate attempt."""
     restart_cap: float = 60.0
+    """Longest wait between attempts."""
     restart_jitter: float = 0.25
+    """Each wait is shortened by a random fraction up to this much."""
 
 
 def probe_due(now: float, last_inbound: float, policy: LivenessPolicy) -> bool:

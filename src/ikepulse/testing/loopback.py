@@ -9,8 +9,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ikepulse.config.build import child_config, connection_config, liveness_policy
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
-from ikepulse.core.connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
+from ikepulse.core.connection import ConnectionConfig, Identity
 from ikepulse.core.liveness import LivenessPolicy
 from ikepulse.core.sa_manager import Datagram, SaManager
 from ikepulse.wire.payloads import TrafficSelector
@@ -18,7 +19,7 @@ from ikepulse.wire.payloads import TrafficSelector
 LEFT = ("198.51.100.1", 500)
 RIGHT = ("198.51.100.2", 500)
 PSK = b"0123456789abcdef"
-QUIET = LivenessPolicy(dpd_delay=0, nat_keepalive=0)
+QUIET = liveness_policy(dpd_delay=0, nat_keepalive=0)
 LEFT_NET, RIGHT_NET = "203.0.113.0/26", "203.0.113.64/26"
 
 
@@ -36,16 +37,16 @@ def connection(
     ike: str = "aes256gcm16-prfsha256-x25519",
     esp: str = "aes256gcm16",
     psk: bytes = PSK,
-    retransmit: RetransmitPolicy | None = None,
     liveness: LivenessPolicy = QUIET,
     rekey_time: float = 0.0,
     ike_rekey_time: float = 0.0,
     child: dict | None = None,
     **extra,
 ) -> ConnectionConfig:
-    """A connection with one child ``lan`` (``child``: more ChildConfig fields); liveness
-    checks and rekeying are off unless asked for."""
-    lan = ChildConfig(
+    """A connection with one child ``lan`` (``child``: more ChildConfig fields, ``extra``:
+    more ConnectionConfig fields); liveness checks and rekeying are off unless asked for,
+    everything else has the configuration defaults."""
+    lan = child_config(
         "lan",
         local_ts=(TrafficSelector.from_network(local_net),),
         remote_ts=(TrafficSelector.from_network(remote_net),),
@@ -53,14 +54,13 @@ def connection(
         rekey_time=rekey_time,
         **(child or {}),
     )
-    return ConnectionConfig(
-        name="site",
+    return connection_config(
+        "site",
         local_id=Identity.parse(local_id),
         remote_id=Identity.parse(remote_id) if remote_id else None,
         psk=psk,
         proposals=tuple(parse_ike_proposal(p) for p in ike.split(",")),
         children=(lan,),
-        retransmit=retransmit or RetransmitPolicy(),
         liveness=liveness,
         rekey_time=ike_rekey_time,
         **extra,

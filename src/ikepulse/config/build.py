@@ -1,0 +1,142 @@
+"""The core's value types, built from schema sections (DESIGN.md §3.11).
+
+The loader maps each validated ``connections.NAME`` section with the ``*_from`` functions.
+Code that builds a configuration in Python (the in-memory harness, tests, benches) uses
+the builders below them: their defaults are those of an empty schema section, so a knob's
+default is written only in ``schema.py``. Overrides are core values (``DpdAction.CLEAR``,
+a jitter fraction), applied as given: they skip the schema's validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..core.connection import (
+    ChildConfig,
+    ConnectionConfig,
+    Identity,
+    Mode,
+    RetransmitPolicy,
+    StartAction,
+    Unique,
+)
+from ..core.liveness import DpdAction, LivenessPolicy
+from ..core.proposal import CryptoProposal
+from ..wire.payloads import TrafficSelector
+from .proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
+from .schema import ChildSection, ConnectionSection
+
+
+def selectors(texts: list[str]) -> tuple[TrafficSelector, ...]:
+    """``local_ts`` / ``remote_ts``: subnets; ``dynamic`` is the empty tuple."""
+    return tuple(TrafficSelector.from_network(t) for t in texts if t != "dynamic")
+
+
+def retransmit_from(section: ConnectionSection) -> RetransmitPolicy:
+    """The ``retransmit_*`` keys; ``retransmit_jitter`` is a percentage, as in strongSwan."""
+    return RetransmitPolicy(
+        timeout=section.retransmit_timeout,
+        base=section.retransmit_base,
+        tries=section.retransmit_tries,
+        jitter=section.retransmit_jitter / 100,
+    )
+
+
+def liveness_from(section: ConnectionSection) -> LivenessPolicy:
+    """The ``dpd_*`` and ``nat_keepalive`` keys."""
+    return LivenessPolicy(
+        dpd_delay=section.dpd_delay,
+        dpd_timeout=section.dpd_timeout,
+        dpd_action=DpdAction(section.dpd_action),
+        nat_keepalive=section.nat_keepalive,
+    )
+
+
+def child_from(
+    name: str, section: ChildSection, esp_proposals: tuple[CryptoProposal, ...]
+) -> ChildConfig:
+    """One ``children.NAME`` section, its ``esp_proposals`` already parsed."""
+    return ChildConfig(
+        name=name,
+        local_ts=selectors(section.local_ts),
+        remote_ts=selectors(section.remote_ts),
+        esp_proposals=esp_proposals,
+        mode=Mode(section.mode),
+        rekey_time=section.rekey_time,
+        life_time=section.life_time,
+        rand_time=section.rand_time,
+        rekey_bytes=section.rekey_bytes,
+        life_bytes=section.life_bytes,
+        rand_bytes=section.rand_bytes,
+        rekey_packets=section.rekey_packets,
+        life_packets=section.life_packets,
+        rand_packets=section.rand_packets,
+    )
+
+
+def connection_from(
+    name: str,
+    section: ConnectionSection,
+    *,
+    local_id: Identity,
+    remote_id: Identity | None,
+    psk: bytes,
+    proposals: tuple[CryptoProposal, ...],
+    children: tuple[ChildConfig, ...],
+) -> ConnectionConfig:
+    """One ``connections.NAME`` section, with what the loader resolves around it: the
+    identities, the PSK from ``secrets``, the parsed proposals and the children."""
+    return ConnectionConfig(
+        name=name,
+        local_id=local_id,
+        remote_id=remote_id,
+        psk=psk,
+        proposals=proposals,
+        children=children,
+        remote_addrs=tuple(section.remote_addrs),
+        local_addrs=tuple(section.local_addrs),
+        local_port=section.local_port,
+        remote_port=section.remote_port,
+        retransmit=retransmit_from(section),
+        force_encap=section.encap,
+        start_action=StartAction(section.start_action),
+        liveness=liveness_from(section),
+        rekey_time=section.rekey_time,
+        reauth_time=section.reauth_time,
+        over_time=section.over_time,
+        rand_time=section.rand_time,
+        unique=Unique(section.unique),
+    )
+
+
+def liveness_policy(**overrides) -> LivenessPolicy:
+    """The default liveness policy with ``overrides`` (LivenessPolicy fields)."""
+    return replace(liveness_from(ConnectionSection()), **overrides)
+
+
+def retransmit_policy(**overrides) -> RetransmitPolicy:
+    """The default retransmission policy with ``overrides`` (RetransmitPolicy fields)."""
+    return replace(retransmit_from(ConnectionSection()), **overrides)
+
+
+def child_config(name: str, **overrides) -> ChildConfig:
+    """A child with the default ``children.NAME`` settings (dynamic selectors, default
+    ESP proposals) and ``overrides`` (ChildConfig fields)."""
+    return replace(child_from(name, ChildSection(), DEFAULT_ESP_PROPOSALS), **overrides)
+
+
+def connection_config(
+    name: str, *, local_id: Identity, remote_id: Identity | None, psk: bytes, **overrides
+) -> ConnectionConfig:
+    """A connection with the default ``connections.NAME`` settings (default IKE proposals,
+    no children) and ``overrides`` (ConnectionConfig fields)."""
+    unconfigured = connection_from(
+        name,
+        ConnectionSection(),
+        local_id=local_id,
+        remote_id=remote_id,
+        psk=psk,
+        proposals=DEFAULT_IKE_PROPOSALS,
+        children=(),
+    )
+    return replace(unconfigured, **overrides)
