@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ikepulse.core.ike_sa import LINGER
+from ikepulse.core.renewal import LINGER
 from ikepulse.testing.lab import ikepulse_conf, swanctl_conf, wait_for
 
 pytestmark = pytest.mark.lab

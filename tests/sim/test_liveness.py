@@ -17,7 +17,6 @@ from ikepulse.config.build import liveness_policy, retransmit_policy
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, PeerDead, TunnelRestored
 from ikepulse.core.liveness import (
     DpdAction,
-    Liveness,
     LivenessPolicy,
     RttEstimator,
     keepalive_due,
@@ -25,6 +24,7 @@ from ikepulse.core.liveness import (
     probe_waits,
     restart_delay,
 )
+from ikepulse.core.peer_liveness import Liveness
 from ikepulse.core.state import IkeState
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
 from ikepulse.wire.enums import ExchangeType
@@ -94,13 +94,13 @@ def test_detection_within_budget_over_random_schedules(seed):
         if rng.random() < 0.5:
             a.manager.esp_activity(child.spi_in, clock.now, clock.now)
     assert sa.state is IkeState.ESTABLISHED
-    last_life = sa.last_inbound
+    last_life = sa.liveness.last_inbound
     run_until_idle(a, b, clock, drop=lambda d: d.src == RIGHT or d.src[0] == RIGHT[0])
     (dead,) = a.of(PeerDead)
     assert dead.detected_after <= policy.dpd_delay + policy.dpd_timeout + 1e-9
     assert clock.now - last_life == pytest.approx(dead.detected_after)
     assert dead.detected_after >= policy.dpd_delay
-    assert sa.liveness is Liveness.DEAD and sa.children == []
+    assert sa.liveness.state is Liveness.DEAD and list(sa.children) == []
 
 
 def test_no_probes_while_esp_traffic_flows():
@@ -116,15 +116,15 @@ def test_no_probes_while_esp_traffic_flows():
         b.manager.esp_activity(peer_child.spi_in, clock.now, clock.now)
         run_until_idle(a, b, clock, until=clock.now)
     assert informational_requests(a) == 0 and informational_requests(b) == 0
-    assert sa.probes_sent == 0 and sa.state is IkeState.ESTABLISHED
+    assert sa.liveness.probes_sent == 0 and sa.state is IkeState.ESTABLISHED
 
 
 def test_idle_tunnel_is_probed_every_dpd_delay():
     policy = liveness_policy(dpd_delay=10, dpd_timeout=5)
     a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0))
     run_until_idle(a, b, clock, until=clock.now + 60.5)
-    assert sa.probes_sent == 6 and informational_requests(a) == 6
-    assert sa.state is IkeState.ESTABLISHED and sa.liveness is Liveness.ALIVE
+    assert sa.liveness.probes_sent == 6 and informational_requests(a) == 6
+    assert sa.state is IkeState.ESTABLISHED and sa.liveness.state is Liveness.ALIVE
 
 
 def test_10000_minutes_at_20_percent_loss_declares_no_live_peer_dead():
@@ -141,7 +141,7 @@ def test_10000_minutes_at_20_percent_loss_declares_no_live_peer_dead():
     )
     assert a.of(PeerDead) == [] and b.of(PeerDead) == []
     assert sa.state is IkeState.ESTABLISHED
-    assert sa.probes_sent > 5_000  # the path really was probed all along
+    assert sa.liveness.probes_sent > 5_000  # the path really was probed all along
 
 
 def test_restart_backs_off_exponentially_with_jitter_and_never_duplicates():
@@ -278,7 +278,7 @@ def test_invalid_spi_report_makes_the_peer_recover_at_once():
     a, b, sa, clock = established(policy, liveness_policy(dpd_delay=0))
     (peer,) = b.manager.sas.values()
     (lost,) = peer.children
-    peer.remove_child(lost, by_peer=False)
+    peer.children.remove(peer.children.entry(lost), by_peer=False)
     b.manager.esp_unknown_spi(lost.spi_in, LEFT[0], clock.now)
     b.manager.esp_unknown_spi(lost.spi_in, LEFT[0], clock.now)  # rate-limited
     run_until_idle(a, b, clock, until=clock.now + 1)

@@ -19,7 +19,7 @@ from ikepulse.core.events import (
 )
 from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
-from ikepulse.core.tasks.create_child_sa import create_child_sa_dh
+from ikepulse.core.tasks.key_exchange import create_child_sa_dh
 from ikepulse.crypto.dh import key_exchange_for
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
 from ikepulse.wire.enums import DhId, ExchangeType, NotifyType, PayloadType
@@ -234,11 +234,11 @@ def test_delete_from_responder_is_honoured():
 def test_child_delete_removes_both_halves():
     a, b, sa, clock = established()
     (child,) = sa.children
-    sa.delete_child(child, clock.now)
+    sa.children.delete(sa.children.entry(child), clock.now)
     run_until_idle(a, b, clock)
     (ca,), (cb,) = a.of(ChildSaDeleted), b.of(ChildSaDeleted)
     assert (ca.spi_in, ca.spi_out) == (cb.spi_out, cb.spi_in)
-    assert sa.children == [] and sa.state is IkeState.ESTABLISHED
+    assert list(sa.children) == [] and sa.state is IkeState.ESTABLISHED
 
 
 def test_liveness_check_is_answered():
@@ -246,7 +246,7 @@ def test_liveness_check_is_answered():
     clock.now += 30
     sa.check_liveness(clock.now)
     run_until_idle(a, b, clock)
-    assert sa.last_inbound == clock.now
+    assert sa.liveness.last_inbound == clock.now
     assert [exchange_of(d) for d in a.sent[-1:]] == [(ExchangeType.INFORMATIONAL, False)]
     assert [exchange_of(d) for d in b.sent[-1:]] == [(ExchangeType.INFORMATIONAL, True)]
 

@@ -113,9 +113,9 @@ def test_ike_sa_rekey_moves_the_children(side, ike):
     (new_peer,) = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
     assert len(a.manager.sas) == 1 and len(b.manager.sas) == 1  # the old ones are gone
     assert (new.spi_i, new.spi_r) == (new_peer.spi_i, new_peer.spi_r)
-    assert new.spi_i not in (sa.spi_i, sa.spi_r) and new.keys == new_peer.keys
-    assert new.keys.sk_d != sa.keys.sk_d
-    assert new.children == [child] and len(new_peer.children) == 1
+    assert new.spi_i not in (sa.spi_i, sa.spi_r) and new.sk.keys == new_peer.sk.keys
+    assert new.sk.keys.sk_d != sa.sk.keys.sk_d
+    assert list(new.children) == [child] and len(new_peer.children) == 1
     assert a.of(ChildSaDeleted) == [] and b.of(ChildSaDeleted) == []
     assert len(a.of(IkeSaRekeyed)) == 1 and len(b.of(IkeSaRekeyed)) == 1
     assert len(a.of(IkeSaDeleted)) == 1 and len(b.of(IkeSaDeleted)) == 1
@@ -159,7 +159,7 @@ def test_packet_and_byte_counts_drive_rekeys_and_expiry():
     assert installed.rekey_at is None and installed.expires_at is None  # rekey_time 0
     a.manager.esp_usage(old.spi_in, 5000, 899, clock.now)  # below both marks: nothing
     run_until_idle(a, b, clock, until=clock.now + 1)
-    assert sa.children == [old]
+    assert list(sa.children) == [old]
     a.manager.esp_usage(old.spi_in, 5000, 1000, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     (peer,) = b.manager.sas.values()
@@ -169,7 +169,7 @@ def test_packet_and_byte_counts_drive_rekeys_and_expiry():
     # the hard byte limit closes a CHILD SA that could not be rekeyed in time
     a.manager.esp_usage(new.spi_in, 12_000_000, 10, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
-    assert sa.children == [] and peer.children == []
+    assert list(sa.children) == [] and list(peer.children) == []
     assert [e.spi_in for e in a.of(ChildSaDeleted)] == [old.spi_in, new.spi_in]
 
 
@@ -196,7 +196,7 @@ def test_reauthentication_is_make_before_break(side):
     assert _live(a) == [s for s in a.manager.sas.values()] and len(_live(a)) == 1
     (mine,), (theirs,) = _live(us), _live(them)
     assert mine is new and (theirs.spi_i, theirs.spi_r) == (new.spi_i, new.spi_r)
-    assert new.initiator and not theirs.initiator and new.keys == theirs.keys
+    assert new.initiator and not theirs.initiator and new.sk.keys == theirs.sk.keys
     pairs_match(mine, theirs)
     assert mine.children[0].spi_in != old_child.spi_in
     (event,) = us.of(IkeSaReauthenticated)
@@ -244,7 +244,8 @@ def test_reauth_time_renews_the_ike_sa_again_and_again():
     (sa,), (peer,) = _live(a), _live(b)
     assert len(a.manager.sas) == 1 and len(b.manager.sas) == 1
     pairs_match(sa, peer)
-    assert sa.ike_expires_at == pytest.approx(sa.ike_reauth_at + 10, abs=10)  # over_time 10 s
+    over_time = 10
+    assert sa.renewal.expires_at == pytest.approx(sa.renewal.reauth_at + over_time, abs=10)
 
 
 def test_a_failed_reauthentication_keeps_the_old_ike_sa_and_tries_again():
@@ -268,7 +269,7 @@ def test_a_reauthentication_deleted_before_it_took_over_is_tried_again():
     a, b, sa, peer, clock = established()
     new = sa.reauthenticate(clock.now)
     new.deleted(by_peer=True, now=clock.now)  # e.g. the peer deleted it at once
-    assert sa.reauthenticating is None and sa.ike_reauth_at is not None
+    assert sa.renewal.reauthenticating is None and sa.renewal.reauth_at is not None
     run_until_idle(a, b, clock, until=clock.now + 60)
     from ikepulse.core.events import IkeSaReauthenticated
 
@@ -324,12 +325,12 @@ def test_a_refused_child_rekey_is_retried_a_little_later_until_the_hard_lifetime
     sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 0.001)
     (child,) = sa.children
-    limits = sa.child_limits[child.spi_in]
+    limits = sa.children.entry(child).limits
     window = limits.expires_at - limits.rekey_at  # 10-20 s from the first try to the end
     run_until_idle(a, b, clock, until=clock.now + 120)
     attempts = requests_sent(a, ExchangeType.CREATE_CHILD_SA)
     assert 2 <= attempts <= window / 5 + 1
-    assert sa.children == [] and sa.state is IkeState.ESTABLISHED  # expired: life_time 110 s
+    assert list(sa.children) == [] and sa.state is IkeState.ESTABLISHED  # expired: life_time 110 s
 
 
 def test_a_refused_ike_rekey_is_retried_a_little_later():

@@ -18,10 +18,10 @@ from ikepulse.core.events import (
     IkeSaDeleted,
     IkeSaRekeyed,
 )
-from ikepulse.core.ike_sa import LINGER
-from ikepulse.core.liveness import Liveness
+from ikepulse.core.peer_liveness import Liveness
+from ikepulse.core.renewal import LINGER
 from ikepulse.core.state import IkeState
-from ikepulse.core.tasks.ike_init import NONCE_SIZE
+from ikepulse.core.tasks.key_exchange import NONCE_SIZE
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle, transfer
 from ikepulse.wire.enums import DhId, NotifyType
 
@@ -43,7 +43,7 @@ def one_pair_each(a, b):
     """Exactly one IKE SA per side, the same one, with one matching CHILD SA pair."""
     assert len(a.manager.sas) == 1 and len(b.manager.sas) == 1
     (sa,), (peer,) = live(a), live(b)
-    assert (sa.spi_i, sa.spi_r) == (peer.spi_i, peer.spi_r) and sa.keys == peer.keys
+    assert (sa.spi_i, sa.spi_r) == (peer.spi_i, peer.spi_r) and sa.sk.keys == peer.sk.keys
     (mine,), (theirs,) = sa.children, peer.children
     assert mine.spi_in == theirs.spi_out and mine.spi_out == theirs.spi_in
     assert mine.keys == theirs.keys
@@ -97,7 +97,7 @@ def test_simultaneous_ike_rekeys_leave_one_ike_sa_whichever_nonce_is_lowest():
         peer.rekey(clock.now)
         run_until_idle(a, b, clock, until=clock.now + 1)
         new, new_peer = one_pair_each(a, b)
-        assert new.children == [child] and new.spi_i not in (sa.spi_i, sa.spi_r)
+        assert list(new.children) == [child] and new.spi_i not in (sa.spi_i, sa.spi_r)
         winners.add("left" if new.initiator else "right")
         # one rekey event per side, naming the survivor; the old and the redundant SA deleted
         assert _ike_spis(a) == _ike_spis(b) == {(new.spi_i, new.spi_r)}
@@ -155,11 +155,11 @@ def test_rekey_of_a_child_the_peer_is_deleting():
     #   the CHILD SA is gone on both sides and is not rekeyed later
     a, b, sa, peer, clock = established()
     sa.rekey_child(sa.children[0], clock.now)
-    peer.delete_child(peer.children[0], clock.now)
+    peer.children.delete(peer.children.entries()[0], clock.now)
     run_until_idle(a, b, clock, until=clock.now + 60)
-    assert sa.children == [] and peer.children == []
+    assert list(sa.children) == [] and list(peer.children) == []
     assert [e.notify for e in a.of(ChildSaFailed)] == [NotifyType.TEMPORARY_FAILURE]
-    assert len(a.of(ChildSaInstalled)) == 1 and sa.child_limits == {}
+    assert len(a.of(ChildSaInstalled)) == 1 and len(sa.children) == 0
 
 
 def test_peer_deletes_the_old_child_while_our_rekey_completes():
@@ -172,11 +172,11 @@ def test_peer_deletes_the_old_child_while_our_rekey_completes():
     #   the peer wanted the pair gone, so left deletes the new SA too: nothing is left over
     a, b, sa, peer, clock = established()
     (old,), (old_peer,) = sa.children, peer.children
-    peer.delete_child(old_peer, clock.now)
+    peer.children.delete(peer.children.entry(old_peer), clock.now)
     transfer(b, a, clock)  # the delete reaches left first
     sa.rekey_child(old, clock.now)  # too late to see it: the rekey was queued before
     run_until_idle(a, b, clock, until=clock.now + 1)
-    assert sa.children == [] and peer.children == []
+    assert list(sa.children) == [] and list(peer.children) == []
 
 
 def test_rekey_answered_child_sa_not_found_creates_a_new_child():
@@ -187,7 +187,7 @@ def test_rekey_answered_child_sa_not_found_creates_a_new_child():
     #                                <-- {SA, Nr, TSi, TSr}
     a, b, sa, peer, clock = established()
     (child,) = sa.children
-    peer.remove_child(peer.children[0], by_peer=False)
+    peer.children.remove(peer.children.entries()[0], by_peer=False)
     sa.rekey_child(child, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     (failed,) = a.of(ChildSaFailed)
@@ -208,7 +208,7 @@ def test_peer_rekeys_while_our_liveness_check_is_in_flight():
     sa.rekey(clock.now)
     run_until_idle(a, b, clock, until=clock.now + 20)
     new, _ = one_pair_each(a, b)
-    assert new.liveness is Liveness.ALIVE and new is not sa
+    assert new.liveness.state is Liveness.ALIVE and new is not sa
     assert len([e for e in a.of(ChildSaInstalled) if e.replaces]) == 1
 
 

@@ -40,7 +40,7 @@ def demo(ike: str, esp: str, in_memory: bool) -> None:
 
 
 def _lab(ike: str, esp: str) -> None:
-    from .. import lab as labmod
+    from ..testing import lab as labmod
 
     reason = labmod.lab_unavailable()
     if reason is not None:

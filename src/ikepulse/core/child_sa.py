@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..crypto.keys import ChildKeys
 from ..wire.payloads import TrafficSelector
-from .connection import Mode
+from .connection import ChildConfig, Mode
 from .negotiate import Suite
 
 
@@ -36,6 +36,18 @@ class ChildLimits:
     life_bytes: float | None = None
     rekey_packets: float | None = None
     life_packets: float | None = None
+
+    @classmethod
+    def for_config(cls, config: ChildConfig, now: float, fraction: float) -> ChildLimits:
+        """The limits of a CHILD SA installed ``now``; ``fraction`` in [0, 1) draws the
+        random part of each rekey limit."""
+        rekey_after, life = config.time_limits(fraction)
+        return cls(
+            None if rekey_after is None else now + rekey_after,
+            None if life is None else now + life,
+            *config.byte_limits(fraction),
+            *config.packet_limits(fraction),
+        )
 
     def rekeyed(self) -> None:
         """A successor exists: only the hard limits still apply."""

@@ -6,13 +6,18 @@ calls the ESP engine or the kernel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..crypto.keys import ChildKeys
 from ..wire.enums import NotifyType
 from ..wire.payloads import TrafficSelector
-from .child_sa import ChildLimits
+from .child_sa import ChildLimits, ChildSa
 from .connection import Mode
+from .liveness import DpdAction
+
+if TYPE_CHECKING:
+    from .hosts import ChildHost
 
 Address = tuple[str, int]
 
@@ -186,8 +191,8 @@ class PeerDead:
     """Why we believe the peer is gone."""
     detected_after: float
     """Seconds from the last sign of life to the verdict."""
-    action: str
-    """The configured dpd_action: clear, hold or restart."""
+    action: DpdAction
+    """The configured dpd_action."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,3 +233,36 @@ Event = (
     | PeerDead
     | TunnelRestored
 )
+
+
+def child_installed(
+    sa: ChildHost,
+    child: ChildSa,
+    initiated: bool,
+    succeeds: ChildSa | None,
+    defer_outbound: bool,
+    limits: ChildLimits,
+) -> ChildSaInstalled:
+    """The event for ``child``, installed by ``sa`` in an exchange we ``initiated``."""
+    suite = child.suite
+    return ChildSaInstalled(
+        connection=sa.name,
+        child=child.name,
+        spi_in=child.spi_in,
+        spi_out=child.spi_out,
+        proposal=str(suite),
+        encr=suite.encr,
+        integ=suite.integ,
+        esn=bool(suite.esn),
+        keys=child.keys,
+        initiator=initiated,
+        local_ts=child.local_ts,
+        remote_ts=child.remote_ts,
+        mode=child.mode,
+        udp_encap=sa.udp_encap,
+        local=sa.local,
+        remote=sa.remote,
+        replaces=None if succeeds is None else succeeds.spi_in,
+        defer_outbound=defer_outbound,
+        limits=replace(limits),
+    )

@@ -29,15 +29,6 @@ class DpdAction(Enum):
     """Re-establish at once, then with exponential backoff while the peer stays away."""
 
 
-class Liveness(Enum):
-    """Liveness state of an IKE SA, shown in status."""
-
-    ALIVE = "alive"
-    PROBING = "probing"
-    DEAD = "dead"
-    RESTARTING = "restarting"
-
-
 @dataclass(frozen=True, slots=True)
 class LivenessPolicy:
     """A connection's liveness knobs (DESIGN.md §4), built by ``ikepulse.config``."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hmac
 
 from ..crypto.prf import prf_for
-from ..wire.enums import PrfId
+from ..wire.enums import NotifyType, PrfId
+from ..wire.message import Message
+from ..wire.payloads import NotifyPayload
 
 TOKEN_SIZE = 32
 _PRF = prf_for(PrfId.HMAC_SHA2_256)
@@ -23,3 +25,11 @@ def qcd_token(secret: bytes, spi_i: bytes, spi_r: bytes) -> bytes:
 
 def token_matches(expected: bytes | None, received: bytes) -> bool:
     return expected is not None and hmac.compare_digest(expected, received)
+
+
+def crash_reported(msg: Message, expected: bytes | None) -> bool:
+    """An unprotected message reports INVALID_IKE_SPI with the token we expect (§5)."""
+    notifies = [p for p in msg.payloads if isinstance(p, NotifyPayload)]
+    token = next((n.data for n in notifies if n.type == NotifyType.QUICK_CRASH_DETECTION), b"")
+    reported = any(n.type == NotifyType.INVALID_IKE_SPI for n in notifies)
+    return reported and token_matches(expected, token)

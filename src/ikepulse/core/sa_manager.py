@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..crypto.prf import prf_for
 from ..wire.buffer import DecodeError
@@ -23,12 +22,14 @@ from ..wire.message import (
     encode_message,
 )
 from ..wire.payloads import NoncePayload, NotifyPayload
+from .child_sa import ChildSa
 from .connection import ChildConfig, ConnectionConfig, Unique
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
 from .liveness import DpdAction, restart_delay
 from .qcd import qcd_token
+from .randomness import Rng, fraction
 from .state import IkeState
 
 NATT_PORT = 4500
@@ -36,10 +37,6 @@ CRASH_REPORTS_PER_SECOND = 10
 SPI_REPORT_INTERVAL = 5.0
 CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
-
-
-class Rng(Protocol):
-    def randbytes(self, n: int) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +109,7 @@ class SaManager:
         out, self._outbox = self._outbox, []
         for _, sa in out:
             if sa is not None:
-                sa.last_outbound = max(sa.last_outbound, now)
+                sa.liveness.sent(now)
         return [datagram for datagram, _ in out]
 
     def emit(self, event: Event) -> None:
@@ -141,14 +138,14 @@ class SaManager:
     ) -> None:
         """The data plane's per-CHILD SA traffic times, fed in before ``handle_timer``."""
         for sa in self.sas.values():
-            if any(child.spi_in == spi_in for child in sa.children):
-                sa.esp_activity(last_inbound, last_outbound)
+            if sa.children.by_spi_in(spi_in) is not None:
+                sa.liveness.esp_activity(last_inbound, last_outbound)
                 return
 
     def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
         for sa in self.sas.values():
-            if spi_in in sa.child_limits:
+            if sa.children.by_spi_in(spi_in) is not None:
                 sa.esp_usage(spi_in, octets, packets, now)
                 return
 
@@ -166,8 +163,7 @@ class SaManager:
         restart = self._restarts.get(sa.name)
         if restart is not None and restart.at is None:
             restart.attempt += 1
-            fraction = int.from_bytes(self.rng.randbytes(2), "big") / 0x10000
-            restart.at = now + restart_delay(restart.attempt, sa.policy, fraction)
+            restart.at = now + restart_delay(restart.attempt, sa.policy, fraction(self.rng))
 
     def on_established(self, sa: IkeSa, now: float) -> None:
         """A new IKE SA replaces older ones for the same connection and peer identity as
@@ -176,7 +172,7 @@ class SaManager:
         if restart is not None:
             self.emit(TunnelRestored(sa.name, now - restart.since, restart.attempt + 1))
         unique = sa.connection.unique
-        if sa.reauth_of is not None or unique is Unique.NEVER:
+        if sa.renewal.reauth_of is not None or unique is Unique.NEVER:
             return
         if unique is Unique.NO and not sa.initial_contact:
             return
@@ -194,6 +190,23 @@ class SaManager:
             and other.name == sa.name
             and other.remote_identity == sa.remote_identity
         ]
+
+    def holds_other_sa(self, sa: IkeSa) -> bool:
+        """We hold another live IKE SA of ``sa``'s connection (no INITIAL_CONTACT, §2.4)."""
+        return any(
+            other is not sa and other.name == sa.name and not other.finished
+            for other in self.sas.values()
+        )
+
+    def reauthenticated_copy(self, sa: IkeSa, child: ChildSa) -> ChildSa | None:
+        """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
+        peer reauthenticates make-before-break and deletes the old IKE SA next."""
+        same = (child.name, child.local_ts, child.remote_ts)
+        for other in self.siblings(sa):
+            for old in other.children:
+                if (old.name, old.local_ts, old.remote_ts) == same:
+                    return old
+        return None
 
     def _restart(self, name: str, restart: _Restart, now: float) -> None:
         restart.at = None
@@ -255,7 +268,7 @@ class SaManager:
             now=now,
         )
         self.sas[sa.local_spi] = sa
-        sa.reauth_of = reauth_of
+        sa.renewal.reauth_of = reauth_of
         sa.connect(now, children)
         return sa
 
@@ -438,6 +451,6 @@ class SaManager:
             if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
                 del self._half_open[key]
         for spi, sa in list(self.sas.items()):
-            if sa.finished and not sa.tasks.active:
+            if sa.finished and not sa.tasks.in_flight():
                 del self.sas[spi]
                 self._closed[spi] = (sa, now + CLOSED_ANSWERS_KEPT)

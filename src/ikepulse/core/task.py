@@ -2,6 +2,7 @@
 
 An initiator task ``build``s its part of a request and ``process``es the response; a
 responder task ``process``es the request and ``build``s its part of the response.
+Tasks see their IKE SA only through ``hosts.TaskHost``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,36 @@ from ..wire.payloads import NotifyPayload, Payload
 from .errors import PeerReportedError
 
 if TYPE_CHECKING:
-    from .ike_sa import IkeSa
+    from .hosts import TaskHost
 
 
 class Status(Enum):
     DONE = "done"
     NEED_MORE = "need-more"
     FAILED = "failed"
+
+
+class Purpose(Enum):
+    """What an exchange is for; ``exchanges.EXCHANGES`` says which tasks make it."""
+
+    IKE_SA_INIT = "ike-sa-init"
+    IKE_AUTH = "ike-auth"
+    CREATE_CHILD = "create-child"
+    REKEY_CHILD = "rekey-child"
+    REKEY_IKE = "rekey-ike"
+    DELETE_IKE = "delete-ike"
+    DELETE_CHILD = "delete-child"
+    LIVENESS_CHECK = "liveness-check"
+    INVALID_SPI_REPORT = "invalid-spi-report"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One exchange of ours, ready to be queued: what it is for and the tasks that make it."""
+
+    purpose: Purpose
+    exchange: ExchangeType
+    tasks: list[Task]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +87,7 @@ class Inbound:
 class Task:
     """Base class; ``initiator`` is the role in *this exchange*, not in the IKE SA."""
 
-    exchange: ExchangeType
-
-    def __init__(self, sa: IkeSa, initiator: bool) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool) -> None:
         self.sa = sa
         self.initiator = initiator
 

@@ -1,8 +1,7 @@
 """Message IDs, the window of one, retransmission and the response cache (RFC 7296 §2.1-§2.3).
 
 The task manager is the only place that knows message IDs: it turns queued exchanges into
-requests, matches responses to them, answers retransmitted requests from the cache and
-classifies new requests into responder tasks.
+requests, matches responses to them and answers retransmitted requests from the cache.
 """
 
 from __future__ import annotations
@@ -12,15 +11,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..wire.enums import ExchangeType, NotifyType, ProtocolId
-from ..wire.payloads import DeletePayload, NotifyPayload, Payload, SaPayload
+from ..wire.enums import ExchangeType, NotifyType
+from ..wire.payloads import NotifyPayload, Payload
 from ..wire.rules import CriticalPayloadUnknown, RuleViolation, check_rules
-from .errors import Dropped, IkeError, NoAdditionalSas
-from .state import IkeState
-from .task import Inbound, Status, Task
+from .errors import Dropped, IkeError
+from .randomness import fraction
+from .state import FINAL
+from .task import Inbound, Purpose, Request, Status, Task
 
 if TYPE_CHECKING:
-    from .ike_sa import IkeSa
+    from .hosts import ExchangeHost
 
 _SETUP = (ExchangeType.IKE_SA_INIT, ExchangeType.IKE_AUTH)
 log = logging.getLogger("ikepulse.ike")
@@ -41,6 +41,7 @@ def _summary(payloads) -> str:
 class _Active:
     """Our request in flight."""
 
+    purpose: Purpose
     exchange: ExchangeType
     tasks: list[Task]
     message_id: int
@@ -57,10 +58,10 @@ class _Active:
 
 
 class TaskManager:
-    def __init__(self, sa: IkeSa) -> None:
+    def __init__(self, sa: ExchangeHost) -> None:
         self.sa = sa
-        self.queue: deque[tuple[ExchangeType, list[Task], list[float] | None]] = deque()
-        self.active: _Active | None = None
+        self._queue: deque[tuple[Request, list[float] | None]] = deque()
+        self._active: _Active | None = None
         self.next_request_id = 0
         self.expected_request_id = 0
         self._last_request: bytes | None = None
@@ -69,39 +70,38 @@ class TaskManager:
     # --- initiating ------------------------------------------------------------------------
 
     def queue_exchange(
-        self,
-        exchange: ExchangeType,
-        tasks: list[Task],
-        now: float,
-        waits: list[float] | None = None,
+        self, request: Request, now: float, waits: list[float] | None = None
     ) -> None:
-        self.queue.append((exchange, tasks, waits))
+        """Send ``request`` when the window of one is free (§2.3); ``waits`` are explicit
+        retransmission waits (liveness checks), else the retransmit policy applies."""
+        self._queue.append((request, waits))
         self.initiate(now)
 
-    def in_flight(self, *kinds: type) -> bool:
-        """Our request in flight carries a task of one of these classes."""
-        return self.active is not None and any(isinstance(t, kinds) for t in self.active.tasks)
+    def in_flight(self, *purposes: Purpose) -> bool:
+        """Our request in flight is for one of ``purposes`` (any, without them)."""
+        return self._active is not None and (not purposes or self._active.purpose in purposes)
 
     @property
-    def busy(self) -> bool:
-        return self.active is not None or bool(self.queue)
+    def has_queued(self) -> bool:
+        return bool(self._queue)
+
+    def cancel_queued(self) -> None:
+        """Drop the requests not sent yet; the one in flight still completes."""
+        self._queue.clear()
+
+    def abort(self) -> None:
+        """Forget every request, the one in flight included (the SA is gone or retired)."""
+        self._queue.clear()
+        self._active = None
 
     def initiate(self, now: float) -> None:
-        if (
-            self.active is not None
-            or not self.queue
-            or self.sa.state
-            in (
-                IkeState.DELETED,
-                IkeState.FAILED,
-            )
-        ):
+        if self._active is not None or not self._queue or self.sa.state in FINAL:
             return
-        exchange, tasks, waits = self.queue.popleft()
-        self._send_request(exchange, tasks, now, waits)
+        request, waits = self._queue.popleft()
+        self._send_request(request.purpose, request.exchange, request.tasks, now, waits)
 
     def _send_request(
-        self, exchange: ExchangeType, tasks: list[Task], now: float, waits=None
+        self, purpose: Purpose, exchange: ExchangeType, tasks: list[Task], now: float, waits=None
     ) -> None:
         payloads: list[Payload] = []
         for task in tasks:
@@ -111,8 +111,8 @@ class TaskManager:
             "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads)
         )
         packet = self.sa.encode(exchange, mid, response=False, payloads=payloads)
-        self.active = _Active(exchange, tasks, mid, packet, now, waits)
-        self.active.deadline = now + self._wait(self.active, 0)
+        self._active = _Active(purpose, exchange, tasks, mid, packet, now, waits)
+        self._active.deadline = now + self._wait(self._active, 0)
         self.sa.send(packet)
 
     def _wait(self, active: _Active, attempt: int) -> float:
@@ -121,22 +121,21 @@ class TaskManager:
         policy = self.sa.retransmit
         wait = policy.timeout * policy.base**attempt
         if policy.jitter:
-            fraction = int.from_bytes(self.sa.rng.randbytes(2), "big") / 0xFFFF
-            wait *= 1 - policy.jitter * fraction
+            wait *= 1 - policy.jitter * fraction(self.sa.rng)
         return wait
 
     @property
     def deadline(self) -> float | None:
-        return None if self.active is None else self.active.deadline
+        return None if self._active is None else self._active.deadline
 
     def on_timer(self, now: float) -> None:
-        active = self.active
+        active = self._active
         if active is None or now < active.deadline:
             return
         tries = self.sa.retransmit.tries if active.tries is None else active.tries
         if active.retransmits >= tries:
             waited = now - active.sent_at
-            self.active = None
+            self._active = None
             self.sa.no_response(
                 f"no response to {active.exchange.name} after {active.retransmits} "
                 f"retransmits ({waited:.1f}s)",
@@ -145,7 +144,7 @@ class TaskManager:
             return
         active.retransmits += 1
         active.deadline = now + self._wait(active, active.retransmits)
-        self.sa.manager.counters["retransmits_sent"] += 1
+        self.sa.count("retransmits_sent")
         self.sa.send(active.packet)
 
     # --- receiving -------------------------------------------------------------------------
@@ -156,7 +155,7 @@ class TaskManager:
             self.sa.crash_report(msg, now)
             return
         if msg.is_response:
-            if self.active is None or msg.message_id != self.active.message_id:
+            if self._active is None or msg.message_id != self._active.message_id:
                 raise Dropped("unexpected_response", f"response {msg.message_id} not awaited")
         elif self.answer_retransmit(raw, msg):
             return
@@ -201,26 +200,26 @@ class TaskManager:
             return False
         if raw != self._last_request:
             return False
-        self.sa.manager.counters["retransmits_answered"] += 1
+        self.sa.count("retransmits_answered")
         if self._last_response is not None:
             self.sa.send(self._last_response)
         return True
 
     def _on_response(self, inbound: Inbound, now: float) -> None:
-        active = self.active
+        active = self._active
         assert active is not None
         try:
             pending = [t for t in active.tasks if t.process(inbound) is Status.NEED_MORE]
         except IkeError as exc:
-            self.active = None
+            self._active = None
             self.sa.fail(exc.reason, exc.notify, now)
             return
-        self.sa.observe_rtt(now - active.sent_at, active.retransmits)
-        self.active = None
+        self.sa.liveness.observe_rtt(now - active.sent_at, active.retransmits)
+        self._active = None
         if pending:
             if active.exchange != ExchangeType.IKE_SA_INIT:
                 self.next_request_id += 1
-            self._send_request(active.exchange, pending, now)
+            self._send_request(active.purpose, active.exchange, pending, now)
             return
         self.next_request_id += 1
         for task in active.tasks:
@@ -271,36 +270,3 @@ class TaskManager:
         )
         if setup:
             self.sa.fail(reason, notify, now)
-
-
-def classify_request(sa: IkeSa, inbound: Inbound) -> list[Task]:
-    """Which responder tasks handle a new request (the one place that decides it)."""
-    from .tasks.create_child_sa import CreateChildSa
-    from .tasks.ike_auth import IkeAuth
-    from .tasks.ike_auth_child import IkeAuthChild
-    from .tasks.ike_init import IkeInit
-    from .tasks.ike_rekey import IkeRekey
-    from .tasks.informational import ChildDelete, IkeDelete, LivenessCheck
-    from .tasks.natd import NatDetection
-
-    exchange = inbound.message.exchange
-    if exchange == ExchangeType.IKE_SA_INIT:
-        return [IkeInit(sa, False), NatDetection(sa, False)]
-    if exchange == ExchangeType.IKE_AUTH:
-        tasks: list[Task] = [IkeAuth(sa, False)]
-        if inbound.first(SaPayload) is not None:
-            tasks.append(IkeAuthChild(sa, False))
-        return tasks
-    if exchange == ExchangeType.INFORMATIONAL:
-        deletes = inbound.all(DeletePayload)
-        if any(d.protocol == 1 for d in deletes):
-            return [IkeDelete(sa, False)]
-        if deletes:
-            return [ChildDelete(sa, False)]
-        return [LivenessCheck(sa, False)]
-    if exchange == ExchangeType.CREATE_CHILD_SA:
-        proposals = inbound.first(SaPayload).proposals
-        if any(p.protocol == ProtocolId.IKE for p in proposals):
-            return [IkeRekey(sa, False)]
-        return [CreateChildSa(sa, False)]
-    raise NoAdditionalSas(f"{exchange.name} is not supported")

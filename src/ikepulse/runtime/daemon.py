@@ -26,6 +26,7 @@ from ..core.events import (
     PeerDead,
     TunnelRestored,
 )
+from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
 from .control import ControlServer
 from .dataplane import DataPlane, Trap
@@ -244,11 +245,11 @@ class Daemon:
                 event.spi_i.hex(),
                 event.reason,
                 event.detected_after,
-                event.action,
+                event.action.value,
             )
             self.last_death[event.connection] = event
             self.restored.pop(event.connection, None)
-            if event.action == "hold":
+            if event.action is DpdAction.HOLD:
                 connection = self.manager.connection(event.connection)
                 for child in connection.children:
                     self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
@@ -393,7 +394,7 @@ class Daemon:
         if restart is not None:
             liveness = "restarting"
         elif up:
-            liveness = up[0].liveness.value
+            liveness = up[0].liveness.state.value
         else:
             liveness = "dead" if death and not restored else "down"
         return {
@@ -405,7 +406,7 @@ class Daemon:
             else {
                 "reason": death.reason,
                 "detected_after": round(death.detected_after, 3),
-                "action": death.action,
+                "action": death.action.value,
             },
             "last_restore": None
             if restored is None

@@ -9,62 +9,34 @@ then the initiator deletes the old CHILD SA (INFORMATIONAL, Delete).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...crypto.dh import KeyExchange, key_exchange_for
-from ...crypto.errors import CryptoError
-from ...wire.enums import DhId, ExchangeType, NotifyType, ProtocolId
+from ...wire.enums import ExchangeType, NotifyType, ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
-from ..child_sa import ChildSa
+from ..children import ChildEntry, ChildPhase
 from ..connection import ChildConfig
-from ..errors import ChildSaNotFound, InvalidKePayload, InvalidSyntax, TemporaryFailure
+from ..errors import ChildSaNotFound, InvalidSyntax, TemporaryFailure
 from ..state import IkeState
-from ..task import Inbound, Status
-from .ike_auth_child import IkeAuthChild
-from .ike_init import NONCE_SIZE, _check_nonce
+from ..task import Inbound, Purpose, Status
+from .child_sa_task import ChildSaTask
+from .key_exchange import NONCE_SIZE, check_nonce, create_child_sa_dh, group_asked_for
+
+if TYPE_CHECKING:
+    from ..hosts import TaskHost
 
 
-def create_child_sa_dh(
-    ke: KeyExchange | None, group, ke_payload: KePayload | None, initiator: bool, rng, what: str
-) -> tuple[KeyExchange, bytes]:
-    """The KE part of a CREATE_CHILD_SA (§1.3): our key exchange and g^ir. A responder asks
-    for the group it chose with INVALID_KE_PAYLOAD; an initiator gets what it sent."""
-    if ke_payload is None or ke_payload.group != group:
-        if initiator:
-            raise InvalidSyntax(f"{what} response without KE for {group.name}")
-        raise InvalidKePayload(f"{what} wants KE for {group.name}", int(group).to_bytes(2, "big"))
-    if ke is None or ke.group != group:
-        if initiator:
-            raise InvalidSyntax(f"{what} response chose {group.name}, which we sent no KE for")
-        ke = key_exchange_for(group, rng)
-    try:
-        return ke, ke.shared_secret(ke_payload.data)
-    except CryptoError as exc:
-        raise InvalidSyntax(f"invalid {group.name} public value: {exc}") from exc
-
-
-def group_asked_for(msg: Inbound, proposals, ke: KeyExchange | None) -> DhId | None:
-    """The DH group of an INVALID_KE_PAYLOAD answer (§1.3, §1.2) if we proposed it and
-    have not used it yet; the request is then repeated with a KE for that group."""
-    notify = msg.notify(NotifyType.INVALID_KE_PAYLOAD)
-    if notify is None or len(notify.data) < 2:
-        return None
-    wanted = int.from_bytes(notify.data[:2], "big")
-    offered = {g for p in proposals for g in p.dh}
-    if wanted not in offered or (ke is not None and ke.group == wanted):
-        return None
-    return DhId(wanted)
-
-
-class CreateChildSa(IkeAuthChild):
+class CreateChildSa(ChildSaTask):
     exchange = ExchangeType.CREATE_CHILD_SA
     with_dh = True
     """PFS: a DH transform in our ESP proposal means a KE payload in this exchange."""
 
     def __init__(
         self,
-        sa,
+        sa: TaskHost,
         initiator: bool,
         config: ChildConfig | None = None,
-        rekey: ChildSa | None = None,
+        rekey: ChildEntry | None = None,
     ) -> None:
         super().__init__(sa, initiator, config)
         self.rekey = rekey
@@ -105,24 +77,22 @@ class CreateChildSa(IkeAuthChild):
 
     def candidates(self, msg: Inbound) -> tuple[ChildConfig, ...]:
         sa = self.sa
-        from .ike_rekey import IkeRekey
-
-        if sa.state is not IkeState.ESTABLISHED or sa.tasks.in_flight(IkeRekey):
+        if sa.state is not IkeState.ESTABLISHED or sa.in_flight(Purpose.REKEY_IKE):
             raise TemporaryFailure("the IKE SA is being rekeyed or deleted")  # §2.25
         notify = msg.notify(NotifyType.REKEY_SA)
         if notify is None:
             return super().candidates(msg)
-        for child in sa.children:
-            if child.spi_out == notify.spi:
-                if child.spi_in in sa.deleting_children:
-                    raise TemporaryFailure(f"CHILD SA {child.spi_in.hex()} is being deleted")
-                self.rekey = child
-                self.collision = child.spi_in in sa.rekeying
-                return (sa.connection.child(child.name),)
-        raise ChildSaNotFound(f"no CHILD SA with SPI {notify.spi.hex()} to rekey")
+        entry = sa.children.by_spi_out(notify.spi)
+        if entry is None:
+            raise ChildSaNotFound(f"no CHILD SA with SPI {notify.spi.hex()} to rekey")
+        if entry.phase is ChildPhase.DELETING:
+            raise TemporaryFailure(f"CHILD SA {entry.spi_in.hex()} is being deleted")
+        self.rekey = entry
+        self.collision = entry.phase is ChildPhase.REKEYING
+        return (sa.connection.child(entry.child.name),)
 
     def key_exchange(self, msg: Inbound) -> None:
-        self.peer_nonce = _check_nonce(msg.first(NoncePayload))
+        self.peer_nonce = check_nonce(msg.first(NoncePayload))
         group = self.suite.dh
         ke_payload = msg.first(KePayload)
         if group is None:
@@ -148,37 +118,36 @@ class CreateChildSa(IkeAuthChild):
             return
         old = self.rekey
         if old is None or not self.initiator:
-            sa.install_child(self.child, now, replaces=old, initiated=self.initiator)
+            sa.children.install(self.child, now, replaces=old, initiated=self.initiator)
             if old is not None and self.collision:
-                sa.rekey_collisions[old.spi_in] = (self.peer_nonce, self.nonce)
+                old.collision_nonces = (self.peer_nonce, self.nonce)
             return
-        theirs = sa.rekey_collisions.pop(old.spi_in, None)
+        theirs, old.collision_nonces = old.collision_nonces, None
         if theirs is not None:
-            sa.manager.counters["child_rekey_collisions"] += 1
-        if old.spi_in in sa.deleted_while_rekeying or (
+            sa.count("child_rekey_collisions")
+        if (old.phase is ChildPhase.DELETED and old.deleted_by_peer) or (
             theirs is not None and min(self.nonce, self.peer_nonce) < min(theirs)
         ):
             # The peer deleted the old SA meanwhile: it no longer wants the pair (§2.25.1),
             # or its own rekey won. Or both rekeyed it at once and ours holds the lowest of
             # the four nonces (§2.8.1). Either way ours is redundant: we delete it, never
             # sending on it, and the peer deletes the old one.
-            sa.deleted_while_rekeying.discard(old.spi_in)
-            sa.install_child(self.child, now, initiated=True, outbound=False)
-            sa.delete_child(self.child, now)
+            redundant = sa.children.install(self.child, now, initiated=True, outbound=False)
+            sa.children.delete(redundant, now)
             return
-        sa.install_child(self.child, now, replaces=old, initiated=True)
-        sa.delete_child(old, now)
+        sa.children.install(self.child, now, replaces=old, initiated=True)
+        sa.children.delete(old, now)
 
     def _failed(self, now: float) -> None:
         """Our rekey was refused. On CHILD_SA_NOT_FOUND the peer lost the SA, so drop ours
         quietly and create a new one (§2.25); any other refusal (TEMPORARY_FAILURE,
         NO_PROPOSAL_CHOSEN, ...) is retried a little later, until the hard lifetime."""
         sa, old = self.sa, self.rekey
-        sa.rekey_failed(old)
-        if old is None or self.error is None:
+        if old is None:
             return
-        if self.error.notify == NotifyType.CHILD_SA_NOT_FOUND and old in sa.children:
-            sa.remove_child(old, by_peer=True)
-            sa.create_child(self.config, now)
+        lost = self.error is not None and self.error.notify == NotifyType.CHILD_SA_NOT_FOUND
+        if lost and old.phase is not ChildPhase.DELETED:
+            sa.children.remove(old, by_peer=True)
+            sa.children.create(self.config, now)
         else:
-            sa.retry_rekey_child(old, now)
+            sa.children.rekey_refused(old, now)

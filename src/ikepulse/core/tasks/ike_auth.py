@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 from ...crypto.auth import psk_auth, signed_octets
-from ...wire.enums import AuthMethod, ExchangeType, NotifyType
+from ...wire.enums import AuthMethod, NotifyType
 from ...wire.payloads import AuthPayload, IdiPayload, IdrPayload, NotifyPayload, Payload
 from ..connection import ConnectionConfig, Identity
 from ..errors import AuthenticationFailed
 from ..qcd import qcd_token
 from ..task import Inbound, Status, Task
+
+if TYPE_CHECKING:
+    from ..hosts import TaskHost
 
 
 def _identity(payload) -> Identity:
@@ -18,18 +22,24 @@ def _identity(payload) -> Identity:
 
 
 class IkeAuth(Task):
-    exchange = ExchangeType.IKE_AUTH
+    def __init__(self, sa: TaskHost, initiator: bool) -> None:
+        super().__init__(sa, initiator)
+        self.peer: Identity | None = None
+        self.peer_token: bytes | None = None
+        self.initial_contact = False
+        """Responder: the peer said it holds no other IKE SA with us (§2.4)."""
 
     def _auth_data(self, connection: ConnectionConfig, id_body: bytes, ours: bool) -> bytes:
         """AUTH over our (``ours``) or the peer's signed octets (§2.15)."""
         sa = self.sa
         i_am_initiator = sa.initiator
         signer_is_initiator = i_am_initiator if ours else not i_am_initiator
-        message = sa.sent_init if ours else sa.received_init
-        other_nonce = sa.nonce_r if signer_is_initiator else sa.nonce_i
-        sk_p = sa.keys.sk_pi if signer_is_initiator else sa.keys.sk_pr
-        octets = signed_octets(message, other_nonce, sa.prf, sk_p, id_body)
-        return psk_auth(sa.prf, connection.psk, octets)
+        sk = sa.sk
+        message = sk.sent_init if ours else sk.received_init
+        other_nonce = sk.nonce_r if signer_is_initiator else sk.nonce_i
+        sk_p = sk.keys.sk_pi if signer_is_initiator else sk.keys.sk_pr
+        octets = signed_octets(message, other_nonce, sk.prf, sk_p, id_body)
+        return psk_auth(sk.prf, connection.psk, octets)
 
     def build(self, out: list[Payload]) -> None:
         sa, connection = self.sa, self.sa.connection
@@ -37,10 +47,7 @@ class IkeAuth(Task):
             connection.local_id.id_type, connection.local_id.data
         )
         out.append(own_id)
-        if self.initiator and not any(
-            other is not sa and other.name == sa.name and not other.finished
-            for other in sa.manager.sas.values()
-        ):
+        if self.initiator and not sa.manager.holds_other_sa(sa):
             # §2.4: we hold no other IKE SA with this peer, so it should drop any it has.
             out.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
         if self.initiator and connection.remote_id is not None:
@@ -49,7 +56,6 @@ class IkeAuth(Task):
         out.append(AuthPayload(AuthMethod.SHARED_KEY_MIC, auth))
         token = qcd_token(sa.manager.qcd_secret, sa.spi_i, sa.spi_r)
         out.append(NotifyPayload(NotifyType.QUICK_CRASH_DETECTION, token))
-        sa.local_identity = connection.local_id
 
     def _verify(self, connection: ConnectionConfig, peer_id, auth: AuthPayload | None) -> None:
         if auth is None or auth.method != AuthMethod.SHARED_KEY_MIC:
@@ -60,7 +66,7 @@ class IkeAuth(Task):
             raise AuthenticationFailed(
                 f"PSK AUTH of {_identity(peer_id)} does not verify (wrong pre-shared key?)"
             )
-        self.sa.remote_identity = _identity(peer_id)
+        self.peer = _identity(peer_id)
 
     def process(self, msg: Inbound) -> Status:
         if self.initiator:
@@ -81,7 +87,7 @@ class IkeAuth(Task):
         connection = self._select(_identity(peer_id), my_id and _identity(my_id))
         self._verify(connection, peer_id, msg.first(AuthPayload))
         self.sa.select_connection(connection)
-        self.sa.initial_contact = msg.notify(NotifyType.INITIAL_CONTACT) is not None
+        self.initial_contact = msg.notify(NotifyType.INITIAL_CONTACT) is not None
         self._remember_token(msg)
         return Status.DONE
 
@@ -98,7 +104,9 @@ class IkeAuth(Task):
     def _remember_token(self, msg: Inbound) -> None:
         notify = msg.notify(NotifyType.QUICK_CRASH_DETECTION)
         if notify is not None and 16 <= len(notify.data) <= 128:
-            self.sa.peer_qcd_token = notify.data
+            self.peer_token = notify.data
 
     def finish(self, now: float) -> None:
-        self.sa.established(now)
+        self.sa.established(
+            now, self.sa.connection.local_id, self.peer, self.peer_token, self.initial_contact
+        )

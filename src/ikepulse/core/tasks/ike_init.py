@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...crypto.dh import KeyExchange, key_exchange_for
 from ...crypto.errors import CryptoError
-from ...wire.enums import DhId, ExchangeType, NotifyType
+from ...wire.enums import DhId, NotifyType
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
 from ..errors import InvalidKePayload, InvalidSyntax, NoProposalChosen
 from ..negotiate import accept_chosen, select, to_wire
 from ..state import IkeState
 from ..task import Inbound, Status, Task
+from .key_exchange import NONCE_SIZE, check_nonce, group_asked_for
 
-NONCE_SIZE = 32
+if TYPE_CHECKING:
+    from ..hosts import TaskHost
+
 MAX_COOKIE_ROUNDS = 3
 MAX_KE_ROUNDS = 2
 
 
-def _check_nonce(nonce: NoncePayload | None) -> bytes:
-    if nonce is None or not 16 <= len(nonce.data) <= 256:
-        raise InvalidSyntax("nonce missing or not 16..256 bytes (§3.9)")
-    return nonce.data
-
-
 class IkeInit(Task):
-    exchange = ExchangeType.IKE_SA_INIT
-
-    def __init__(self, sa, initiator: bool) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool) -> None:
         super().__init__(sa, initiator)
         self.cookie: bytes | None = None
         self.ke: KeyExchange | None = None
@@ -62,7 +59,7 @@ class IkeInit(Task):
 
     def _process_request(self, msg: Inbound) -> None:
         sa = self.sa
-        nonce = _check_nonce(msg.first(NoncePayload))
+        nonce = check_nonce(msg.first(NoncePayload))
         last_error: NoProposalChosen | None = None
         for connection in sa.candidates:
             try:
@@ -93,21 +90,18 @@ class IkeInit(Task):
             self.rounds += 1
             self.cookie = cookie.data
             return Status.NEED_MORE
-        invalid_ke = msg.notify(NotifyType.INVALID_KE_PAYLOAD)
-        if invalid_ke is not None and self.rounds < MAX_KE_ROUNDS:
-            wanted = DhId(int.from_bytes(invalid_ke.data[:2].rjust(2, b"\0"), "big"))
-            offered = {g for p in sa.connection.proposals for g in p.dh}
-            if wanted in offered and wanted != self.group:
-                self.rounds += 1
-                self.group = wanted
-                return Status.NEED_MORE
+        wanted = group_asked_for(msg, sa.connection.proposals, self.ke)
+        if wanted is not None and self.rounds < MAX_KE_ROUNDS:
+            self.rounds += 1
+            self.group = wanted
+            return Status.NEED_MORE
         msg.raise_error_notify("IKE_SA_INIT")
         _, suite = accept_chosen(sa.connection.proposals, msg.first(SaPayload).proposals)
         ke_payload = msg.first(KePayload)
         if ke_payload.group != self.group or suite.dh != self.group:
             raise InvalidSyntax(f"responder answered with KE {ke_payload.group.name}")
-        sa.spi_r = msg.message.spi_r
-        nonce = _check_nonce(msg.first(NoncePayload))
+        sa.set_responder_spi(msg.message.spi_r)
+        nonce = check_nonce(msg.first(NoncePayload))
         self._derive(suite, ke_payload, nonce_i=self.nonce, nonce_r=nonce)
         return Status.DONE
 
@@ -116,4 +110,4 @@ class IkeInit(Task):
             shared = self._key_exchange().shared_secret(ke_payload.data)
         except CryptoError as exc:
             raise InvalidSyntax(f"invalid {ke_payload.group.name} public value: {exc}") from exc
-        self.sa.derive_keys(suite, shared, nonce_i, nonce_r)
+        self.sa.derive_keys(suite, shared, (nonce_i, nonce_r))

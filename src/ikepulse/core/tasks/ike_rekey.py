@@ -12,24 +12,24 @@ initiator deletes it, and the initiator of the other new IKE SA deletes the old 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...crypto.dh import KeyExchange, key_exchange_for
-from ...wire.enums import ExchangeType, ProtocolId
+from ...wire.enums import ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
 from ..errors import IkeError, InvalidSyntax, TemporaryFailure
 from ..negotiate import Suite, accept_chosen, select, to_wire
 from ..state import IkeState
-from ..task import Inbound, Status, Task
-from .create_child_sa import create_child_sa_dh, group_asked_for
-from .ike_auth_child import IkeAuthChild
-from .ike_init import NONCE_SIZE, _check_nonce
-from .informational import ChildDelete
+from ..task import Inbound, Purpose, Status, Task
+from .key_exchange import NONCE_SIZE, check_nonce, create_child_sa_dh, group_asked_for
+
+if TYPE_CHECKING:
+    from ..hosts import TaskHost
 
 
 class IkeRekey(Task):
-    exchange = ExchangeType.CREATE_CHILD_SA
-
-    def __init__(self, sa, initiator: bool) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool) -> None:
         super().__init__(sa, initiator)
         self.spi = sa.manager.new_ike_spi()
         self.nonce = sa.rng.randbytes(NONCE_SIZE)
@@ -41,7 +41,7 @@ class IkeRekey(Task):
         self.proposal: Proposal | None = None
         self.error: IkeError | None = None
         if initiator:  # the group of the current IKE SA, as strongSwan does
-            self.ke = key_exchange_for(sa.suite.dh, sa.rng)
+            self.ke = key_exchange_for(sa.sk.suite.dh, sa.rng)
         self.ke_retried = False
 
     def build(self, out: list[Payload]) -> None:
@@ -79,7 +79,7 @@ class IkeRekey(Task):
             self.peer_spi = self.proposal.spi
             if len(self.peer_spi) != 8 or not any(self.peer_spi):
                 raise InvalidSyntax("IKE SA rekey without a valid new SPI")
-            self.peer_nonce = _check_nonce(msg.first(NoncePayload))
+            self.peer_nonce = check_nonce(msg.first(NoncePayload))
             self.ke, self.shared = create_child_sa_dh(
                 self.ke,
                 self.suite.dh,
@@ -96,17 +96,17 @@ class IkeRekey(Task):
         """§2.25.2: not while we close the IKE SA or work on one of its CHILD SAs."""
         if self.sa.state is not IkeState.ESTABLISHED:
             raise TemporaryFailure("the IKE SA is being deleted")
-        if self.sa.tasks.in_flight(IkeAuthChild, ChildDelete):
+        if self.sa.in_flight(Purpose.CREATE_CHILD, Purpose.REKEY_CHILD, Purpose.DELETE_CHILD):
             raise TemporaryFailure("a CHILD SA exchange of ours is in flight")
 
-    def _new_sa(self, now: float):
+    def _new_sa(self, now: float) -> TaskHost:
         sa = self.sa
         spi_i, spi_r = (self.spi, self.peer_spi) if self.initiator else (self.peer_spi, self.spi)
         nonce_i, nonce_r = (
             (self.nonce, self.peer_nonce) if self.initiator else (self.peer_nonce, self.nonce)
         )
         new = sa.manager.successor(sa, initiator=self.initiator, spi_i=spi_i, spi_r=spi_r, now=now)
-        new.derive_keys(self.suite, self.shared, nonce_i, nonce_r, rekeyed=sa)
+        new.derive_keys(self.suite, self.shared, (nonce_i, nonce_r), rekeyed=sa)
         return new
 
     def finish(self, now: float) -> None:
@@ -118,34 +118,32 @@ class IkeRekey(Task):
     def _finish_responder(self, now: float) -> None:
         sa = self.sa
         new = self._new_sa(now)
-        if sa.tasks.in_flight(IkeRekey):
+        if sa.in_flight(Purpose.REKEY_IKE):
             # Our own rekey is in flight: its outcome decides which new IKE SA survives.
             new.retire(now)
-            sa.ike_rekey_collision = (new, min(self.nonce, self.peer_nonce))
+            sa.renewal.answered_colliding_rekey(new, min(self.nonce, self.peer_nonce))
             return
         new.take_over(sa, now)
         sa.retire(now)
 
     def _finish_initiator(self, now: float) -> None:
         sa = self.sa
-        sa.rekeying_ike = False
-        theirs, theirs_nonce = sa.ike_rekey_collision or (None, b"")
-        sa.ike_rekey_collision = None
+        theirs, theirs_nonce = sa.renewal.rekey_ended()
         if theirs is not None and theirs.finished:
             theirs = None  # the peer already deleted its redundant IKE SA
         if self.error is not None:
-            sa.manager.counters["ike_rekeys_failed"] += 1
+            sa.count("ike_rekeys_failed")
             if theirs is not None:  # only the peer's rekey worked: its SA survives
                 theirs.take_over(sa, now)
                 sa.retire(now)
                 return
-            sa.ike_rekey_at = now + sa.retry_delay()
+            sa.ike_rekey_refused(now)
             return
         mine = self._new_sa(now)
         if theirs is not None and min(self.nonce, self.peer_nonce) < theirs_nonce:
             # §2.8.2: ours holds the lowest nonce, so it is redundant; we delete it and the
             # peer, whose IKE SA survives, deletes the old one.
-            sa.manager.counters["ike_rekey_collisions"] += 1
+            sa.count("ike_rekey_collisions")
             mine.adopt(sa, now)
             theirs.take_over(sa, now)
             sa.retire(now)
@@ -154,5 +152,5 @@ class IkeRekey(Task):
         mine.take_over(sa, now)
         sa.delete(now)
         if theirs is not None:  # redundant; the peer deletes it
-            sa.manager.counters["ike_rekey_collisions"] += 1
+            sa.count("ike_rekey_collisions")
             theirs.retire(now)

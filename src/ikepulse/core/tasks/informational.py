@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from ...wire.enums import ExchangeType, NotifyType, ProtocolId
+from typing import TYPE_CHECKING
+
+from ...wire.enums import NotifyType, ProtocolId
 from ...wire.payloads import DeletePayload, NotifyPayload, Payload
+from ..children import ChildEntry
+from ..renewal import RenewalPhase
 from ..task import Inbound, Status, Task
+
+if TYPE_CHECKING:
+    from ..hosts import TaskHost
 
 
 class LivenessCheck(Task):
     """An INFORMATIONAL without deletes: the liveness check of §2.4 (answered empty), or
     an INVALID_SPI report (§2.21.4) about one of our outbound SAs."""
 
-    exchange = ExchangeType.INFORMATIONAL
-
-    def __init__(self, sa, initiator: bool) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool) -> None:
         super().__init__(sa, initiator)
         self.lost: list = []
 
@@ -36,9 +41,7 @@ class LivenessCheck(Task):
 class InvalidSpiReport(Task):
     """Tell the peer that ESP arrived with an SPI we do not know (§2.21.4, §3.10.1)."""
 
-    exchange = ExchangeType.INFORMATIONAL
-
-    def __init__(self, sa, initiator: bool, spi: bytes) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool, spi: bytes) -> None:
         super().__init__(sa, initiator)
         self.spi = spi
 
@@ -49,14 +52,12 @@ class InvalidSpiReport(Task):
 class IkeDelete(Task):
     """Delete the IKE SA and with it every CHILD SA (§1.4.1)."""
 
-    exchange = ExchangeType.INFORMATIONAL
-
     def build(self, out: list[Payload]) -> None:
         if self.initiator:
             out.append(DeletePayload(ProtocolId.IKE))
 
     def finish(self, now: float) -> None:
-        if not self.initiator and self.sa.ike_rekey_collision is not None:
+        if not self.initiator and self.sa.renewal.phase is RenewalPhase.REKEY_COLLISION:
             self.sa.lost_rekey_collision(now)
         self.sa.deleted(by_peer=not self.initiator, now=now)
 
@@ -64,28 +65,27 @@ class IkeDelete(Task):
 class ChildDelete(Task):
     """Delete CHILD SAs; the responder answers with the SPIs of its own halves (§1.4.1)."""
 
-    exchange = ExchangeType.INFORMATIONAL
-
-    def __init__(self, sa, initiator: bool, spis_in: tuple[bytes, ...] = ()) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool, spis_in: tuple[bytes, ...] = ()) -> None:
         super().__init__(sa, initiator)
         self.spis_in = spis_in
-        self.children: list = []
+        self.entries: list[ChildEntry] = []
 
     def build(self, out: list[Payload]) -> None:
-        spis = self.spis_in if self.initiator else tuple(c.spi_in for c in self.children)
+        spis = self.spis_in if self.initiator else tuple(e.spi_in for e in self.entries)
         if spis:
             out.append(DeletePayload(ProtocolId.ESP, spis))
 
     def process(self, msg: Inbound) -> Status:
+        entries = self.sa.children.entries()
         if self.initiator:
-            self.children = [c for c in self.sa.children if c.spi_in in self.spis_in]
+            self.entries = [e for e in entries if e.spi_in in self.spis_in]
             return Status.DONE
         outbound = {
             spi for d in msg.all(DeletePayload) if d.protocol == ProtocolId.ESP for spi in d.spis
         }
-        self.children = [c for c in self.sa.children if c.spi_out in outbound]
+        self.entries = [e for e in entries if e.child.spi_out in outbound]
         return Status.DONE
 
     def finish(self, now: float) -> None:
-        for child in self.children:
-            self.sa.remove_child(child, by_peer=not self.initiator)
+        for entry in self.entries:
+            self.sa.children.remove(entry, by_peer=not self.initiator)

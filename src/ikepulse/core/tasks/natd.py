@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import hashes
 
-from ...wire.enums import ExchangeType, NotifyType
+from ...wire.enums import NotifyType
 from ...wire.payloads import NotifyPayload, Payload
 from ..task import Inbound, Status, Task
+
+if TYPE_CHECKING:
+    from ..hosts import TaskHost
 
 
 def natd_hash(spi_i: bytes, spi_r: bytes, address: tuple[str, int]) -> bytes:
@@ -21,9 +25,7 @@ def natd_hash(spi_i: bytes, spi_r: bytes, address: tuple[str, int]) -> bytes:
 
 
 class NatDetection(Task):
-    exchange = ExchangeType.IKE_SA_INIT
-
-    def __init__(self, sa, initiator: bool) -> None:
+    def __init__(self, sa: TaskHost, initiator: bool) -> None:
         super().__init__(sa, initiator)
         self.peer_supports = initiator
 
@@ -53,8 +55,10 @@ class NatDetection(Task):
             return Status.DONE
         self.peer_supports = True
         sa, header = self.sa, msg.message
-        sa.nat_remote = natd_hash(header.spi_i, header.spi_r, sa.remote) not in sources
-        sa.nat_local = natd_hash(header.spi_i, header.spi_r, sa.local) != destination.data
+        sa.nat_detected(
+            local=natd_hash(header.spi_i, header.spi_r, sa.local) != destination.data,
+            remote=natd_hash(header.spi_i, header.spi_r, sa.remote) not in sources,
+        )
         return Status.DONE
 
     def finish(self, now: float) -> None:

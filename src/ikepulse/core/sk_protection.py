@@ -1,0 +1,74 @@
+"""The keys of an IKE SA and the SK payload they protect (RFC 7296 §2.14, §2.18, §3.14)."""
+
+from __future__ import annotations
+
+from ..crypto.cipher import cipher_for
+from ..crypto.errors import CryptoError
+from ..crypto.integ import integ_for
+from ..crypto.keys import IkeKeys, derive_ike_keys, rekey_skeyseed, skeyseed
+from ..crypto.prf import Prf, prf_for
+from ..crypto.sk import SkCrypter
+from ..wire.buffer import DecodeError
+from ..wire.message import Message, encode_encrypted, open_encrypted
+from ..wire.payloads import EncryptedPayload, Payload
+from .errors import Dropped
+from .negotiate import Suite
+from .randomness import Rng
+
+
+class SkProtection:
+    """Suite, nonces, keys, and the two IKE_SA_INIT messages AUTH signs (§2.15)."""
+
+    def __init__(self, rng: Rng) -> None:
+        self.rng = rng
+        self.suite: Suite | None = None
+        self.prf: Prf | None = None
+        self.keys: IkeKeys | None = None
+        self.nonce_i = self.nonce_r = b""
+        self.sent_init = self.received_init = b""
+        self._in: SkCrypter | None = None
+        self._out: SkCrypter | None = None
+
+    def derive(
+        self,
+        suite: Suite,
+        shared: bytes,
+        nonces: tuple[bytes, bytes],
+        spis: tuple[bytes, bytes],
+        initiator: bool,
+        rekeyed: SkProtection | None = None,
+    ) -> None:
+        """§2.14 keys; for a rekey (§2.18) SKEYSEED comes from the old SA's SK_d."""
+        nonce_i, nonce_r = nonces
+        self.suite, self.nonce_i, self.nonce_r = suite, nonce_i, nonce_r
+        self.prf = prf_for(suite.prf)
+        cipher = cipher_for(*suite.encr)
+        integ = integ_for(suite.integ) if suite.integ is not None else None
+        if rekeyed is None:
+            seed = skeyseed(self.prf, nonce_i, nonce_r, shared)
+        else:
+            seed = rekey_skeyseed(rekeyed.prf, rekeyed.keys.sk_d, shared, nonce_i, nonce_r)
+        keys = derive_ike_keys(
+            self.prf, seed, nonce_i, nonce_r, *spis, cipher.key_size, integ.key_size if integ else 0
+        )
+        self.keys = keys
+        mine = (keys.sk_ei, keys.sk_ai) if initiator else (keys.sk_er, keys.sk_ar)
+        theirs = (keys.sk_er, keys.sk_ar) if initiator else (keys.sk_ei, keys.sk_ai)
+        self._out = SkCrypter(cipher, integ, *mine)
+        self._in = SkCrypter(cipher, integ, *theirs)
+
+    def seal(self, msg: Message, payloads: list[Payload]) -> bytes:
+        return encode_encrypted(msg, payloads, self._out, self.rng.randbytes(self._out.iv_size))
+
+    def open(self, raw: bytes, msg: Message) -> list[Payload]:
+        """Verify and decrypt the SK payload; the inner payloads. Raises Dropped."""
+        if self._in is None:
+            raise Dropped("unauthenticated", f"{msg.exchange.name} before keys exist")
+        if not isinstance(msg.encrypted, EncryptedPayload):
+            raise Dropped("unauthenticated", f"{msg.exchange.name} without an SK payload")
+        try:
+            return open_encrypted(raw, msg, self._in)
+        except CryptoError as exc:
+            raise Dropped("invalid_icv", f"SK payload does not verify: {exc}") from exc
+        except DecodeError as exc:
+            raise Dropped("malformed", f"decrypted payloads: {exc}") from exc

@@ -1,0 +1,81 @@
+"""One IKE SA following another: make-before-break reauthentication and the outcome of IKE
+rekeys and their collisions (RFC 7296 §2.8, §2.8.2, §2.18).
+
+The renewal phases live in each SA's ``IkeRenewal``; these functions move them between the
+two IKE SAs involved.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .events import IkeSaReauthenticated
+from .randomness import fraction
+from .renewal import RenewalPhase, retry_delay
+from .state import IkeState
+
+if TYPE_CHECKING:
+    from .hosts import TaskHost
+
+
+def renew(sa: TaskHost, action: str, now: float) -> None:
+    """Do what the lifetimes ask for (``IkeRenewal.due``)."""
+    if action == "expire":
+        sa.delete(now)  # could not be renewed within over_time (§2.8)
+    elif action == "reauthenticate":
+        reauthenticate(sa, now)
+    else:
+        sa.rekey(now)
+
+
+def reauthenticate(old: TaskHost, now: float):
+    """A new IKE SA from scratch (IKE_SA_INIT, IKE_AUTH) with ``old``'s CHILD SAs; ``old``
+    is deleted once they are up. None if ``old`` is not established or already renewing."""
+    if old.state is not IkeState.ESTABLISHED or not old.renewal.idle:
+        return None
+    old.renewal.rekey_at = old.renewal.reauth_at = None
+    connection = old.connection
+    names = dict.fromkeys(child.name for child in old.children)
+    children = [connection.child(name) for name in names] or list(connection.children)
+    new = old.manager.initiate(
+        old.name,
+        (old.local[0], connection.local_port),
+        (old.remote[0], connection.remote_port),
+        now,
+        children=children,
+        reauth_of=old,
+    )
+    old.renewal.to(RenewalPhase.REAUTHENTICATING, new)
+    return new
+
+
+def reauthenticated(new: TaskHost, now: float) -> None:
+    """``new`` is up with its CHILD SAs: the IKE SA it reauthenticates goes."""
+    old = new.renewal.reauth_of
+    if old is None:
+        return
+    new.renewal.reauth_of = None
+    if old.renewal.reauthenticating is new:
+        old.renewal.to(RenewalPhase.IDLE)
+    new.emit(IkeSaReauthenticated(new.name, old.spi_i, new.spi_i))
+    old.delete(now)
+
+
+def reauth_failed(new: TaskHost, now: float) -> None:
+    """``new`` ended before taking over: the IKE SA it reauthenticates tries again later."""
+    old = new.renewal.reauth_of
+    if old is not None and old.renewal.reauthenticating is new:
+        new.renewal.reauth_of = None
+        old.renewal.to(RenewalPhase.IDLE)
+        old.renewal.reauth_at = now + retry_delay(fraction(old.rng))
+
+
+def move_reauthentication(old: TaskHost, successor: TaskHost) -> None:
+    """``old`` is rekeyed while a reauthentication of it is under way: ``successor`` is the
+    one the new IKE SA replaces now."""
+    new = old.renewal.reauthenticating
+    if new is None:
+        return
+    old.renewal.to(RenewalPhase.IDLE)
+    successor.renewal.to(RenewalPhase.REAUTHENTICATING, new)
+    new.renewal.reauth_of = successor
