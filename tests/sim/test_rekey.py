@@ -57,7 +57,7 @@ def test_rekey_replaces_the_child_on_both_sides(esp, side):
     rekeyer = sa if side == "initiator" else peer
     (old,) = rekeyer.children
     (old_peer,) = (peer if rekeyer is sa else sa).children
-    rekeyer.rekey_child(old, clock.now)
+    rekeyer.children.rekey(old, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     pairs_match(sa, peer)
     (new,) = rekeyer.children
@@ -120,7 +120,7 @@ def test_ike_sa_rekey_moves_the_children(side, ike):
     assert len(a.of(IkeSaRekeyed)) == 1 and len(b.of(IkeSaRekeyed)) == 1
     assert len(a.of(IkeSaDeleted)) == 1 and len(b.of(IkeSaDeleted)) == 1
     # The new IKE SA works: a CHILD rekey and a delete run over it.
-    new.rekey_child(child, clock.now)
+    new.children.rekey(child, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     pairs_match(new, new_peer)
     new.delete(clock.now)

@@ -61,8 +61,8 @@ def test_simultaneous_child_rekeys_leave_one_pair_whichever_nonce_is_lowest():
     for seed in range(16):
         a, b, sa, peer, clock = established(seed)
         (old,), (old_peer,) = sa.children, peer.children
-        sa.rekey_child(old, clock.now)
-        peer.rekey_child(old_peer, clock.now)  # both requests are out before any answer
+        sa.children.rekey(old, clock.now)
+        peer.children.rekey(old_peer, clock.now)  # both requests are out before any answer
         run_until_idle(a, b, clock, until=clock.now + 1)
         sa, peer = one_pair_each(a, b)
         (survivor,) = sa.children
@@ -105,7 +105,7 @@ def test_simultaneous_ike_rekeys_leave_one_ike_sa_whichever_nonce_is_lowest():
         assert a.of(ChildSaDeleted) == [] and b.of(ChildSaDeleted) == []
         assert a.manager.counters["ike_rekey_collisions"] == 1
         assert b.manager.counters["ike_rekey_collisions"] == 1
-        new.rekey_child(child, clock.now)  # the survivor carries on
+        new.children.rekey(child, clock.now)  # the survivor carries on
         run_until_idle(a, b, clock, until=clock.now + 1)
         one_pair_each(a, b)
     assert winners == {"left", "right"}
@@ -138,7 +138,7 @@ def test_ike_rekey_and_child_rekey_at_once_are_retried_after_temporary_failure()
     #   while the IKE SA is being rekeyed); each retries 5-15 s later and both complete.
     a, b, sa, peer, clock = established()
     sa.rekey(clock.now)
-    peer.rekey_child(peer.children[0], clock.now)
+    peer.children.rekey(peer.children[0], clock.now)
     run_until_idle(a, b, clock, until=clock.now + 0.5)
     assert a.manager.counters["ike_rekeys_failed"] == 1
     assert [e.notify for e in b.of(ChildSaFailed)] == [NotifyType.TEMPORARY_FAILURE]
@@ -154,7 +154,7 @@ def test_rekey_of_a_child_the_peer_is_deleting():
     #   {D(ESP, old)} -->                            <-- N(TEMPORARY_FAILURE)   (§2.25.1)
     #   the CHILD SA is gone on both sides and is not rekeyed later
     a, b, sa, peer, clock = established()
-    sa.rekey_child(sa.children[0], clock.now)
+    sa.children.rekey(sa.children[0], clock.now)
     peer.children.delete(peer.children.entries()[0], clock.now)
     run_until_idle(a, b, clock, until=clock.now + 60)
     assert list(sa.children) == [] and list(peer.children) == []
@@ -174,7 +174,7 @@ def test_peer_deletes_the_old_child_while_our_rekey_completes():
     (old,), (old_peer,) = sa.children, peer.children
     peer.children.delete(peer.children.entry(old_peer), clock.now)
     transfer(b, a, clock)  # the delete reaches left first
-    sa.rekey_child(old, clock.now)  # too late to see it: the rekey was queued before
+    sa.children.rekey(old, clock.now)  # too late to see it: the rekey was queued before
     run_until_idle(a, b, clock, until=clock.now + 1)
     assert list(sa.children) == [] and list(peer.children) == []
 
@@ -188,7 +188,7 @@ def test_rekey_answered_child_sa_not_found_creates_a_new_child():
     a, b, sa, peer, clock = established()
     (child,) = sa.children
     peer.children.remove(peer.children.entries()[0], by_peer=False)
-    sa.rekey_child(child, clock.now)
+    sa.children.rekey(child, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     (failed,) = a.of(ChildSaFailed)
     assert failed.notify == NotifyType.CHILD_SA_NOT_FOUND
@@ -204,7 +204,7 @@ def test_peer_rekeys_while_our_liveness_check_is_in_flight():
     #   right's delete of the old CHILD SA, gets TEMPORARY_FAILURE and succeeds on a retry.
     a, b, sa, peer, clock = established()
     sa.check_liveness(clock.now)
-    peer.rekey_child(peer.children[0], clock.now)
+    peer.children.rekey(peer.children[0], clock.now)
     sa.rekey(clock.now)
     run_until_idle(a, b, clock, until=clock.now + 20)
     new, _ = one_pair_each(a, b)
@@ -221,7 +221,7 @@ def test_invalid_ke_in_create_child_sa_retries_with_the_group_asked_for():
     a, b, sa, peer, clock = established(
         left={"esp": "aes256gcm16-x25519-modp2048"}, right={"esp": "aes256gcm16-modp2048"}
     )
-    sa.rekey_child(sa.children[0], clock.now)
+    sa.children.rekey(sa.children[0], clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     sa, peer = one_pair_each(a, b)
     assert sa.children[0].suite.dh == DhId.MODP_2048
@@ -243,7 +243,7 @@ def test_invalid_ke_in_an_ike_rekey_retries_with_the_group_asked_for():
     sa.rekey(clock.now)
     run_until_idle(a, b, clock, until=clock.now + 1)
     new, _ = one_pair_each(a, b)
-    assert new.suite.dh == DhId.ECP_256 and a.manager.counters["ike_rekeys_failed"] == 0
+    assert new.sk.suite.dh == DhId.ECP_256 and a.manager.counters["ike_rekeys_failed"] == 0
 
 
 def _outbound_trace(events) -> list[bytes | None]:
@@ -274,8 +274,8 @@ def test_data_plane_never_sends_on_a_redundant_sa_of_simultaneous_rekeys():
     # (the peer deletes its redundant SA, or closes ours, as soon as it knows).
     for seed in range(16):
         a, b, sa, peer, clock = established(seed)
-        sa.rekey_child(sa.children[0], clock.now)
-        peer.rekey_child(peer.children[0], clock.now)
+        sa.children.rekey(sa.children[0], clock.now)
+        peer.children.rekey(peer.children[0], clock.now)
         run_until_idle(a, b, clock, until=clock.now + 1)
         for side, events in ((sa, a.events), (peer, b.events)):
             installed = [e.spi_in for e in events if isinstance(e, ChildSaInstalled)]
@@ -345,7 +345,9 @@ def test_child_rekey_collision_with_chosen_nonces(lowest):
     #   {SA, Nr2, ..} -->                          <-- {SA, Nr1, ..}
     #   lowest in left's exchange (Ni1 or Nr1): left deletes its new SA, right the old one;
     #   lowest in right's exchange: the mirror image.
-    a, b, sa, peer = _collide_with_chosen_nonces(lowest, lambda s: s.rekey_child(s.children[0], 0))
+    a, b, sa, peer = _collide_with_chosen_nonces(
+        lowest, lambda s: s.children.rekey(s.children[0], 0)
+    )
     one_pair_each(a, b)
     (survivor,) = sa.children
     made_by_left = {e.spi_in for e in a.of(ChildSaInstalled)[1:] if e.initiator}

@@ -13,14 +13,11 @@ its manager as a ``hosts.SaRegistry``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..wire.enums import ExchangeType
-from ..wire.message import FLAG_INITIATOR, FLAG_RESPONSE, Message, encode_message
+from ..wire.message import FLAG_INITIATOR, FLAG_RESPONSE, Message
 from ..wire.payloads import Payload
 from . import exchanges, succession
-from .child_sa import ChildSa
 from .children import Children
 from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
 from .errors import Dropped
@@ -29,7 +26,6 @@ from .events import (
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
-    IkeSaRekeyed,
     PeerDead,
 )
 from .liveness import LivenessPolicy
@@ -37,7 +33,7 @@ from .negotiate import Suite
 from .peer_liveness import Dead, Keepalive, PeerLiveness, Probe
 from .qcd import crash_reported
 from .randomness import fraction
-from .renewal import IkeRenewal, retry_delay
+from .renewal import IkeRenewal
 from .sk_protection import SkProtection
 from .state import FINAL, TRANSITIONS, IkeState
 from .task import Inbound, Purpose, Task
@@ -111,10 +107,6 @@ class IkeSa:
         return (self.connection or self.candidates[0]).liveness
 
     @property
-    def suite(self) -> Suite | None:
-        return self.sk.suite
-
-    @property
     def udp_encap(self) -> bool:
         return self.nat_local or self.nat_remote
 
@@ -156,21 +148,10 @@ class IkeSa:
     def encode(self, exchange, message_id, *, response, payloads: list[Payload], zero_spi=False):
         flags = (FLAG_INITIATOR if self.initiator else 0) | (FLAG_RESPONSE if response else 0)
         msg = Message(self.spi_i, bytes(8) if zero_spi else self.spi_r, exchange, flags, message_id)
-        if exchange != ExchangeType.IKE_SA_INIT:
-            return self.sk.seal(msg, payloads)
-        data = encode_message(replace(msg, payloads=tuple(payloads)))
-        if not zero_spi:
-            self.sk.sent_init = data
-        return data
+        return self.sk.protect(msg, payloads, keep_init=not zero_spi)
 
     def unprotect(self, raw: bytes, msg: Message) -> list[Payload]:
-        """Verify and decrypt; the inner payloads (empty for IKE_SA_INIT). Raises Dropped."""
-        if msg.exchange != ExchangeType.IKE_SA_INIT:
-            return self.sk.open(raw, msg)
-        if msg.encrypted is not None:
-            raise Dropped("malformed", "encrypted IKE_SA_INIT")
-        self.sk.received_init = raw
-        return []
+        return self.sk.unprotect(raw, msg)
 
     def send(self, packet: bytes) -> None:
         self.manager.queue_datagram(packet, self.local, self.remote, self)
@@ -236,7 +217,7 @@ class IkeSa:
         self.manager.on_established(self, now)
         self.emit(
             IkeSaEstablished(
-                self.name, self.spi_i, self.spi_r, self.local, self.remote, str(self.suite),
+                self.name, self.spi_i, self.spi_r, self.local, self.remote, str(self.sk.suite),
                 self.initiator,
             )
         )  # fmt: skip
@@ -298,14 +279,6 @@ class IkeSa:
         """§2.21.4: ESP arrived for an SPI we do not know; ask the peer to fix it."""
         self.start(Purpose.INVALID_SPI_REPORT, now, spi)
 
-    def rekey_child(self, child: ChildSa, now: float) -> bool:
-        return self.children.rekey(child, now)
-
-    def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
-        """Bytes and packets of a CHILD SA's busier direction, from the data plane."""
-        if self.state is IkeState.ESTABLISHED:
-            self.children.act(self.children.usage(spi_in, octets, packets), now)
-
     # --- IKE SA renewal (§2.8, §2.18) ---------------------------------------------------------
 
     def rekey(self, now: float) -> bool:
@@ -316,9 +289,6 @@ class IkeSa:
         self.renewal.rekey_started()
         self.start(Purpose.REKEY_IKE, now)
         return True
-
-    def ike_rekey_refused(self, now: float) -> None:
-        self.renewal.rekey_at = now + retry_delay(fraction(self.rng))
 
     def reauthenticate(self, now: float) -> IkeSa | None:
         """Make-before-break reauthentication; the new IKE SA, or None if not idle."""
@@ -343,36 +313,7 @@ class IkeSa:
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
 
-    def take_over(self, old: IkeSa, now: float) -> None:
-        """Become the successor of ``old`` after an IKE SA rekey (§2.18): its CHILD SAs, their
-        timers and a reauthentication under way move here."""
-        if self.state is not IkeState.ESTABLISHED:
-            self.adopt(old, now)
-        self.children.adopt(old.children.take_all())
-        self.renewal.schedule(
-            now, self.connection, lambda: fraction(self.rng), old.renewal.reauth_at
-        )
-        succession.move_reauthentication(old, self)
-        self.emit(IkeSaRekeyed(self.name, old.spi_i, old.spi_r, self.spi_i, self.spi_r))
-
-    def retire(self, now: float) -> None:
-        """An IKE SA the peer will delete (the old one after the peer rekeyed it, or a
-        redundant one of §2.8.2) or one whose fate a rekey collision decides: no probes,
-        rekeys or queued requests; forgotten after LINGER unless taken over."""
-        self.tasks.cancel_queued()
-        if self.state is IkeState.ESTABLISHED:
-            self.state_to(IkeState.DELETING)
-        self.renewal.retire(now)
-
-    def lost_rekey_collision(self, now: float) -> None:
-        """The peer deletes this IKE SA while both of us rekey it: the peer's new IKE SA
-        survived (§2.8.2), so the CHILD SAs move there and our rekey is abandoned."""
-        theirs, _ = self.renewal.rekey_ended()
-        self.tasks.abort()
-        if not theirs.finished:
-            theirs.take_over(self, now)
-
-    # --- timer --------------------------------------------------------------------------------
+    # --- timer ------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
         if self.finished:

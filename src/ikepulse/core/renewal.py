@@ -146,6 +146,10 @@ class IkeRenewal:
         self.collision_nonce = b""
         return theirs, nonce
 
+    def rekey_refused(self, now: float, fraction: float) -> None:
+        """The peer refused our rekey (§2.25): try again a little later."""
+        self.rekey_at = now + retry_delay(fraction)
+
     def retire(self, now: float) -> None:
         self.to(RenewalPhase.RETIRED)
         self.linger_until = now + LINGER

@@ -11,9 +11,8 @@ import ipaddress
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from ..crypto.prf import prf_for
 from ..wire.buffer import DecodeError
-from ..wire.enums import ExchangeType, NotifyType, PrfId
+from ..wire.enums import ExchangeType, NotifyType
 from ..wire.message import (
     FLAG_INITIATOR,
     FLAG_RESPONSE,
@@ -21,9 +20,10 @@ from ..wire.message import (
     decode_message,
     encode_message,
 )
-from ..wire.payloads import NoncePayload, NotifyPayload
+from ..wire.payloads import NotifyPayload
 from .child_sa import ChildSa
 from .connection import ChildConfig, ConnectionConfig, Unique
+from .cookies import Cookies
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
@@ -88,11 +88,10 @@ class SaManager:
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
         self._restarts: dict[str, _Restart] = {}
         self._events: deque[Event] = deque()
-        self._cookie_secret = rng.randbytes(32)
+        self._cookies = Cookies(rng)
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._crash_reports: deque[float] = deque(maxlen=CRASH_REPORTS_PER_SECOND)
         self._spi_reports: dict[bytes, float] = {}
-        self._cookie_prf = prf_for(PrfId.HMAC_SHA2_256)
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -146,7 +145,8 @@ class SaManager:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
         for sa in self.sas.values():
             if sa.children.by_spi_in(spi_in) is not None:
-                sa.esp_usage(spi_in, octets, packets, now)
+                if sa.state is IkeState.ESTABLISHED:
+                    sa.children.act(sa.children.usage(spi_in, octets, packets), now)
                 return
 
     # --- recovery (dpd_action, unique = replace) --------------------------------------------
@@ -335,8 +335,9 @@ class SaManager:
         candidates = self._candidates(src[0], dst[0])
         if not candidates:
             raise Dropped("no_connection", f"no connection accepts {src[0]}")
-        if len(self._half_open) >= self.cookie_threshold and not self._cookie_ok(msg, src):
-            self._send_cookie(msg, src, dst)
+        if len(self._half_open) >= self.cookie_threshold and not self._cookies.valid(msg, src):
+            self.counters["cookies_sent"] += 1
+            self.queue_datagram(self._cookies.reply(msg, src), dst, src)
             return None
         sa = IkeSa(
             self,
@@ -410,33 +411,6 @@ class SaManager:
                 self.counters["invalid_spi_reports_sent"] += 1
                 sa.report_invalid_spi(spi, now)
                 return
-
-    # --- cookies (§2.6) ---------------------------------------------------------------------
-
-    def _cookie_for(self, msg: Message, src: Address) -> bytes:
-        nonce = next((p.data for p in msg.payloads if isinstance(p, NoncePayload)), b"")
-        ip = ipaddress.ip_address(src[0]).packed
-        return b"\0\0\0\1" + self._cookie_prf(self._cookie_secret, nonce + ip + msg.spi_i)
-
-    def _cookie_ok(self, msg: Message, src: Address) -> bool:
-        first = msg.payloads[0] if msg.payloads else None
-        return (
-            isinstance(first, NotifyPayload)
-            and first.type == NotifyType.COOKIE
-            and first.data == self._cookie_for(msg, src)
-        )
-
-    def _send_cookie(self, msg: Message, src: Address, dst: Address) -> None:
-        self.counters["cookies_sent"] += 1
-        reply = Message(
-            msg.spi_i,
-            bytes(8),
-            ExchangeType.IKE_SA_INIT,
-            FLAG_RESPONSE,
-            0,
-            (NotifyPayload(NotifyType.COOKIE, self._cookie_for(msg, src)),),
-        )
-        self.queue_datagram(encode_message(reply), dst, src)
 
     # --- housekeeping ----------------------------------------------------------------------
 

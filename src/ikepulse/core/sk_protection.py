@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..crypto.cipher import cipher_for
 from ..crypto.errors import CryptoError
 from ..crypto.integ import integ_for
@@ -9,7 +11,8 @@ from ..crypto.keys import IkeKeys, derive_ike_keys, rekey_skeyseed, skeyseed
 from ..crypto.prf import Prf, prf_for
 from ..crypto.sk import SkCrypter
 from ..wire.buffer import DecodeError
-from ..wire.message import Message, encode_encrypted, open_encrypted
+from ..wire.enums import ExchangeType
+from ..wire.message import Message, encode_encrypted, encode_message, open_encrypted
 from ..wire.payloads import EncryptedPayload, Payload
 from .errors import Dropped
 from .negotiate import Suite
@@ -57,11 +60,24 @@ class SkProtection:
         self._out = SkCrypter(cipher, integ, *mine)
         self._in = SkCrypter(cipher, integ, *theirs)
 
-    def seal(self, msg: Message, payloads: list[Payload]) -> bytes:
-        return encode_encrypted(msg, payloads, self._out, self.rng.randbytes(self._out.iv_size))
+    def protect(self, msg: Message, payloads: list[Payload], keep_init: bool = True) -> bytes:
+        """The message with ``payloads`` inside an SK payload, or in the clear for
+        IKE_SA_INIT (kept, unless ``keep_init`` is off, for the AUTH payload)."""
+        if msg.exchange != ExchangeType.IKE_SA_INIT:
+            iv = self.rng.randbytes(self._out.iv_size)
+            return encode_encrypted(msg, payloads, self._out, iv)
+        data = encode_message(replace(msg, payloads=tuple(payloads)))
+        if keep_init:
+            self.sent_init = data
+        return data
 
-    def open(self, raw: bytes, msg: Message) -> list[Payload]:
-        """Verify and decrypt the SK payload; the inner payloads. Raises Dropped."""
+    def unprotect(self, raw: bytes, msg: Message) -> list[Payload]:
+        """Verify and decrypt; the inner payloads (none for IKE_SA_INIT). Raises Dropped."""
+        if msg.exchange == ExchangeType.IKE_SA_INIT:
+            if msg.encrypted is not None:
+                raise Dropped("malformed", "encrypted IKE_SA_INIT")
+            self.received_init = raw
+            return []
         if self._in is None:
             raise Dropped("unauthenticated", f"{msg.exchange.name} before keys exist")
         if not isinstance(msg.encrypted, EncryptedPayload):

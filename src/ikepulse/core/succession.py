@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .events import IkeSaReauthenticated
+from .events import IkeSaReauthenticated, IkeSaRekeyed
 from .randomness import fraction
 from .renewal import RenewalPhase, retry_delay
 from .state import IkeState
@@ -79,3 +79,33 @@ def move_reauthentication(old: TaskHost, successor: TaskHost) -> None:
     old.renewal.to(RenewalPhase.IDLE)
     successor.renewal.to(RenewalPhase.REAUTHENTICATING, new)
     new.renewal.reauth_of = successor
+
+
+def take_over(new: TaskHost, old: TaskHost, now: float) -> None:
+    """``new`` becomes the successor of ``old`` after an IKE SA rekey (§2.18): the CHILD SAs,
+    their timers and a reauthentication under way move to it."""
+    if new.state is not IkeState.ESTABLISHED:
+        new.adopt(old, now)
+    new.children.adopt(old.children.take_all())
+    new.renewal.schedule(now, new.connection, lambda: fraction(new.rng), old.renewal.reauth_at)
+    move_reauthentication(old, new)
+    new.emit(IkeSaRekeyed(new.name, old.spi_i, old.spi_r, new.spi_i, new.spi_r))
+
+
+def retire(sa: TaskHost, now: float) -> None:
+    """An IKE SA the peer will delete (the old one after the peer rekeyed it, or a redundant
+    one of §2.8.2) or one whose fate a rekey collision decides: no probes, rekeys or queued
+    requests; forgotten after LINGER unless taken over."""
+    sa.tasks.cancel_queued()
+    if sa.state is IkeState.ESTABLISHED:
+        sa.state_to(IkeState.DELETING)
+    sa.renewal.retire(now)
+
+
+def lost_rekey_collision(sa: TaskHost, now: float) -> None:
+    """The peer deletes ``sa`` while both of us rekey it: the peer's new IKE SA survived
+    (§2.8.2), so the CHILD SAs move there and our rekey is abandoned."""
+    theirs, _ = sa.renewal.rekey_ended()
+    sa.tasks.abort()
+    if not theirs.finished:
+        take_over(theirs, sa, now)

@@ -363,7 +363,7 @@ class Daemon:
                 return {"ok": False, "error": f"{name}: not established, or already renewing"}
             return {"ok": True, "message": f"{what} {name}"}
         matching = [(sa, c) for sa in sas for c in sa.children if child in (None, c.name)]
-        started = [c.name for sa, c in matching if sa.rekey_child(c, now)]
+        started = [c.name for sa, c in matching if sa.children.rekey(c, now)]
         self.pump()
         if not matching:
             named = f" named {child!r}" if child else ""

@@ -55,7 +55,7 @@ def ike_sa_status(
         "remote_id": str(sa.remote_identity) if sa.remote_identity else None,
         "spi_i": sa.spi_i.hex(),
         "spi_r": sa.spi_r.hex(),
-        "proposal": str(sa.suite) if sa.suite else None,
+        "proposal": str(sa.sk.suite) if sa.sk.suite else None,
         "established": _at(sa.established_at, to_wall),
         "rekey_at": _at(sa.renewal.rekey_at, to_wall),
         "reauth_at": _at(sa.renewal.reauth_at, to_wall),

@@ -18,8 +18,10 @@ from ...crypto.dh import KeyExchange, key_exchange_for
 from ...wire.enums import ProtocolId
 from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
+from .. import succession
 from ..errors import IkeError, InvalidSyntax, TemporaryFailure
 from ..negotiate import Suite, accept_chosen, select, to_wire
+from ..randomness import fraction
 from ..state import IkeState
 from ..task import Inbound, Purpose, Status, Task
 from .key_exchange import NONCE_SIZE, check_nonce, create_child_sa_dh, group_asked_for
@@ -120,11 +122,11 @@ class IkeRekey(Task):
         new = self._new_sa(now)
         if sa.in_flight(Purpose.REKEY_IKE):
             # Our own rekey is in flight: its outcome decides which new IKE SA survives.
-            new.retire(now)
+            succession.retire(new, now)
             sa.renewal.answered_colliding_rekey(new, min(self.nonce, self.peer_nonce))
             return
-        new.take_over(sa, now)
-        sa.retire(now)
+        succession.take_over(new, sa, now)
+        succession.retire(sa, now)
 
     def _finish_initiator(self, now: float) -> None:
         sa = self.sa
@@ -134,10 +136,10 @@ class IkeRekey(Task):
         if self.error is not None:
             sa.count("ike_rekeys_failed")
             if theirs is not None:  # only the peer's rekey worked: its SA survives
-                theirs.take_over(sa, now)
-                sa.retire(now)
+                succession.take_over(theirs, sa, now)
+                succession.retire(sa, now)
                 return
-            sa.ike_rekey_refused(now)
+            sa.renewal.rekey_refused(now, fraction(sa.rng))
             return
         mine = self._new_sa(now)
         if theirs is not None and min(self.nonce, self.peer_nonce) < theirs_nonce:
@@ -145,12 +147,12 @@ class IkeRekey(Task):
             # peer, whose IKE SA survives, deletes the old one.
             sa.count("ike_rekey_collisions")
             mine.adopt(sa, now)
-            theirs.take_over(sa, now)
-            sa.retire(now)
+            succession.take_over(theirs, sa, now)
+            succession.retire(sa, now)
             mine.delete(now)
             return
-        mine.take_over(sa, now)
+        succession.take_over(mine, sa, now)
         sa.delete(now)
         if theirs is not None:  # redundant; the peer deletes it
             sa.count("ike_rekey_collisions")
-            theirs.retire(now)
+            succession.retire(theirs, now)

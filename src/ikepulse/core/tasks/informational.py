@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ...wire.enums import NotifyType, ProtocolId
 from ...wire.payloads import DeletePayload, NotifyPayload, Payload
+from .. import succession
 from ..children import ChildEntry
 from ..renewal import RenewalPhase
 from ..task import Inbound, Status, Task
@@ -58,7 +59,7 @@ class IkeDelete(Task):
 
     def finish(self, now: float) -> None:
         if not self.initiator and self.sa.renewal.phase is RenewalPhase.REKEY_COLLISION:
-            self.sa.lost_rekey_collision(now)
+            succession.lost_rekey_collision(self.sa, now)
         self.sa.deleted(by_peer=not self.initiator, now=now)
 
 
