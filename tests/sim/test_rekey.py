@@ -343,3 +343,31 @@ def test_a_refused_ike_rekey_is_retried_a_little_later():
     assert 4 <= attempts <= 60 / 5 + 1
     assert a.manager.counters["ike_rekeys_failed"] == attempts
     assert list(a.manager.sas.values()) == [sa] and sa.state is IkeState.ESTABLISHED
+
+
+def test_a_hard_lifetime_running_out_while_our_rekey_waits_for_its_answer():
+    #   left                                          right
+    #   t=100 CREATE_CHILD_SA {N(REKEY_SA, old)..} --> (answer lost)
+    #   t=101 life_time over: the old SA is being deleted (queued behind the rekey)
+    #   t=104 retransmit -->                       <-- {SA, Nr, TSi, TSr}
+    #   the new SA is installed, the old one deleted once; nothing is left over
+    lifetimes = {"life_time": 101.0, "rand_time": 0.0}
+    a, b = make_peers({"rekey_time": 100.0, "child": lifetimes}, {})
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (old,) = sa.children
+    lost = []
+
+    def first_rekey_answer(datagram):
+        message = decode_message(datagram.data)
+        if message.exchange == ExchangeType.CREATE_CHILD_SA and message.is_response and not lost:
+            lost.append(datagram)
+            return True
+        return False
+
+    run_until_idle(a, b, clock, drop=first_rekey_answer, until=clock.now + 110)
+    (new,) = sa.children
+    assert lost and new.spi_in != old.spi_in and sa.state is IkeState.ESTABLISHED
+    assert [e.spi_in for e in a.of(ChildSaDeleted)] == [old.spi_in]
+    assert sa.children.entry(new).phase.value == "INSTALLED"

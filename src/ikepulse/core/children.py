@@ -52,6 +52,10 @@ TRANSITIONS: dict[ChildPhase, frozenset[ChildPhase]] = {
 }
 
 
+_REPLACEABLE = frozenset({ChildPhase.INSTALLED, ChildPhase.REKEYING, ChildPhase.REKEYED})
+"""Phases in which a new CHILD SA makes an entry REKEYED (not one being deleted)."""
+
+
 @dataclass(slots=True, eq=False)
 class ChildEntry:
     child: ChildSa
@@ -147,7 +151,7 @@ class Children:
         config = sa.connection.child(child.name)
         entry = ChildEntry(child, ChildLimits.for_config(config, now, fraction(sa.rng)))
         self._entries[child.spi_in] = entry
-        if replaces is not None and replaces.phase is not ChildPhase.DELETED:
+        if replaces is not None and replaces.phase in _REPLACEABLE:
             replaces.limits.rekeyed()
             replaces.to(ChildPhase.REKEYED)
         succeeds = replaces.child if replaces is not None else None
