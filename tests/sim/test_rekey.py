@@ -290,7 +290,7 @@ def test_status_text_shows_age_next_rekey_and_expiry():
     import time
 
     from ikepulse.cli.status import format_status
-    from ikepulse.runtime.status import ike_sa_status
+    from ikepulse.core.status import ike_sa_status
 
     a, b = make_peers(
         {"rekey_time": 3600.0, "ike_rekey_time": 14400.0, "child": {"rekey_packets": 1000}}, {}

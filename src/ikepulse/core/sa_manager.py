@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..wire.buffer import DecodeError
@@ -27,10 +28,12 @@ from .cookies import Cookies
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
-from .liveness import DpdAction, restart_delay
+from .liveness import DpdAction
 from .qcd import qcd_token
 from .randomness import Rng, fraction
+from .restarts import Restarts
 from .state import IkeState
+from .status import ike_sa_status
 
 NATT_PORT = 4500
 CRASH_REPORTS_PER_SECOND = 10
@@ -48,18 +51,6 @@ class Datagram:
     src: Address
     dst: Address
     keepalive: bool = False
-
-
-@dataclass(slots=True)
-class _Restart:
-    """A connection whose peer died, to be re-established (dpd_action = restart)."""
-
-    local: Address
-    remote: Address
-    since: float
-    attempt: int = 0
-    at: float | None = None
-    """When the next attempt starts; None while one is under way."""
 
 
 class SaManager:
@@ -86,7 +77,7 @@ class SaManager:
         self._closed: dict[bytes, tuple[IkeSa, float]] = {}
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
-        self._restarts: dict[str, _Restart] = {}
+        self.restarts = Restarts()
         self._events: deque[Event] = deque()
         self._cookies = Cookies(rng)
         self.qcd_secret = qcd_secret or rng.randbytes(32)
@@ -119,17 +110,19 @@ class SaManager:
 
     def get_timer(self) -> float | None:
         deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
-        deadlines += [r.at for r in self._restarts.values() if r.at is not None]
-        return min(deadlines, default=None)
+        deadlines.append(self.restarts.deadline())
+        return min((t for t in deadlines if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
         for sa in list(self.sas.values()):
             deadline = sa.get_timer()
             if deadline is not None and deadline <= now:
                 sa.handle_timer(now)
-        for name, restart in list(self._restarts.items()):
-            if restart.at is not None and restart.at <= now:
-                self._restart(name, restart, now)
+        for name, restart in self.restarts.due(now):
+            if self.find(name):  # never two IKE SAs for one connection
+                self.restarts.end(name)
+            else:
+                self.initiate(name, restart.local, restart.remote, now)
         self._reap(now)
 
     def esp_activity(
@@ -157,18 +150,15 @@ class SaManager:
         if sa.initiator or sa.connection.remote_addrs:
             remote = sa.remote if sa.initiator else (sa.remote[0], sa.connection.remote_port)
             local = (sa.local[0], sa.connection.local_port)
-            self._restarts[sa.name] = _Restart(local, remote, since=now, at=now)
+            self.restarts.begin(sa.name, local, remote, now)
 
     def on_failed(self, sa: IkeSa, now: float) -> None:
-        restart = self._restarts.get(sa.name)
-        if restart is not None and restart.at is None:
-            restart.attempt += 1
-            restart.at = now + restart_delay(restart.attempt, sa.policy, fraction(self.rng))
+        self.restarts.attempt_failed(sa.name, sa.policy, fraction(self.rng), now)
 
     def on_established(self, sa: IkeSa, now: float) -> None:
         """A new IKE SA replaces older ones for the same connection and peer identity as
         ``unique`` says (a reauthentication deletes its predecessor itself)."""
-        restart = self._restarts.pop(sa.name, None)
+        restart = self.restarts.end(sa.name)
         if restart is not None:
             self.emit(TunnelRestored(sa.name, now - restart.since, restart.attempt + 1))
         unique = sa.connection.unique
@@ -207,19 +197,6 @@ class SaManager:
                 if (old.name, old.local_ts, old.remote_ts) == same:
                     return old
         return None
-
-    def _restart(self, name: str, restart: _Restart, now: float) -> None:
-        restart.at = None
-        if self.find(name):  # never two IKE SAs for one connection
-            self._restarts.pop(name, None)
-            return
-        self.initiate(name, restart.local, restart.remote, now)
-
-    def cancel_restart(self, name: str) -> None:
-        self._restarts.pop(name, None)
-
-    def restarting(self, name: str) -> _Restart | None:
-        return self._restarts.get(name)
 
     # --- SPIs ------------------------------------------------------------------------------
 
@@ -291,6 +268,49 @@ class SaManager:
 
     def find(self, name: str) -> list[IkeSa]:
         return [sa for sa in self.sas.values() if sa.name == name and not sa.finished]
+
+    # --- verbs and views for the runtime (it never reaches into an IkeSa) --------------------
+
+    def delete(self, name: str, now: float) -> int:
+        """Delete the connection's IKE SAs (the peer is told) and any restart of it; how
+        many IKE SAs there were."""
+        self.restarts.end(name)
+        sas = self.find(name)
+        for sa in sas:
+            sa.delete(now)
+        return len(sas)
+
+    def delete_all(self, now: float) -> None:
+        for sa in list(self.sas.values()):
+            sa.delete(now)
+
+    def renew(
+        self,
+        name: str,
+        now: float,
+        child: str | None = None,
+        ike: bool = False,
+        reauth: bool = False,
+    ) -> tuple[int, list[str]]:
+        """Rekey the connection's CHILD SAs (all, or those named ``child``), its IKE SA or,
+        with ``reauth``, reauthenticate it: (how many could be, the names of those started)."""
+        sas = self.find(name)
+        if reauth or ike:
+            started = [
+                sa.name for sa in sas if (sa.reauthenticate(now) if reauth else sa.rekey(now))
+            ]
+            return len(sas), started
+        matching = [(sa, c) for sa in sas for c in sa.children if child in (None, c.name)]
+        return len(matching), [c.name for sa, c in matching if sa.children.rekey(c, now)]
+
+    def liveness(self, name: str) -> str | None:
+        """The liveness state of the connection's IKE SA, None if it has none."""
+        up = self.find(name)
+        return up[0].liveness.state.value if up else None
+
+    def status(self, to_wall: float, traffic: Callable[[bytes], dict]) -> list[dict]:
+        """Every IKE SA as ``core.status`` writes it."""
+        return [ike_sa_status(sa, to_wall, traffic) for sa in self.sas.values()]
 
     # --- input ---------------------------------------------------------------------------
 

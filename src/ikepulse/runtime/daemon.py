@@ -13,16 +13,12 @@ from typing import TYPE_CHECKING
 
 from ..core.connection import StartAction
 from ..core.events import (
-    ChildSaDeleted,
     ChildSaFailed,
     ChildSaInstalled,
-    ChildSaRekeyed,
     Event,
     IkeSaDeleted,
     IkeSaEstablished,
     IkeSaFailed,
-    IkeSaReauthenticated,
-    IkeSaRekeyed,
     PeerDead,
     TunnelRestored,
 )
@@ -30,7 +26,7 @@ from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
 from .control import ControlServer
 from .dataplane import DataPlane, Trap
-from .status import ike_sa_status
+from .event_log import log_event
 from .udp import Address, Endpoint
 
 if TYPE_CHECKING:
@@ -133,8 +129,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Delete every IKE SA (the peer learns it at once), then close the sockets."""
         log.info("shutting down: deleting %d IKE SA(s)", len(self.manager.sas))
-        for sa in list(self.manager.sas.values()):
-            sa.delete(self.now())
+        self.manager.delete_all(self.now())
         self.pump()
         deadline = self.now() + SHUTDOWN_GRACE
         while self.manager.sas and self.now() < deadline:
@@ -202,88 +197,15 @@ class Daemon:
 
     def _on_event(self, event: Event) -> None:
         self.dataplane.on_event(event)
-        if isinstance(event, IkeSaEstablished):
-            log.info(
-                "IKE SA %s[%s] established %s[%d] <-> %s[%d] %s",
-                event.connection,
-                event.spi_i.hex(),
-                *event.local,
-                *event.remote,
-                event.proposal,
-            )
-        elif isinstance(event, ChildSaInstalled):
-            log.info(
-                "CHILD SA %s{%s} installed, SPIs %s_i %s_o, %s === %s, %s",
-                event.connection,
-                event.child,
-                event.spi_in.hex(),
-                event.spi_out.hex(),
-                ",".join(map(str, event.local_ts)),
-                ",".join(map(str, event.remote_ts)),
-                event.proposal,
-            )
-        elif isinstance(event, IkeSaFailed):
-            log.warning(
-                "IKE SA %s[%s] failed: %s", event.connection or "?", event.spi_i.hex(), event.reason
-            )
-        elif isinstance(event, ChildSaFailed):
-            log.warning("CHILD SA %s{%s} failed: %s", event.connection, event.child, event.reason)
-        elif isinstance(event, IkeSaDeleted):
-            log.info(
-                "IKE SA %s[%s] deleted%s",
-                event.connection,
-                event.spi_i.hex(),
-                " by the peer" if event.by_peer else "",
-            )
-        elif isinstance(event, ChildSaDeleted):
-            log.info("CHILD SA %s{%s} deleted", event.connection, event.child)
-        elif isinstance(event, PeerDead):
-            log.warning(
-                "peer of %s[%s] is dead: %s; detected %.2fs after its last sign of "
-                "life; dpd_action = %s",
-                event.connection,
-                event.spi_i.hex(),
-                event.reason,
-                event.detected_after,
-                event.action.value,
-            )
+        log_event(event)
+        if isinstance(event, PeerDead):
             self.last_death[event.connection] = event
             self.restored.pop(event.connection, None)
             if event.action is DpdAction.HOLD:
                 connection = self.manager.connection(event.connection)
                 for child in connection.children:
                     self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
-        elif isinstance(event, ChildSaRekeyed):
-            log.info(
-                "CHILD SA %s{%s} rekeyed, %s_i replaced by %s_i",
-                event.connection,
-                event.child,
-                event.old_spi_in.hex(),
-                event.spi_in.hex(),
-            )
-        elif isinstance(event, IkeSaReauthenticated):
-            log.info(
-                "IKE SA %s[%s] reauthenticated by %s[%s], deleting the old one",
-                event.connection,
-                event.old_spi_i.hex(),
-                event.connection,
-                event.spi_i.hex(),
-            )
-        elif isinstance(event, IkeSaRekeyed):
-            log.info(
-                "IKE SA %s[%s] rekeyed, now %s_i %s_r",
-                event.connection,
-                event.old_spi_i.hex(),
-                event.spi_i.hex(),
-                event.spi_r.hex(),
-            )
         elif isinstance(event, TunnelRestored):
-            log.info(
-                "tunnel %s restored after %.2fs (%d attempt(s))",
-                event.connection,
-                event.downtime,
-                event.attempts,
-            )
             self.restored[event.connection] = event
         self._wake(event)
 
@@ -333,13 +255,9 @@ class Daemon:
 
     async def down(self, name: str, timeout: float) -> dict:
         self.manager.connection(name)
-        self.manager.cancel_restart(name)
-        sas = self.manager.find(name)
-        if not sas:
+        if not self.manager.delete(name, self.now()):
             return {"ok": True, "message": f"{name} is not up"}
-        done = self._expect(name, (IkeSaDeleted, IkeSaFailed))
-        for sa in sas:
-            sa.delete(self.now())
+        done = self._expect(name, (IkeSaDeleted, IkeSaFailed))  # events go out in pump()
         self.pump()
         try:
             await asyncio.wait_for(done, timeout)
@@ -350,22 +268,17 @@ class Daemon:
     def rekey(self, name: str, child: str | None, ike: bool, reauth: bool = False) -> dict:
         """Renew the CHILD SAs (all, or those named ``child``), the IKE SA or, with
         ``reauth``, everything; reports what was actually started."""
-        sas = self.manager.find(name)
-        if not sas:
+        if not self.manager.find(name):
             self.manager.connection(name)
             return {"ok": False, "error": f"{name} is not up"}
-        now = self.now()
+        candidates, started = self.manager.renew(name, self.now(), child, ike, reauth)
+        self.pump()
         if reauth or ike:
-            what = "reauthenticating" if reauth else "rekeying the IKE SA of"
-            started = [sa for sa in sas if (sa.reauthenticate(now) if reauth else sa.rekey(now))]
-            self.pump()
             if not started:
                 return {"ok": False, "error": f"{name}: not established, or already renewing"}
+            what = "reauthenticating" if reauth else "rekeying the IKE SA of"
             return {"ok": True, "message": f"{what} {name}"}
-        matching = [(sa, c) for sa in sas for c in sa.children if child in (None, c.name)]
-        started = [c.name for sa, c in matching if sa.children.rekey(c, now)]
-        self.pump()
-        if not matching:
+        if not candidates:
             named = f" named {child!r}" if child else ""
             return {"ok": False, "error": f"{name} has no CHILD SA{named}"}
         if not started:
@@ -376,10 +289,9 @@ class Daemon:
         to_wall = self.to_wall
         return {
             "ok": True,
-            "ike_sas": [
-                ike_sa_status(sa, to_wall, lambda spi: self.dataplane.status(spi, to_wall))
-                for sa in self.manager.sas.values()
-            ],
+            "ike_sas": self.manager.status(
+                to_wall, lambda spi: self.dataplane.status(spi, to_wall)
+            ),
             "connections": [
                 self._connection_status(c.name, to_wall) for c in self.settings.connections
             ],
@@ -388,15 +300,12 @@ class Daemon:
 
     def _connection_status(self, name: str, to_wall: float) -> dict:
         """Per connection: is it up, dead or restarting, and how the last death went."""
-        restart = self.manager.restarting(name)
-        up = self.manager.find(name)
+        restart = self.manager.restarts.get(name)
         death, restored = self.last_death.get(name), self.restored.get(name)
         if restart is not None:
             liveness = "restarting"
-        elif up:
-            liveness = up[0].liveness.state.value
         else:
-            liveness = "dead" if death and not restored else "down"
+            liveness = self.manager.liveness(name) or ("dead" if death and not restored else "down")
         return {
             "name": name,
             "liveness": liveness,

@@ -1,12 +1,14 @@
-"""Status of IKE and CHILD SAs as JSON-ready dicts, SPIs written the way swanctl writes them."""
+"""Status of IKE and CHILD SAs as JSON-ready dicts, SPIs written the way swanctl writes them.
+
+The runtime asks ``SaManager.status``; it never reads an ``IkeSa`` itself (DESIGN.md §2)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from ..core.children import ChildEntry
-from ..core.ike_sa import IkeSa
+from .children import ChildEntry
+from .ike_sa import IkeSa
 
 
 def _host(address: tuple[str, int]) -> dict[str, Any]:

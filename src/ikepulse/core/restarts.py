@@ -1,0 +1,59 @@
+"""Re-establishing connections whose peer died (swanctl.conf ``dpd_action = restart``), with
+exponential backoff and jitter, never two IKE SAs for one connection (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .events import Address
+from .liveness import LivenessPolicy, restart_delay
+
+
+@dataclass(slots=True)
+class Restart:
+    """A connection to re-establish."""
+
+    local: Address
+    remote: Address
+    since: float
+    """When its peer was declared dead."""
+    attempt: int = 0
+    at: float | None = None
+    """When the next attempt starts; None while one is under way."""
+
+
+class Restarts:
+    """The restarts of one SA manager, by connection name."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Restart] = {}
+
+    def get(self, name: str) -> Restart | None:
+        return self._by_name.get(name)
+
+    def begin(self, name: str, local: Address, remote: Address, now: float) -> None:
+        """The peer of ``name`` died: the first attempt starts at once."""
+        self._by_name[name] = Restart(local, remote, since=now, at=now)
+
+    def attempt_failed(self, name: str, policy: LivenessPolicy, fraction: float, now: float):
+        """The attempt under way failed: the next one after a backoff."""
+        restart = self._by_name.get(name)
+        if restart is not None and restart.at is None:
+            restart.attempt += 1
+            restart.at = now + restart_delay(restart.attempt, policy, fraction)
+
+    def end(self, name: str) -> Restart | None:
+        """The connection is up again (or taken down): forget its restart."""
+        return self._by_name.pop(name, None)
+
+    def deadline(self) -> float | None:
+        return min((r.at for r in self._by_name.values() if r.at is not None), default=None)
+
+    def due(self, now: float) -> list[tuple[str, Restart]]:
+        """The attempts to start now; each is marked under way."""
+        out = []
+        for name, restart in self._by_name.items():
+            if restart.at is not None and restart.at <= now:
+                restart.at = None
+                out.append((name, restart))
+        return out

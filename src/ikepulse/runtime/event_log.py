@@ -1,0 +1,102 @@
+"""One log line per core event, in strongSwan's style (``name[spi]``, ``name{child}``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ..core.events import (
+    ChildSaDeleted,
+    ChildSaFailed,
+    ChildSaInstalled,
+    ChildSaRekeyed,
+    Event,
+    IkeSaDeleted,
+    IkeSaEstablished,
+    IkeSaFailed,
+    IkeSaReauthenticated,
+    IkeSaRekeyed,
+    PeerDead,
+    TunnelRestored,
+)
+
+log = logging.getLogger("ikepulse.daemon")
+
+
+def _selectors(selectors) -> str:
+    return ",".join(map(str, selectors))
+
+
+LINES: dict[type, tuple[int, Callable]] = {
+    IkeSaEstablished: (
+        logging.INFO,
+        lambda e: (
+            f"IKE SA {e.connection}[{e.spi_i.hex()}] established "
+            f"{e.local[0]}[{e.local[1]}] <-> {e.remote[0]}[{e.remote[1]}] {e.proposal}"
+        ),
+    ),
+    ChildSaInstalled: (
+        logging.INFO,
+        lambda e: (
+            f"CHILD SA {e.connection}{{{e.child}}} installed, SPIs {e.spi_in.hex()}_i "
+            f"{e.spi_out.hex()}_o, {_selectors(e.local_ts)} === {_selectors(e.remote_ts)}, "
+            f"{e.proposal}"
+        ),
+    ),
+    IkeSaFailed: (
+        logging.WARNING,
+        lambda e: f"IKE SA {e.connection or '?'}[{e.spi_i.hex()}] failed: {e.reason}",
+    ),
+    ChildSaFailed: (
+        logging.WARNING,
+        lambda e: f"CHILD SA {e.connection}{{{e.child}}} failed: {e.reason}",
+    ),
+    IkeSaDeleted: (
+        logging.INFO,
+        lambda e: (
+            f"IKE SA {e.connection}[{e.spi_i.hex()}] deleted"
+            + (" by the peer" if e.by_peer else "")
+        ),
+    ),
+    ChildSaDeleted: (logging.INFO, lambda e: f"CHILD SA {e.connection}{{{e.child}}} deleted"),
+    PeerDead: (
+        logging.WARNING,
+        lambda e: (
+            f"peer of {e.connection}[{e.spi_i.hex()}] is dead: {e.reason}; detected "
+            f"{e.detected_after:.2f}s after its last sign of life; dpd_action = {e.action.value}"
+        ),
+    ),
+    ChildSaRekeyed: (
+        logging.INFO,
+        lambda e: (
+            f"CHILD SA {e.connection}{{{e.child}}} rekeyed, {e.old_spi_in.hex()}_i "
+            f"replaced by {e.spi_in.hex()}_i"
+        ),
+    ),
+    IkeSaReauthenticated: (
+        logging.INFO,
+        lambda e: (
+            f"IKE SA {e.connection}[{e.old_spi_i.hex()}] reauthenticated by "
+            f"{e.connection}[{e.spi_i.hex()}], deleting the old one"
+        ),
+    ),
+    IkeSaRekeyed: (
+        logging.INFO,
+        lambda e: (
+            f"IKE SA {e.connection}[{e.old_spi_i.hex()}] rekeyed, now "
+            f"{e.spi_i.hex()}_i {e.spi_r.hex()}_r"
+        ),
+    ),
+    TunnelRestored: (
+        logging.INFO,
+        lambda e: (
+            f"tunnel {e.connection} restored after {e.downtime:.2f}s ({e.attempts} attempt(s))"
+        ),
+    ),
+}
+
+
+def log_event(event: Event) -> None:
+    level, line = LINES[type(event)]
+    if log.isEnabledFor(level):
+        log.log(level, "%s", line(event))
