@@ -3,10 +3,17 @@
 An initiator task ``build``s its part of a request and ``process``es the response; a
 responder task ``process``es the request and ``build``s its part of the response.
 Tasks see their IKE SA only through ``hosts.TaskHost``.
+
+A task fails in one of two ways. Raising an ``IkeError`` fails the whole exchange: the task
+manager answers with its notify, or fails the SA. A task whose failure concerns only its own
+part (a CHILD SA, a rekey) works ``with self.contained():`` instead: the error is kept in
+``error``, answered by ``build_error`` and acted on in ``finish``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -14,7 +21,7 @@ from typing import TYPE_CHECKING
 from ..wire.enums import ExchangeType, NotifyType
 from ..wire.message import Message
 from ..wire.payloads import NotifyPayload, Payload
-from .errors import PeerReportedError
+from .errors import IkeError, PeerReportedError
 
 if TYPE_CHECKING:
     from .hosts import TaskHost
@@ -90,6 +97,23 @@ class Task:
     def __init__(self, sa: TaskHost, initiator: bool) -> None:
         self.sa = sa
         self.initiator = initiator
+        self.error: IkeError | None = None
+        """Why this task's own part failed (see ``contained``)."""
+
+    @contextmanager
+    def contained(self) -> Iterator[None]:
+        """An IkeError inside fails only this task: it is kept in ``error``."""
+        try:
+            yield
+        except IkeError as exc:
+            self.error = exc
+
+    def build_error(self, out: list[Payload]) -> bool:
+        """A responder task that failed answers with its error notify alone (§2.21.2)."""
+        if self.error is None:
+            return False
+        out.append(NotifyPayload(self.error.notify, self.error.data))
+        return True
 
     def build(self, out: list[Payload]) -> None:
         """Append this task's payloads to the outgoing message."""

@@ -59,7 +59,6 @@ class ChildSaTask(Task):
         super().__init__(sa, initiator)
         self.config = config
         self.spi_in = b""
-        self.error: IkeError | None = None
         self.proposal: Proposal | None = None
         self.suite: Suite | None = None
         self.mode = Mode.TUNNEL
@@ -84,8 +83,7 @@ class ChildSaTask(Task):
             out.append(TsiPayload(self.local_ts))
             out.append(TsrPayload(self.remote_ts))
             return
-        if self.error is not None:
-            out.append(NotifyPayload(self.error.notify, self.error.data))
+        if self.build_error(out):
             return
         if self.mode is Mode.TRANSPORT:
             out.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
@@ -112,13 +110,11 @@ class ChildSaTask(Task):
         return self.sa.connection.children
 
     def process(self, msg: Inbound) -> Status:
-        try:
+        with self.contained():
             if self.initiator:
                 self._process_response(msg)
             else:
                 self._process_request(msg)
-        except IkeError as exc:
-            self.error = exc
         return Status.DONE
 
     def _process_request(self, msg: Inbound) -> None:

@@ -20,7 +20,13 @@ from ..errors import ChildSaNotFound, InvalidSyntax, TemporaryFailure
 from ..state import IkeState
 from ..task import Inbound, Purpose, Status
 from .child_sa_task import ChildSaTask
-from .key_exchange import NONCE_SIZE, check_nonce, create_child_sa_dh, group_asked_for
+from .key_exchange import (
+    NONCE_SIZE,
+    check_nonce,
+    create_child_sa_dh,
+    fresh_offer,
+    group_asked_for,
+)
 
 if TYPE_CHECKING:
     from ..hosts import TaskHost
@@ -69,8 +75,7 @@ class CreateChildSa(ChildSaTask):
             group = group_asked_for(msg, self.config.esp_proposals, self.ke)
             if group is not None:  # send the request again with the group asked for
                 self.ke_retried = True
-                self.ke = key_exchange_for(group, self.sa.rng)
-                self.nonce = self.sa.rng.randbytes(NONCE_SIZE)
+                self.ke, self.nonce = fresh_offer(group, self.sa.rng)
                 self.sa.manager.release_esp_spi(self.spi_in)
                 return Status.NEED_MORE
         return super().process(msg)

@@ -16,15 +16,21 @@ from typing import TYPE_CHECKING
 
 from ...crypto.dh import KeyExchange, key_exchange_for
 from ...wire.enums import ProtocolId
-from ...wire.payloads import KePayload, NoncePayload, NotifyPayload, Payload
+from ...wire.payloads import KePayload, NoncePayload, Payload
 from ...wire.sa import Proposal, SaPayload
 from .. import succession
-from ..errors import IkeError, InvalidSyntax, TemporaryFailure
+from ..errors import InvalidSyntax, TemporaryFailure
 from ..negotiate import Suite, accept_chosen, select, to_wire
 from ..randomness import fraction
 from ..state import IkeState
 from ..task import Inbound, Purpose, Status, Task
-from .key_exchange import NONCE_SIZE, check_nonce, create_child_sa_dh, group_asked_for
+from .key_exchange import (
+    NONCE_SIZE,
+    check_nonce,
+    create_child_sa_dh,
+    fresh_offer,
+    group_asked_for,
+)
 
 if TYPE_CHECKING:
     from ..hosts import TaskHost
@@ -41,7 +47,6 @@ class IkeRekey(Task):
         self.shared = b""
         self.suite: Suite | None = None
         self.proposal: Proposal | None = None
-        self.error: IkeError | None = None
         if initiator:  # the group of the current IKE SA, as strongSwan does
             self.ke = key_exchange_for(sa.sk.suite.dh, sa.rng)
         self.ke_retried = False
@@ -49,8 +54,7 @@ class IkeRekey(Task):
     def build(self, out: list[Payload]) -> None:
         if self.initiator:
             out.append(SaPayload(to_wire(self.sa.connection.proposals, spi=self.spi)))
-        elif self.error is not None:
-            out.append(NotifyPayload(self.error.notify, self.error.data))
+        elif self.build_error(out):
             return
         else:
             transforms = self.suite.transforms()
@@ -61,13 +65,12 @@ class IkeRekey(Task):
         out.append(KePayload(self.ke.group, self.ke.public_key))
 
     def process(self, msg: Inbound) -> Status:
-        try:
+        with self.contained():
             if self.initiator:
                 group = group_asked_for(msg, self.sa.connection.proposals, self.ke)
                 if group is not None and not self.ke_retried:
                     self.ke_retried = True  # send the request again with the group asked for
-                    self.ke = key_exchange_for(group, self.sa.rng)
-                    self.nonce = self.sa.rng.randbytes(NONCE_SIZE)
+                    self.ke, self.nonce = fresh_offer(group, self.sa.rng)
                     return Status.NEED_MORE
                 msg.raise_error_notify("the IKE SA rekey")
                 self.proposal, self.suite = accept_chosen(
@@ -90,8 +93,6 @@ class IkeRekey(Task):
                 self.sa.rng,
                 "IKE SA rekey",
             )
-        except IkeError as exc:
-            self.error = exc
         return Status.DONE
 
     def _check_collisions(self) -> None:

@@ -19,6 +19,12 @@ def check_nonce(nonce: NoncePayload | None) -> bytes:
     return nonce.data
 
 
+def fresh_offer(group: DhId, rng) -> tuple[KeyExchange, bytes]:
+    """A new key exchange for ``group`` and a new nonce, to repeat a request after
+    INVALID_KE_PAYLOAD (§1.2, §1.3)."""
+    return key_exchange_for(group, rng), rng.randbytes(NONCE_SIZE)
+
+
 def create_child_sa_dh(
     ke: KeyExchange | None, group, ke_payload: KePayload | None, initiator: bool, rng, what: str
 ) -> tuple[KeyExchange, bytes]:
