@@ -11,7 +11,7 @@ import hmac
 
 from ..crypto.prf import prf_for
 from ..wire.enums import NotifyType, PrfId
-from ..wire.message import Message
+from ..wire.message import FLAG_INITIATOR, FLAG_RESPONSE, Message, encode_message
 from ..wire.payloads import NotifyPayload
 
 TOKEN_SIZE = 32
@@ -33,3 +33,17 @@ def crash_reported(msg: Message, expected: bytes | None) -> bool:
     token = next((n.data for n in notifies if n.type == NotifyType.QUICK_CRASH_DETECTION), b"")
     reported = any(n.type == NotifyType.INVALID_IKE_SPI for n in notifies)
     return reported and token_matches(expected, token)
+
+
+def crash_answer(secret: bytes, msg: Message) -> bytes:
+    """The unprotected answer to a request for an IKE SA we lost: INVALID_IKE_SPI with our
+    token (§4.1), so the peer can believe it without waiting for its DPD budget."""
+    token = qcd_token(secret, msg.spi_i, msg.spi_r)
+    flags = FLAG_RESPONSE | (0 if msg.is_initiator else FLAG_INITIATOR)
+    notifies = (
+        NotifyPayload(NotifyType.INVALID_IKE_SPI),
+        NotifyPayload(NotifyType.QUICK_CRASH_DETECTION, token),
+    )
+    return encode_message(
+        Message(msg.spi_i, msg.spi_r, msg.exchange, flags, msg.message_id, notifies)
+    )

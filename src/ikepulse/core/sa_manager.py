@@ -13,15 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..wire.buffer import DecodeError
-from ..wire.enums import ExchangeType, NotifyType
+from ..wire.enums import ExchangeType
 from ..wire.message import (
-    FLAG_INITIATOR,
-    FLAG_RESPONSE,
     Message,
     decode_message,
-    encode_message,
 )
-from ..wire.payloads import NotifyPayload
 from .child_sa import ChildSa
 from .connection import ChildConfig, ConnectionConfig, Unique
 from .cookies import Cookies
@@ -29,7 +25,7 @@ from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
 from .liveness import DpdAction
-from .qcd import qcd_token
+from .qcd import crash_answer
 from .randomness import Rng, fraction
 from .restarts import Restarts
 from .state import IkeState
@@ -400,20 +396,7 @@ class SaManager:
             return
         self._crash_reports.append(now)
         self.counters["crash_reports_sent"] += 1
-        token = qcd_token(self.qcd_secret, msg.spi_i, msg.spi_r)
-        flags = FLAG_RESPONSE | (0 if msg.is_initiator else FLAG_INITIATOR)
-        reply = Message(
-            msg.spi_i,
-            msg.spi_r,
-            msg.exchange,
-            flags,
-            msg.message_id,
-            (
-                NotifyPayload(NotifyType.INVALID_IKE_SPI),
-                NotifyPayload(NotifyType.QUICK_CRASH_DETECTION, token),
-            ),
-        )
-        self.queue_datagram(encode_message(reply), dst, src)
+        self.queue_datagram(crash_answer(self.qcd_secret, msg), dst, src)
 
     def esp_unknown_spi(self, spi: bytes, peer: str, now: float) -> None:
         """The data plane got ESP with an unknown SPI from ``peer``: tell it (INVALID_SPI,
