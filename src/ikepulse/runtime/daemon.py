@@ -27,8 +27,9 @@ from ..core.events import (
     TunnelRestored,
 )
 from ..core.sa_manager import SaManager
+from ..esp.plane import Trap
 from .control import ControlServer
-from .dataplane import DataPlane, Trap
+from .dataplane import DataPlane
 from .status import ike_sa_status
 from .udp import Address, Endpoint
 
@@ -171,8 +172,8 @@ class Daemon:
 
     def _on_timer(self) -> None:
         self._timer = None
-        for policy in self.dataplane.spd.policies:  # traffic is proof of life
-            self.manager.esp_activity(policy.inbound.spi, policy.last_inbound, policy.last_outbound)
+        for spi_in, last_inbound, last_outbound in self.dataplane.plane.activity():
+            self.manager.esp_activity(spi_in, last_inbound, last_outbound)  # proof of life
         self.manager.handle_timer(self.now())
         self.pump()
 
@@ -376,7 +377,7 @@ class Daemon:
         return {
             "ok": True,
             "ike_sas": [
-                ike_sa_status(sa, to_wall, lambda spi: self.dataplane.status(spi, to_wall))
+                ike_sa_status(sa, to_wall, lambda spi: self.dataplane.plane.status(spi, to_wall))
                 for sa in self.manager.sas.values()
             ],
             "connections": [
