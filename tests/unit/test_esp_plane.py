@@ -79,9 +79,8 @@ def planes(spis=OLD) -> tuple[EspPlane, EspPlane]:
 
 
 def notices(plane: EspPlane) -> list:
-    found = []
-    while (notice := plane.next_notice()) is not None:
-        found.append(notice)
+    found = list(plane.notices)
+    plane.notices.clear()
     return found
 
 

@@ -2,8 +2,8 @@
 and deleting SAs does to the packets around it.
 
 Time comes in as ``now``. ``outbound`` and ``inbound`` return their result (the hot path);
-packets an install releases, and notices for the IKE core, are pulled; one timer
-(``get_timer``/``handle_timer``) ends the linger of deleted SAs.
+packets an install releases are pulled, and notices for the IKE core popped from
+``notices``; one timer (``get_timer``/``handle_timer``) ends the linger of deleted SAs.
 
 Fail closed: a packet no installed SA covers is held by a trap or dropped and counted,
 never returned in the clear.
@@ -141,7 +141,9 @@ class EspPlane:
         """Inbound SPI of a deleted SA -> when it is removed."""
         self._to_send: list[tuple[Policy, bytes]] = []
         self._to_tun: list[bytes] = []
-        self._notices: deque[Notice] = deque()
+        self.notices: deque[Notice] = deque()
+        """For the IKE core, oldest first: the caller pops them (a deque, so that checking
+        for none after each packet costs no call)."""
 
     # --- inputs: SAs and traps -----------------------------------------------------------
 
@@ -235,7 +237,7 @@ class EspPlane:
         if policy is None:
             self.counters["unknown_spi_drops"] += 1
             self._early.append((data, peer, now))
-            self._notices.append(UnknownSpi(data[:4], peer))
+            self.notices.append(UnknownSpi(data[:4], peer))
             return None
         counters = policy.counters
         try:
@@ -273,9 +275,6 @@ class EspPlane:
         out, self._to_tun = self._to_tun, []
         return out
 
-    def next_notice(self) -> Notice | None:
-        return self._notices.popleft() if self._notices else None
-
     def activity(self) -> list[tuple[bytes, float | None, float | None]]:
         """(inbound SPI, last inbound, last outbound) of each SA in use: traffic is proof
         of life for the liveness engine."""
@@ -301,7 +300,7 @@ class EspPlane:
                 if len(held) == HOLD_PACKETS:
                     self.counters["held_dropped"] += 1
                 held.append((packet, now))
-                self._notices.append(TrapTriggered(trap.connection))
+                self.notices.append(TrapTriggered(trap.connection))
                 return
         self.counters["no_sa_drops"] += 1
 
@@ -343,7 +342,7 @@ class EspPlane:
     def _report_volume(self, policy: Policy) -> None:
         counters = policy.counters
         policy.passed_mark()
-        self._notices.append(
+        self.notices.append(
             VolumeReached(
                 policy.inbound.spi,
                 max(counters["bytes_in"], counters["bytes_out"]),

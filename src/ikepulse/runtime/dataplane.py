@@ -121,6 +121,7 @@ class DataPlane:
     # --- SAs, traps and routes -----------------------------------------------------------
 
     def on_event(self, event) -> None:
+        """Install or delete a CHILD SA in the plane; send and deliver what that releases."""
         if isinstance(event, ChildSaInstalled):
             self.plane.install(sa_pair(event), self.now())
             if event.mode is Mode.TRANSPORT:
@@ -169,8 +170,9 @@ class DataPlane:
 
     def _notify(self) -> None:
         """Forward the plane's notices to the daemon (which hands them to the IKE core)."""
-        while (notice := self.plane.next_notice()) is not None:
-            match notice:
+        notices = self.plane.notices
+        while notices:
+            match notices.popleft():
                 case UnknownSpi(spi, peer):
                     self.on_unknown_spi(spi, peer)
                 case VolumeReached(spi_in, octets, packets):
@@ -205,10 +207,12 @@ class DataPlane:
                 self.counters["send_errors"] += 1
 
     def on_udp_esp(self, data: bytes, src: Address, dst: Address) -> None:
-        inner = self.plane.inbound(data, src[0], self.now())
+        plane = self.plane
+        inner = plane.inbound(data, src[0], self.now())
         if inner is not None:
             self._write(inner)
-        self._notify()
+        if plane.notices:
+            self._notify()
 
     def _on_raw(self, raw: socket.socket, family: int) -> None:
         plane, now = self.plane, self.now()
