@@ -22,6 +22,7 @@ from ikepulse.esp.plane import (
     UnknownSpi,
     VolumeReached,
 )
+from ikepulse.esp.sa import EspSa
 from ikepulse.esp.transport_mode import build_ip_packet
 from ikepulse.wire.enums import EncrId
 from ikepulse.wire.payloads import TrafficSelector
@@ -42,8 +43,9 @@ TO_RIGHT = udp("203.0.113.2", "203.0.113.66")
 TO_LEFT = udp("203.0.113.66", "203.0.113.2")
 
 
-def keys(seed: int) -> ChildKeys:
-    rng = random.Random(seed)
+def keys(spis: tuple[bytes, bytes]) -> ChildKeys:
+    """AES-256-GCM keys, a different pair for each pair of SPIs."""
+    rng = random.Random(spis[0] + spis[1])
     return ChildKeys(rng.randbytes(36), b"", rng.randbytes(36), b"")
 
 
@@ -58,7 +60,7 @@ def pair(spis: tuple[bytes, bytes], side: str, initiator: str = "left", **kw) ->
         "encr": (EncrId.AES_GCM_16, 256),
         "integ": None,
         "esn": False,
-        "keys": keys(int.from_bytes(spis[0] + spis[1])),
+        "keys": keys(spis),
         "initiator": side == initiator,
         "local_ts": LEFT_TS if left else RIGHT_TS,
         "remote_ts": RIGHT_TS if left else LEFT_TS,
@@ -95,6 +97,9 @@ def test_round_trip_between_two_planes():
     policy, esp = left.outbound(TO_RIGHT, 1.0)
     assert (policy.local, policy.peer, policy.udp_encap) == (LEFT_GW, RIGHT_GW, True)
     assert esp[:4] == OLD[1] and TO_RIGHT not in esp
+    # left initiated: it seals with the initiator-to-responder key (RFC 7296 §2.17)
+    i_to_r = EspSa(OLD[1], (EncrId.AES_GCM_16, 256), None, keys(OLD).encr_i)
+    assert i_to_r.open(esp) == (TO_RIGHT, 4)
     assert right.inbound(esp, LEFT_GW[0], 2.0) == TO_RIGHT
     policy, esp = right.outbound(TO_LEFT, 3.0)
     assert policy.peer == LEFT_GW and left.inbound(esp, RIGHT_GW[0], 4.0) == TO_LEFT
@@ -115,7 +120,7 @@ def test_transport_mode_rebuilds_the_header_from_the_outer_addresses():
     right.install(pair(OLD, "right", transport=True, local_ts=peers, remote_ts=gateways), 0.0)
     packet = udp(LEFT_GW[0], RIGHT_GW[0])
     _, esp = left.outbound(packet, 0.0)
-    assert len(esp) < len(packet) + 40  # the IP header is not inside
+    assert len(esp) < len(packet) + 20  # ESP adds 34-37 bytes; the 20-byte header is not inside
     assert right.inbound(esp, LEFT_GW[0], 0.0) == packet
 
 
