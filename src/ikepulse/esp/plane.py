@@ -194,9 +194,11 @@ class EspPlane:
             self._activate(successor)
 
     def get_timer(self) -> float | None:
+        """When the next lingering SA is due to go, or None."""
         return min(self._lingering.values(), default=None)
 
     def handle_timer(self, now: float) -> None:
+        """Remove the deleted SAs whose linger is over."""
         for spi_in, until in list(self._lingering.items()):
             if until <= now:
                 del self._lingering[spi_in]
