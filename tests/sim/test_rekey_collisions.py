@@ -22,6 +22,9 @@ from ikepulse.core.peer_liveness import Liveness
 from ikepulse.core.renewal import LINGER
 from ikepulse.core.state import IkeState
 from ikepulse.core.tasks.key_exchange import NONCE_SIZE
+from ikepulse.esp.plane import EspPlane
+from ikepulse.esp.transport_mode import build_ip_packet
+from ikepulse.runtime.dataplane import sa_pair
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle, transfer
 from ikepulse.wire.enums import DhId, NotifyType
 
@@ -247,25 +250,23 @@ def test_invalid_ke_in_an_ike_rekey_retries_with_the_group_asked_for():
 
 
 def _outbound_trace(events) -> list[bytes | None]:
-    """Feed a peer's events to a data plane; the inbound SPI of the SA that carries
-    outbound traffic after each event."""
-    import asyncio
-
-    from ikepulse.runtime.dataplane import DataPlane
-
-    async def replay() -> list[bytes | None]:
-        plane = DataPlane(
-            lambda *_: None, lambda: 0.0, lambda *_: None, lambda *_: None, lambda *_: None
-        )
-        trace = []
-        for event in events:
-            if isinstance(event, ChildSaInstalled | ChildSaDeleted):
-                plane.on_event(event)
-                policies = plane.spd.policies
-                trace.append(policies[0].inbound.spi if policies else None)
-        return trace
-
-    return asyncio.run(replay())
+    """Feed a peer's events to an ESP plane; after each install or delete, the inbound SPI
+    of the SA that carries a packet between the sites (None: it is dropped)."""
+    first = next(e for e in events if isinstance(e, ChildSaInstalled))
+    src, dst = first.local_ts[0].start, first.remote_ts[0].start
+    packet = build_ip_packet(str(src), str(dst), 17, bytes(12))
+    plane = EspPlane(random.Random(0))
+    trace = []
+    for event in events:
+        if isinstance(event, ChildSaInstalled):
+            plane.install(sa_pair(event), 0.0)
+        elif isinstance(event, ChildSaDeleted):
+            plane.delete(event.spi_in, 0.0)
+        else:
+            continue
+        sealed = plane.outbound(packet, 0.0)
+        trace.append(None if sealed is None else sealed[0].inbound.spi)
+    return trace
 
 
 def test_data_plane_never_sends_on_a_redundant_sa_of_simultaneous_rekeys():

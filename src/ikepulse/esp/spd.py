@@ -60,9 +60,9 @@ def covered(selectors, address, protocol: int, port: int) -> bool:
     return any(_matches(ts, address, protocol, port) for ts in selectors)
 
 
-@dataclass
+@dataclass(eq=False)
 class Policy:
-    """One installed CHILD SA as the data plane sees it."""
+    """One installed CHILD SA as the data plane sees it (compared by identity)."""
 
     name: str
     local_ts: tuple[TrafficSelector, ...]

@@ -24,8 +24,9 @@ from ..core.events import (
 )
 from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
+from ..esp.plane import Trap
 from .control import ControlServer
-from .dataplane import DataPlane, Trap
+from .dataplane import DataPlane
 from .event_log import log_event
 from .udp import Address, Endpoint
 
@@ -167,8 +168,8 @@ class Daemon:
 
     def _on_timer(self) -> None:
         self._timer = None
-        for policy in self.dataplane.spd.policies:  # traffic is proof of life
-            self.manager.esp_activity(policy.inbound.spi, policy.last_inbound, policy.last_outbound)
+        for spi_in, last_inbound, last_outbound in self.dataplane.plane.activity():
+            self.manager.esp_activity(spi_in, last_inbound, last_outbound)  # proof of life
         self.manager.handle_timer(self.now())
         self.pump()
 
@@ -290,7 +291,7 @@ class Daemon:
         return {
             "ok": True,
             "ike_sas": self.manager.status(
-                to_wall, lambda spi: self.dataplane.status(spi, to_wall)
+                to_wall, lambda spi: self.dataplane.plane.status(spi, to_wall)
             ),
             "connections": [
                 self._connection_status(c.name, to_wall) for c in self.settings.connections
