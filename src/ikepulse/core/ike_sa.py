@@ -347,4 +347,4 @@ class IkeSa:
             for due in self.children.due(now):
                 self.children.act(due, now)
         if self.state is IkeState.ESTABLISHED and (due := self.renewal.due(now)):
-            succession.renew(self, due.action, now)
+            succession.renew(self, due, now)

@@ -8,7 +8,6 @@ the rekey collisions they meet (RFC 7296 §2.8, §2.8.2, §2.18).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -48,11 +47,13 @@ TRANSITIONS: dict[RenewalPhase, frozenset[RenewalPhase]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
-    """What the lifetimes ask for now: ``expire``, ``reauthenticate`` or ``rekey``."""
+class Due(Enum):
+    """What the lifetimes ask for now."""
 
-    action: str
+    EXPIRE = "expire"
+    """Not renewed within over_time: delete the IKE SA (§2.8)."""
+    REAUTHENTICATE = "reauthenticate"
+    REKEY = "rekey"
 
 
 class IkeRenewal:
@@ -109,15 +110,15 @@ class IkeRenewal:
     def due(self, now: float) -> Due | None:
         if self.expires_at is not None and now >= self.expires_at:
             self.expires_at = None
-            return Due("expire")  # could not be renewed within over_time (§2.8)
+            return Due.EXPIRE
         if self.phase is not RenewalPhase.IDLE:
             return None
         if self.reauth_at is not None and now >= self.reauth_at:
             self.reauth_at = None
-            return Due("reauthenticate")
+            return Due.REAUTHENTICATE
         if self.rekey_at is not None and now >= self.rekey_at:
             self.rekey_at = None
-            return Due("rekey")
+            return Due.REKEY
         return None
 
     # --- phases ----------------------------------------------------------------------------

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING
 
 from .events import IkeSaReauthenticated, IkeSaRekeyed
 from .randomness import fraction
-from .renewal import RenewalPhase, retry_delay
+from .renewal import Due, RenewalPhase, retry_delay
 from .state import IkeState
 
 if TYPE_CHECKING:
     from .hosts import TaskHost
 
 
-def renew(sa: TaskHost, action: str, now: float) -> None:
+def renew(sa: TaskHost, due: Due, now: float) -> None:
     """Do what the lifetimes ask for (``IkeRenewal.due``)."""
-    if action == "expire":
-        sa.delete(now)  # could not be renewed within over_time (§2.8)
-    elif action == "reauthenticate":
+    if due is Due.EXPIRE:
+        sa.delete(now)
+    elif due is Due.REAUTHENTICATE:
         reauthenticate(sa, now)
     else:
         sa.rekey(now)
