@@ -90,6 +90,11 @@ def test_every_family_is_fed(mixed):
     assert min(mixed.per_family[family] for family in FAMILIES) > INPUTS / 20
 
 
+def test_sealed_input_reaches_the_tasks(mixed):
+    """Most sealed requests are answered: their keys and message IDs are right."""
+    assert mixed.answered > mixed.per_family["authenticated"] / 2
+
+
 def test_every_failure_is_a_known_bug(mixed):
     unknown = [describe(f) for f in mixed.failures if known_bug(f) is None]
     assert len(mixed.failures) == sum(mixed.per_kind.values())

@@ -114,6 +114,8 @@ class Report:
     inputs: int = 0
     per_family: Counter = field(default_factory=Counter)
     """Datagrams fed per family (an input may be several datagrams)."""
+    answered: int = 0
+    """Authenticated datagrams the target answered: sealed input that reached its tasks."""
     per_kind: Counter = field(default_factory=Counter)
     """Failures per kind: ``exception``, ``violation``, ``unanswered``."""
     establishments: int = 0
@@ -314,9 +316,12 @@ class Fuzzer:
             found = changes(before, fingerprint(manager))
             if found:
                 self._fail("violation", hostile, "\n".join(found))
+        expected = arena.next_mid
         self._collect(hostile)
-        if hostile.authenticated and arena.established:
-            self._check_answers(hostile)
+        if hostile.authenticated:
+            self.report.answered += arena.next_mid > expected
+            if arena.established:
+                self._check_answers(hostile)
 
     def _check_answers(self, after: Hostile) -> None:
         """The SA survived authenticated input: it must answer an empty INFORMATIONAL."""
