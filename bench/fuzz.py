@@ -9,7 +9,8 @@ run is coverage-guided: libFuzzer mutates the bytes a FuzzedDataProvider turns i
 decision (family, fields, mutations), with the IKE core instrumented. Without it, or with
 ``--engine random``, the decisions come from a seeded random.Random. Prints inputs/s,
 uncaught exceptions and changes to an established SA caused by unauthenticated input (both
-must be 0), the per-family counts and the first failures; writes bench/results/fuzz.json.
+must be 0), the per-family counts, and the failures by signature with an example of each;
+writes bench/results/fuzz.json.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import random
 import sys
 import time
-from collections import Counter
 
 from results_file import write_results
 
@@ -85,10 +85,9 @@ class Run:
         print(f"fresh peer pairs established:               {report.establishments}")
         for family, count in sorted(report.per_family.items()):
             print(f"  {family:14s} {count:>9} datagrams")
-        kinds = Counter(failure_key(f) for f in report.failures)
-        for key, count in kinds.most_common():
-            print(f"  first failures: {count} x {key}")
-        for failure in report.failures[:3]:
+        for signature, count in report.signatures.most_common():
+            print(f"  {count:>7} x {signature}")
+        for failure in report.failures:
             print("\n" + self.fuzz.describe(failure)[:3000])
         write_results(
             "fuzz",
@@ -101,16 +100,12 @@ class Run:
             unanswered_liveness_checks=report.unanswered,
             establishments=report.establishments,
             datagrams_per_family=dict(sorted(report.per_family.items())),
-            first_failures=[
-                {"key": failure_key(f), "datagram": f.data.hex()} for f in report.failures
+            failures_by_signature=dict(report.signatures.most_common()),
+            examples=[
+                {"signature": failure.signature, "datagram": failure.data.hex()}
+                for failure in report.failures
             ],
         )
-
-
-def failure_key(failure) -> str:
-    """kind, family/label and the last line of the detail: what groups failures."""
-    last = failure.detail.strip().splitlines()[-1][:120] if failure.detail else ""
-    return f"{failure.kind} {failure.family}/{failure.label}: {last}"
 
 
 def run_random(count: int, seed: int) -> None:

@@ -26,6 +26,7 @@ public surface and the wire codec.
 from __future__ import annotations
 
 import random
+import re
 import traceback
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -51,7 +52,9 @@ ATTACKER = ("192.0.2.66", 500)
 """Where the named cases' attacker sends from (it runs IKE_SA_INIT, it knows no PSK)."""
 REFRESH_EVERY = 400
 """Inputs after which a fresh pair of peers is established even if the SA survived."""
-KEPT_FAILURES = 20
+KEPT_FAILURES = 50
+FRAME = re.compile(r'File ".*/ikepulse/(.+?)", line (\d+), in (\S+)')
+"""A traceback line in ikepulse's own code."""
 
 
 class Choices(Protocol):
@@ -108,6 +111,22 @@ class Failure:
     data: bytes
     detail: str
 
+    @property
+    def signature(self) -> str:
+        """What tells one bug from another: for an exception its type and the innermost
+        ikepulse line it passed; otherwise the input family, label and message kind."""
+        if self.kind == "exception":
+            frames = FRAME.findall(self.detail)
+            where = "{}:{} in {}".format(*frames[-1]) if frames else "?"
+            error = self.detail.strip().splitlines()[-1].split(":")[0]
+            return f"exception {error} at {where}"
+        try:
+            msg = decode_header(self.data)[0]
+            shape = f" {msg.exchange.name} {'response' if msg.is_response else 'request'}"
+        except DecodeError:
+            shape = ""
+        return f"{self.kind} from {self.family}/{self.label}{shape}"
+
 
 @dataclass
 class Report:
@@ -119,8 +138,10 @@ class Report:
     per_kind: Counter = field(default_factory=Counter)
     """Failures per kind: ``exception``, ``violation``, ``unanswered``."""
     establishments: int = 0
+    signatures: Counter = field(default_factory=Counter)
+    """Failures per ``Failure.signature``."""
     failures: list[Failure] = field(default_factory=list)
-    """The first ``Fuzzer.kept``, in order."""
+    """The first failure of each signature (of the first ``Fuzzer.kept`` signatures)."""
 
     @property
     def exceptions(self) -> int:
@@ -275,7 +296,7 @@ class Fuzzer:
         self.seed = seed
         self.refresh_every = refresh_every
         self.kept = kept
-        """How many failures the report keeps in full (all are counted)."""
+        """Of how many signatures the report keeps an example (all are counted)."""
         self.report = Report()
         self.arena = self._establish()
         self.fed = 0
@@ -381,10 +402,11 @@ class Fuzzer:
             return None
 
     def _fail(self, kind: str, cause: Hostile, detail: str) -> None:
-        self.report.per_kind[kind] += 1
-        if len(self.report.failures) < self.kept:
-            failure = Failure(kind, cause.family, cause.label, cause.data, detail)
-            self.report.failures.append(failure)
+        report, failure = self.report, Failure(kind, cause.family, cause.label, cause.data, detail)
+        report.per_kind[kind] += 1
+        if failure.signature not in report.signatures and len(report.failures) < self.kept:
+            report.failures.append(failure)
+        report.signatures[failure.signature] += 1
 
 
 def now(arena: Arena) -> float:
