@@ -33,9 +33,8 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..core.connection import RetransmitPolicy
+from ..config.build import liveness_policy, retransmit_policy
 from ..core.events import ChildSaInstalled, IkeSaEstablished
-from ..core.liveness import LivenessPolicy
 from ..core.sa_manager import Datagram, SaManager
 from ..core.state import IkeState
 from ..wire.buffer import DecodeError
@@ -45,8 +44,8 @@ from ..wire.payloads import Payload
 from .loopback import LEFT, RIGHT, RIGHT_NET, Clock, connection, make_peers, run_until_idle
 
 FAMILIES = ("random", "mutated", "structural", "authenticated", "cve")
-TARGET_LIVENESS = LivenessPolicy(dpd_delay=20.0, dpd_timeout=30.0, nat_keepalive=0)
-PEER_OPTIONS = {"esp": "aes256gcm16-x25519", "retransmit": RetransmitPolicy(tries=2)}
+TARGET_LIVENESS = liveness_policy(dpd_delay=20.0, dpd_timeout=30.0, nat_keepalive=0)
+PEER_OPTIONS = {"esp": "aes256gcm16-x25519", "retransmit": retransmit_policy(tries=2)}
 """PFS, so CREATE_CHILD_SA carries KE payloads; few retransmits, so exchanges end."""
 ATTACKER = ("192.0.2.66", 500)
 """Where the named cases' attacker sends from (it runs IKE_SA_INIT, it knows no PSK)."""
@@ -161,11 +160,12 @@ def fingerprint(manager: SaManager) -> dict[bytes, tuple]:
     return {
         spi: (
             sa.state,
-            tuple((c.spi_in, c.spi_out) for c in sa.children),
+            tuple((e.spi_in, e.child.spi_out, e.phase) for e in sa.children.entries()),
             sa.local,
             sa.remote,
-            sa.liveness,
-            sa.last_inbound,
+            sa.liveness.state,
+            sa.liveness.last_inbound,
+            sa.renewal.phase,
         )
         for spi, sa in manager.sas.items()
     }
