@@ -74,7 +74,7 @@ class Identity:
         return cls(IdType.ID_FQDN, text.encode())
 
     def __str__(self) -> str:
-        if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR):
+        if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR) and len(self.data) in (4, 16):
             return str(ipaddress.ip_address(self.data))
         if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
             return self.data.decode("utf-8", "replace")

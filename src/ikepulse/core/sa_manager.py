@@ -333,6 +333,9 @@ class SaManager:
                 closed = self._closed.get(local_spi)
                 if closed is not None and closed[0].tasks.answer_retransmit(data, msg):
                     return
+                if msg.spi_i in self.sas or msg.spi_r in self.sas:
+                    # A live SA with the I flag flipped: never hand out its QCD token.
+                    raise Dropped("malformed", "initiator flag does not fit the SA's role")
                 if not msg.is_response:
                     self._report_crash(msg, src, dst, now)
                 raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")

@@ -155,8 +155,14 @@ class TaskManager:
             self.sa.crash_report(msg, now)
             return
         if msg.is_response:
-            if self._active is None or msg.message_id != self._active.message_id:
-                raise Dropped("unexpected_response", f"response {msg.message_id} not awaited")
+            active = self._active
+            if active is None or (msg.message_id, msg.exchange) != (
+                active.message_id,
+                active.exchange,
+            ):
+                raise Dropped(
+                    "unexpected_response", f"{msg.exchange.name} response {msg.message_id}"
+                )
         elif self.answer_retransmit(raw, msg):
             return
         elif msg.message_id != self.expected_request_id:

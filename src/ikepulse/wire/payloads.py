@@ -272,9 +272,10 @@ class TrafficSelector:
 
     def __str__(self) -> str:
         text = f"{self.start}-{self.end}"
-        nets = list(ipaddress.summarize_address_range(self.start, self.end))
-        if len(nets) == 1:
-            text = str(nets[0])
+        if self.start <= self.end:  # a peer may send a range that ends before it starts
+            nets = list(ipaddress.summarize_address_range(self.start, self.end))
+            if len(nets) == 1:
+                text = str(nets[0])
         if self.protocol or (self.start_port, self.end_port) != (0, 65535):
             ports = (
                 str(self.start_port)
