@@ -128,6 +128,31 @@ def test_ike_sa_rekey_moves_the_children(side, ike):
     assert a.manager.sas == {} and b.manager.sas == {}
 
 
+@pytest.mark.parametrize("side", ["initiator", "responder"])
+def test_child_work_queued_behind_an_ike_rekey_is_done_on_the_new_ike_sa(side):
+    #   left                                          right
+    #   IKE SA rekey in flight (ours or the peer's); queued behind it on left:
+    #   a CHILD SA rekey and the delete of another CHILD SA
+    #   the old IKE SA goes with its queue; the new one rekeys and deletes them
+    a, b, sa, peer, clock = established()
+    sa.children.create(sa.connection.children[0], clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    keep, drop = sa.children
+    (sa if side == "initiator" else peer).rekey(clock.now)
+    if side == "responder":
+        sa.check_liveness(clock.now)  # busy, so what follows is only queued
+    sa.children.rekey(keep, clock.now)
+    sa.children.delete(sa.children.entry(drop), clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 5)
+    (new,) = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    (rekeyed,) = new.children
+    assert new is not sa and rekeyed.spi_in not in (keep.spi_in, drop.spi_in)
+    assert new.children.entry(rekeyed).phase.value == "INSTALLED"
+    assert {e.spi_in for e in a.of(ChildSaDeleted)} == {keep.spi_in, drop.spi_in}
+    (new_peer,) = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    pairs_match(new, new_peer)
+
+
 def test_ike_and_child_lifetimes_together_for_a_simulated_day():
     a, b = make_peers(
         {"rekey_time": 60.0, "ike_rekey_time": 600.0}, {"rekey_time": 70.0, "ike_rekey_time": 900.0}

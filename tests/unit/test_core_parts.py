@@ -64,9 +64,9 @@ def test_children_due_follows_each_phase():
         _entry(b"\0\0\2\0", 50, 120),
         _entry(b"\0\0\3\0", 10, 20),
     )
+    children.take([installed, rekeying, deleting], now=0.0)
     rekeying.to(ChildPhase.REKEYING)
     deleting.to(ChildPhase.DELETING)
-    children.adopt([installed, rekeying, deleting])
     assert children.deadline() == 100  # not the rekey under way, not the SA being deleted
     assert children.due(100) == [Rekey(installed)]
     assert children.due(120) == [Expire(installed), Expire(rekeying)]

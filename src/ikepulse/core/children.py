@@ -123,14 +123,21 @@ class Children:
     def by_spi_out(self, spi: bytes) -> ChildEntry | None:
         return next((e for e in self._entries.values() if e.child.spi_out == spi), None)
 
-    def take_all(self) -> list[ChildEntry]:
-        """Hand every entry over to the IKE SA that replaces this one (§2.18)."""
+    def hand_over(self) -> list[ChildEntry]:
+        """Give every entry to the IKE SA that replaces this one (§2.18)."""
         entries, self._entries = list(self._entries.values()), {}
         return entries
 
-    def adopt(self, entries: list[ChildEntry]) -> None:
+    def take(self, entries: list[ChildEntry], now: float) -> None:
+        """The entries of the IKE SA this one replaces. A rekey or delete the old IKE SA
+        had only queued is lost with its queue, so it is started again from here."""
         for entry in entries:
             self._entries[entry.spi_in] = entry
+            if entry.phase is ChildPhase.REKEYING:
+                entry.to(ChildPhase.INSTALLED)
+                self.rekey(entry.child, now)
+            elif entry.phase is ChildPhase.DELETING:
+                self.delete(entry, now)
 
     # --- verbs -------------------------------------------------------------------------
 
@@ -242,7 +249,7 @@ class Children:
     def usage(self, spi_in: bytes, octets: int, packets: int) -> Rekey | Expire | None:
         """Bytes and packets of a CHILD SA's busier direction, from the data plane."""
         entry = self._entries.get(spi_in)
-        if entry is None:
+        if entry is None or entry.phase is ChildPhase.DELETING:
             return None
         reached = entry.limits.volume(octets, packets)
         if reached == "life":

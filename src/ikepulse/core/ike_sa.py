@@ -300,7 +300,7 @@ class IkeSa:
         if self.state is IkeState.ESTABLISHED and not self.tasks.has_queued:
             succession.reauthenticated(self, now)
 
-    def adopt(self, old: IkeSa, now: float) -> None:
+    def inherit(self, old: IkeSa, now: float) -> None:
         """Take the identities, NAT state and RTT of the IKE SA this one rekeys (§2.18) and
         become ESTABLISHED, still without CHILD SAs; message IDs start at 0."""
         self.connection = old.connection

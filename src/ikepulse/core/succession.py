@@ -84,9 +84,8 @@ def move_reauthentication(old: TaskHost, successor: TaskHost) -> None:
 def take_over(new: TaskHost, old: TaskHost, now: float) -> None:
     """``new`` becomes the successor of ``old`` after an IKE SA rekey (§2.18): the CHILD SAs,
     their timers and a reauthentication under way move to it."""
-    if new.state is not IkeState.ESTABLISHED:
-        new.adopt(old, now)
-    new.children.adopt(old.children.take_all())
+    new.inherit(old, now)
+    new.children.take(old.children.hand_over(), now)
     new.renewal.schedule(now, new.connection, lambda: fraction(new.rng), old.renewal.reauth_at)
     move_reauthentication(old, new)
     new.emit(IkeSaRekeyed(new.name, old.spi_i, old.spi_r, new.spi_i, new.spi_r))

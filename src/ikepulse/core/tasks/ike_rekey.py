@@ -147,7 +147,7 @@ class IkeRekey(Task):
             # §2.8.2: ours holds the lowest nonce, so it is redundant; we delete it and the
             # peer, whose IKE SA survives, deletes the old one.
             sa.count("ike_rekey_collisions")
-            mine.adopt(sa, now)
+            mine.inherit(sa, now)
             succession.take_over(theirs, sa, now)
             succession.retire(sa, now)
             mine.delete(now)
