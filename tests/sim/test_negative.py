@@ -22,9 +22,15 @@ from ikepulse.core.state import IkeState
 from ikepulse.core.tasks.key_exchange import create_child_sa_dh
 from ikepulse.crypto.dh import key_exchange_for
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
-from ikepulse.wire.enums import DhId, ExchangeType, NotifyType, PayloadType
+from ikepulse.wire.enums import AuthMethod, DhId, ExchangeType, IdType, NotifyType, PayloadType
 from ikepulse.wire.message import decode_message, encode_message
-from ikepulse.wire.payloads import KePayload, NotifyPayload, UnknownPayload
+from ikepulse.wire.payloads import (
+    AuthPayload,
+    IdiPayload,
+    KePayload,
+    NotifyPayload,
+    UnknownPayload,
+)
 
 
 def start(left_kw=None, right_kw=None, **right_manager):
@@ -297,3 +303,30 @@ def test_create_child_sa_response_choosing_a_group_we_sent_no_ke_for_is_refused(
     answer = KePayload(DhId.MODP_2048, theirs.public_key)
     with pytest.raises(InvalidSyntax, match="MODP_2048, which we sent no KE for"):
         create_child_sa_dh(ours, DhId.MODP_2048, answer, True, rng, "CHILD SA rekey")
+
+
+@pytest.mark.parametrize("peer_state", ["ESTABLISHED", "DELETING"])
+def test_ike_auth_on_an_ike_sa_that_is_up_gets_invalid_syntax_and_changes_nothing(peer_state):
+    #   left (authenticated, misbehaving)          right
+    #   IKE_AUTH {IDi, AUTH} on the established IKE SA -->
+    #                                   <-- N(INVALID_SYNTAX); the IKE SA stays as it was
+    a, b, sa, clock = established()
+    (peer_sa,) = b.manager.sas.values()
+    if peer_state == "DELETING":
+        peer_sa.delete(clock.now)
+        b.manager.datagrams_to_send(clock.now)
+    request = sa.encode(
+        ExchangeType.IKE_AUTH,
+        peer_sa.tasks.expected_request_id,
+        response=False,
+        payloads=[
+            IdiPayload(IdType.ID_FQDN, b"left.example"),
+            AuthPayload(AuthMethod.SHARED_KEY_MIC, bytes(32)),
+        ],
+    )
+    b.manager.receive_datagram(request, LEFT, RIGHT, clock.now)
+    (reply,) = b.manager.datagrams_to_send(clock.now)
+    answer = decode_message(reply.data)
+    assert [p.type for p in sa.unprotect(reply.data, answer)] == [NotifyType.INVALID_SYNTAX]
+    assert peer_sa.state.name == peer_state and len(peer_sa.children) == 1
+    assert b.of(IkeSaFailed) == [] and b.of(IkeSaEstablished) == []

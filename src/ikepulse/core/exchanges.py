@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from ..wire.enums import ExchangeType, NotifyType, ProtocolId
 from ..wire.payloads import DeletePayload, SaPayload
-from .errors import NoAdditionalSas
+from .errors import InvalidSyntax, NoAdditionalSas
+from .state import IkeState
 from .task import Inbound, Purpose, Request, Task
 from .tasks.create_child_sa import CreateChildSa
 from .tasks.ike_auth import IkeAuth
@@ -61,11 +62,14 @@ def request(purpose: Purpose, sa: TaskHost, *args) -> Request:
 
 def classify(sa: TaskHost, inbound: Inbound) -> list[Task]:
     """The responder tasks for a new request; raises NoAdditionalSas for an exchange we do
-    not support."""
+    not support, InvalidSyntax for IKE_AUTH once the IKE SA is up."""
     purpose = _purpose(inbound)
     classes = EXCHANGES[purpose][1]
-    if purpose is Purpose.IKE_AUTH and inbound.first(SaPayload) is None:
-        classes = classes[:1]  # IKE_AUTH without a CHILD SA (§1.2 allows it)
+    if purpose is Purpose.IKE_AUTH:
+        if sa.state is not IkeState.CONNECTING:
+            raise InvalidSyntax(f"IKE_AUTH request on an IKE SA that is {sa.state.value}")
+        if inbound.first(SaPayload) is None:
+            classes = classes[:1]  # IKE_AUTH without a CHILD SA (§1.2 allows it)
     return [cls(sa, False) for cls in classes]
 
 

@@ -16,13 +16,14 @@ from ..wire.payloads import NotifyPayload, Payload
 from ..wire.rules import CriticalPayloadUnknown, RuleViolation, check_rules
 from .errors import Dropped, IkeError
 from .randomness import fraction
-from .state import FINAL
+from .state import FINAL, IkeState
 from .task import Inbound, Purpose, Request, Status, Task
 
 if TYPE_CHECKING:
     from .hosts import ExchangeHost
 
 _SETUP = (ExchangeType.IKE_SA_INIT, ExchangeType.IKE_AUTH)
+_BEING_SET_UP = (IkeState.CREATED, IkeState.CONNECTING)
 log = logging.getLogger("ikepulse.ike")
 
 
@@ -267,12 +268,11 @@ class TaskManager:
     def _respond_error(
         self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float
     ) -> None:
-        setup = msg.exchange in _SETUP
         self._respond(
             raw,
             msg,
             [NotifyPayload(notify, data)],
             zero_spi=msg.exchange == ExchangeType.IKE_SA_INIT,
         )
-        if setup:
-            self.sa.fail(reason, notify, now)
+        if msg.exchange in _SETUP and self.sa.state in _BEING_SET_UP:
+            self.sa.fail(reason, notify, now)  # §2.21.1, §2.21.2
