@@ -21,7 +21,15 @@ from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
 from ikepulse.core.tasks.key_exchange import create_child_sa_dh
 from ikepulse.crypto.dh import key_exchange_for
-from ikepulse.testing.loopback import LEFT, RIGHT, Clock, connection, make_peers, run_until_idle
+from ikepulse.testing.loopback import (
+    LEFT,
+    RIGHT,
+    Clock,
+    connection,
+    make_peers,
+    run_until_idle,
+    transfer,
+)
 from ikepulse.wire.enums import AuthMethod, DhId, ExchangeType, IdType, NotifyType, PayloadType
 from ikepulse.wire.message import decode_message, encode_message
 from ikepulse.wire.payloads import (
@@ -330,3 +338,18 @@ def test_ike_auth_on_an_ike_sa_that_is_up_gets_invalid_syntax_and_changes_nothin
     assert [p.type for p in sa.unprotect(reply.data, answer)] == [NotifyType.INVALID_SYNTAX]
     assert peer_sa.state.name == peer_state and len(peer_sa.children) == 1
     assert b.of(IkeSaFailed) == [] and b.of(IkeSaEstablished) == []
+
+
+def test_an_ike_sa_the_peer_deletes_while_our_request_is_in_flight_is_forgotten():
+    #   left                                       right
+    #   INFORMATIONAL (liveness check) --x (lost)
+    #                     <-- INFORMATIONAL {D(IKE)}
+    #   {} -->            both forget the IKE SA; left's check needs no answer any more
+    a, b, sa, clock = established()
+    (peer_sa,) = b.manager.sas.values()
+    sa.check_liveness(clock.now)
+    transfer(a, b, clock, drop=lambda datagram: True)
+    peer_sa.delete(clock.now)
+    transfer(b, a, clock)
+    assert sa.state is IkeState.DELETED and a.manager.sas == {}
+    assert a.manager.get_timer() is None

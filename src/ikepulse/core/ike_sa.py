@@ -226,6 +226,7 @@ class IkeSa:
         """Leave for a final state: the CHILD SAs go with the IKE SA. False if already gone."""
         if self.finished:
             return False
+        self.tasks.abort()  # an answer to our request in flight would find nothing to do
         succession.reauth_failed(self, now)
         for entry in self.children.entries():
             self.children.remove(entry, by_peer)
@@ -237,7 +238,6 @@ class IkeSa:
         if self.finished:
             return
         detected_after = self.liveness.declared_dead(now)
-        self.tasks.abort()
         self._end(IkeState.FAILED, False, now)
         action = self.policy.dpd_action
         self.emit(PeerDead(self.name, self.spi_i, reason, detected_after, action))
@@ -255,7 +255,6 @@ class IkeSa:
     def replaced(self, now: float) -> None:
         """A newer IKE SA with the same peer took over (unique = replace): the peer has
         evidently lost this one, so drop it at once without asking."""
-        self.tasks.abort()
         self.deleted(by_peer=False, now=now)
 
     def delete(self, now: float) -> None:
@@ -329,7 +328,6 @@ class IkeSa:
 
     def handle_timer(self, now: float) -> None:
         if self.renewal.linger_until is not None and now >= self.renewal.linger_until:
-            self.tasks.abort()
             self.deleted(by_peer=False, now=now)
             return
         self.tasks.on_timer(now)

@@ -3,6 +3,7 @@ exponential backoff and jitter, never two IKE SAs for one connection (DESIGN.md 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .events import Address
@@ -35,12 +36,15 @@ class Restarts:
         """The peer of ``name`` died: the first attempt starts at once."""
         self._by_name[name] = Restart(local, remote, since=now, at=now)
 
-    def attempt_failed(self, name: str, policy: LivenessPolicy, fraction: float, now: float):
-        """The attempt under way failed: the next one after a backoff."""
+    def attempt_failed(
+        self, name: str, policy: LivenessPolicy, draw: Callable[[], float], now: float
+    ) -> None:
+        """The attempt under way failed: the next one after a backoff (``draw()`` gives the
+        jitter's random fraction)."""
         restart = self._by_name.get(name)
         if restart is not None and restart.at is None:
             restart.attempt += 1
-            restart.at = now + restart_delay(restart.attempt, policy, fraction)
+            restart.at = now + restart_delay(restart.attempt, policy, draw())
 
     def end(self, name: str) -> Restart | None:
         """The connection is up again (or taken down): forget its restart."""

@@ -149,7 +149,7 @@ class SaManager:
             self.restarts.begin(sa.name, local, remote, now)
 
     def on_failed(self, sa: IkeSa, now: float) -> None:
-        self.restarts.attempt_failed(sa.name, sa.policy, fraction(self.rng), now)
+        self.restarts.attempt_failed(sa.name, sa.policy, lambda: fraction(self.rng), now)
 
     def on_established(self, sa: IkeSa, now: float) -> None:
         """A new IKE SA replaces older ones for the same connection and peer identity as
