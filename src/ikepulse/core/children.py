@@ -18,6 +18,7 @@ from .connection import ChildConfig
 from .events import ChildSaDeleted, ChildSaRekeyed, child_installed
 from .randomness import fraction
 from .renewal import retry_delay
+from .state import checked
 from .task import Purpose
 
 if TYPE_CHECKING:
@@ -67,9 +68,7 @@ class ChildEntry:
     (§2.8.1); our own rekey's outcome compares nonces with them."""
 
     def to(self, new: ChildPhase) -> None:
-        if new is not self.phase and new not in TRANSITIONS[self.phase]:
-            raise AssertionError(f"CHILD SA {self.phase.name} -> {new.name} is not allowed")
-        self.phase = new
+        self.phase = checked(TRANSITIONS, self.phase, new, "CHILD SA")
 
     @property
     def spi_in(self) -> bytes:
@@ -105,9 +104,6 @@ class Children:
 
     def __getitem__(self, index: int) -> ChildSa:
         return list(self._entries.values())[index].child
-
-    def __contains__(self, child: object) -> bool:
-        return isinstance(child, ChildSa) and self.entry(child) is not None
 
     def entries(self) -> list[ChildEntry]:
         return list(self._entries.values())

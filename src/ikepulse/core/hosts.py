@@ -103,7 +103,8 @@ class ChildHost(Protocol):
 
 class TaskHost(ChildHost, Protocol):
     """The IKE SA, as its tasks see it. Tasks change it only through these methods and the
-    parts it owns (``sk``, ``children``, ``renewal``), never by assigning its fields."""
+    parts it owns (``sk``, ``children``, ``renewal``, ``tasks``), never by assigning its
+    fields."""
 
     spi_i: bytes
     spi_r: bytes

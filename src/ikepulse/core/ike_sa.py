@@ -35,7 +35,7 @@ from .qcd import crash_reported
 from .randomness import fraction
 from .renewal import IkeRenewal
 from .sk_protection import SkProtection
-from .state import FINAL, TRANSITIONS, IkeState
+from .state import FINAL, TRANSITIONS, IkeState, checked
 from .task import Inbound, Purpose, Task
 from .task_manager import TaskManager
 
@@ -121,9 +121,7 @@ class IkeSa:
         self.spi_r = spi
 
     def state_to(self, new: IkeState) -> None:
-        if new is not self.state and new not in TRANSITIONS[self.state]:
-            raise AssertionError(f"IKE SA state {self.state.name} -> {new.name} is not allowed")
-        self.state = new
+        self.state = checked(TRANSITIONS, self.state, new, "IKE SA state")
 
     def count(self, name: str) -> None:
         self.manager.counters[name] += 1

@@ -21,6 +21,7 @@ from .liveness import (
     probe_due,
     probe_waits,
 )
+from .state import checked
 
 
 class Liveness(Enum):
@@ -72,12 +73,9 @@ class PeerLiveness:
         self.rtt = RttEstimator()
         self.probes_sent = 0
         self.probes_unanswered = 0
-        self.detected_after: float | None = None
 
     def _to(self, new: Liveness) -> None:
-        if new is not self.state and new not in TRANSITIONS[self.state]:
-            raise AssertionError(f"liveness {self.state.name} -> {new.name} is not allowed")
-        self.state = new
+        self.state = checked(TRANSITIONS, self.state, new, "liveness")
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -145,8 +143,7 @@ class PeerLiveness:
     def declared_dead(self, now: float) -> float:
         """The verdict; returns how long after the last sign of life it came."""
         self._to(Liveness.DEAD)
-        self.detected_after = now - self.last_inbound
-        return self.detected_after
+        return now - self.last_inbound
 
     @property
     def probing(self) -> bool:

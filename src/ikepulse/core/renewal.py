@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from .connection import ConnectionConfig
+from .state import checked
 
 LINGER = 30.0
 """Seconds a retired IKE SA waits for the peer's delete."""
@@ -73,9 +74,8 @@ class IkeRenewal:
         self.linger_until: float | None = None
 
     def to(self, new: RenewalPhase, other: Any = None) -> None:
-        if new is not self.phase and new not in TRANSITIONS[self.phase]:
-            raise AssertionError(f"IKE renewal {self.phase.name} -> {new.name} is not allowed")
-        self.phase, self.other = new, other
+        self.phase = checked(TRANSITIONS, self.phase, new, "IKE renewal")
+        self.other = other
 
     # --- lifetimes (§2.8) ------------------------------------------------------------------
 
@@ -108,6 +108,7 @@ class IkeRenewal:
         return min((t for t in times if t is not None), default=None)
 
     def due(self, now: float) -> Due | None:
+        """What is due now; the lifetime it answers with is used up (asked once)."""
         if self.expires_at is not None and now >= self.expires_at:
             self.expires_at = None
             return Due.EXPIRE
@@ -146,6 +147,21 @@ class IkeRenewal:
             self.to(RenewalPhase.IDLE)
         self.collision_nonce = b""
         return theirs, nonce
+
+    def reauthentication_started(self, new: Any) -> None:
+        """``new`` replaces this IKE SA, make-before-break: no rekey or reauth until then."""
+        self.rekey_at = self.reauth_at = None
+        self.to(RenewalPhase.REAUTHENTICATING, new)
+
+    def reauthentication_over(self, new: Any) -> None:
+        """``new`` took over, or was never ours: nothing under way any more."""
+        if self.reauthenticating is new:
+            self.to(RenewalPhase.IDLE)
+
+    def reauth_refused(self, now: float, fraction: float) -> None:
+        """The reauthentication ended before it took over: try again a little later."""
+        self.to(RenewalPhase.IDLE)
+        self.reauth_at = now + retry_delay(fraction)
 
     def rekey_refused(self, now: float, fraction: float) -> None:
         """The peer refused our rekey (§2.25): try again a little later."""

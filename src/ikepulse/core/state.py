@@ -30,3 +30,11 @@ TRANSITIONS: dict[IkeState, frozenset[IkeState]] = {
 }
 
 FINAL = frozenset({IkeState.DELETED, IkeState.FAILED})
+
+
+def checked(transitions: dict, current: Enum, new: Enum, what: str):
+    """``new``, if ``transitions`` allows ``current`` -> ``new`` (staying put always is):
+    every part's state changes go through here."""
+    if new is not current and new not in transitions[current]:
+        raise AssertionError(f"{what} {current.name} -> {new.name} is not allowed")
+    return new

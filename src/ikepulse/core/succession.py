@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .events import IkeSaReauthenticated, IkeSaRekeyed
 from .randomness import fraction
-from .renewal import Due, RenewalPhase, retry_delay
+from .renewal import Due, RenewalPhase
 from .state import IkeState
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ def reauthenticate(old: TaskHost, now: float):
     is deleted once they are up. None if ``old`` is not established or already renewing."""
     if old.state is not IkeState.ESTABLISHED or not old.renewal.idle:
         return None
-    old.renewal.rekey_at = old.renewal.reauth_at = None
     connection = old.connection
     names = dict.fromkeys(child.name for child in old.children)
     children = [connection.child(name) for name in names] or list(connection.children)
@@ -45,7 +44,7 @@ def reauthenticate(old: TaskHost, now: float):
         children=children,
         reauth_of=old,
     )
-    old.renewal.to(RenewalPhase.REAUTHENTICATING, new)
+    old.renewal.reauthentication_started(new)
     return new
 
 
@@ -55,8 +54,7 @@ def reauthenticated(new: TaskHost, now: float) -> None:
     if old is None:
         return
     new.renewal.reauth_of = None
-    if old.renewal.reauthenticating is new:
-        old.renewal.to(RenewalPhase.IDLE)
+    old.renewal.reauthentication_over(new)
     new.emit(IkeSaReauthenticated(new.name, old.spi_i, new.spi_i))
     old.delete(now)
 
@@ -66,8 +64,7 @@ def reauth_failed(new: TaskHost, now: float) -> None:
     old = new.renewal.reauth_of
     if old is not None and old.renewal.reauthenticating is new:
         new.renewal.reauth_of = None
-        old.renewal.to(RenewalPhase.IDLE)
-        old.renewal.reauth_at = now + retry_delay(fraction(old.rng))
+        old.renewal.reauth_refused(now, fraction(old.rng))
 
 
 def move_reauthentication(old: TaskHost, successor: TaskHost) -> None:
@@ -76,7 +73,7 @@ def move_reauthentication(old: TaskHost, successor: TaskHost) -> None:
     new = old.renewal.reauthenticating
     if new is None:
         return
-    old.renewal.to(RenewalPhase.IDLE)
+    old.renewal.reauthentication_over(new)
     successor.renewal.to(RenewalPhase.REAUTHENTICATING, new)
     new.renewal.reauth_of = successor
 

@@ -225,7 +225,7 @@ class Daemon:
         self._waiters[name].append((kinds, future))
         return future
 
-    def initiate(self, name: str):
+    def initiate(self, name: str) -> None:
         connection = self.manager.connection(name)
         if not connection.remote_addrs or connection.remote_addrs[0] in ("%any", "0.0.0.0/0"):
             raise ValueError(f"connection {name!r} has no specific remote address to initiate to")
@@ -234,9 +234,8 @@ class Daemon:
         )
         local = (local_host, self.settings.daemon.ike_port)
         remote = (connection.remote_addrs[0], connection.remote_port)
-        sa = self.manager.initiate(name, local, remote, self.now())
+        self.manager.initiate(name, local, remote, self.now())
         self.pump()
-        return sa
 
     async def up(self, name: str, timeout: float) -> dict:
         if self.manager.find(name):
