@@ -393,3 +393,30 @@ def test_redundant_ike_sa_the_peer_never_completed_is_forgotten_after_linger():
     run_until_idle(a, b, clock, until=clock.now + LINGER)
     assert one_pair_each(a, b)[0] is new
     assert a.of(ChildSaDeleted) == [] and b.of(ChildSaDeleted) == []
+
+
+def test_the_peer_deletes_the_old_child_sa_before_answering_our_colliding_rekey():
+    #   left                                         right
+    #   {N(REKEY_SA), SA, Ni1=LOW, ..} -->           <-- {N(REKEY_SA), SA, Ni2, ..}
+    #   {SA, Nr2, ..} -->                            (right's rekey wins: left's exchange
+    #                                                 holds the lowest nonce)
+    #                              <-- {D(ESP, old)}  (overtakes right's answer to left)
+    #                              <-- {SA, Nr1, ..}
+    #   left's new SA is the redundant one: installed receive-only, deleted; no duplicate
+    a, b, sa, peer, clock = established()
+    sa.rng, peer.rng = ChosenNonces(1), ChosenNonces(2)
+    sa.rng.chosen, peer.rng.chosen = [LOW], [HIGH]
+    sa.children.rekey(sa.children[0], clock.now)
+    peer.children.rekey(peer.children[0], clock.now)
+    peer.rng.chosen, sa.rng.chosen = [HIGH], [HIGH]
+    transfer(a, b, clock)  # left's request reaches right, which answers it (held below)
+    rights_request, answer_to_left = b.manager.datagrams_to_send(clock.now)
+    a.manager.receive_datagram(rights_request.data, RIGHT, LEFT, clock.now)
+    transfer(a, b, clock)  # left's answer: right's rekey completes, right deletes the old SA
+    transfer(b, a, clock)  # the delete reaches left first ...
+    a.manager.receive_datagram(answer_to_left.data, RIGHT, LEFT, clock.now)  # ... then this
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    one_pair_each(a, b)
+    (ours,) = [e for e in a.of(ChildSaInstalled)[1:] if e.initiator]
+    assert ours.defer_outbound and ours.spi_in not in {c.spi_in for c in sa.children}
+    assert a.manager.counters["child_rekey_collisions"] == 1
