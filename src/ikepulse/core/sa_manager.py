@@ -125,18 +125,19 @@ class SaManager:
         self, spi_in: bytes, last_inbound: float | None, last_outbound: float | None
     ) -> None:
         """The data plane's per-CHILD SA traffic times, fed in before ``handle_timer``."""
-        for sa in self.sas.values():
-            if sa.children.by_spi_in(spi_in) is not None:
-                sa.liveness.esp_activity(last_inbound, last_outbound)
-                return
+        sa = self._owner_of(spi_in)
+        if sa is not None:
+            sa.liveness.esp_activity(last_inbound, last_outbound)
 
     def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
-        for sa in self.sas.values():
-            if sa.children.by_spi_in(spi_in) is not None:
-                if sa.state is IkeState.ESTABLISHED:
-                    sa.children.act(sa.children.usage(spi_in, octets, packets), now)
-                return
+        sa = self._owner_of(spi_in)
+        if sa is not None and sa.state is IkeState.ESTABLISHED:
+            sa.children.act(sa.children.usage(spi_in, octets, packets), now)
+
+    def _owner_of(self, spi_in: bytes) -> IkeSa | None:
+        """The IKE SA holding the CHILD SA with inbound SPI ``spi_in``."""
+        return next((sa for sa in self.sas.values() if sa.children.by_spi_in(spi_in)), None)
 
     # --- recovery (dpd_action, unique = replace) --------------------------------------------
 
