@@ -9,7 +9,15 @@ from ikepulse.config.build import connection_config, liveness_policy
 from ikepulse.core.child_sa import ChildLimits, ChildSa
 from ikepulse.core.children import ChildEntry, ChildPhase, Children, Expire, Rekey
 from ikepulse.core.connection import Identity
-from ikepulse.core.peer_liveness import Dead, Keepalive, Liveness, PeerLiveness, Probe
+from ikepulse.core.peer_liveness import (
+    Cause,
+    Dead,
+    Direction,
+    Keepalive,
+    Liveness,
+    PeerLiveness,
+    Probe,
+)
 from ikepulse.core.renewal import Due, IkeRenewal, RenewalPhase
 
 
@@ -18,20 +26,77 @@ def test_liveness_probes_after_dpd_delay_and_gives_up_at_the_budget():
     peer = PeerLiveness(now=0.0)
     assert peer.deadline(policy, behind_nat=False) == 10
     assert peer.due(9.9, policy, behind_nat=False) is None
-    assert peer.due(10, policy, behind_nat=False) == Probe(budget=5)
-    peer.probe_started(5)
+    assert peer.due(10, policy, behind_nat=False) == Probe(5, Cause.IDLE)
+    peer.probe_started(5, Cause.IDLE, 10, policy)
     assert peer.state is Liveness.PROBING and peer.deadline(policy, behind_nat=False) == 15
     assert peer.due(12, policy, behind_nat=False) is None  # one probe at a time
     assert isinstance(peer.due(15, policy, behind_nat=False), Dead)
-    assert peer.declared_dead(15) == 15 and peer.state is Liveness.DEAD
+    assert peer.declared_dead(15) == (15, Direction.SILENT) and peer.state is Liveness.DEAD
 
 
-def test_a_sign_of_life_ends_the_probe_and_moves_the_budget():
+def test_a_sign_of_life_moves_the_budget_but_only_an_answer_ends_the_check():
     policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=0)
     peer = PeerLiveness(now=0.0)
-    peer.probe_started(5)
-    peer.esp_activity(last_inbound=12.0, last_outbound=None)
-    assert peer.state is Liveness.ALIVE and peer.deadline(policy, behind_nat=False) == 22
+    peer.probe_started(5, Cause.IDLE, 10, policy)
+    peer.esp_activity(last_inbound=12.0, last_outbound=None, silent_since=None)
+    assert peer.state is Liveness.PROBING and peer.deadline(policy, behind_nat=False) == 27
+    peer.proven(13.0, sent_until=10.0, check_answered=True)
+    assert peer.state is Liveness.ALIVE and peer.deadline(policy, behind_nat=False) == 23
+
+
+def test_inbound_traffic_does_not_prove_that_ours_arrives():
+    """Traffic flows both ways, but nothing we send is answered: a check after dpd_delay,
+    the verdict (outbound) at dpd_delay + dpd_timeout after our first unanswered packet."""
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=0)
+    peer = PeerLiveness(now=0.0)
+    for t in range(1, 11):
+        peer.esp_activity(last_inbound=t, last_outbound=t, silent_since=t)
+        assert peer.due(t, policy, behind_nat=False) is None
+    peer.esp_activity(last_inbound=11, last_outbound=11, silent_since=11)
+    assert peer.due(11, policy, behind_nat=False) == Probe(5, Cause.UNPROVEN)
+    peer.probe_started(5, Cause.UNPROVEN, 11, policy)
+    assert peer.state is Liveness.SUSPECT
+    for t in range(12, 16):
+        peer.esp_activity(last_inbound=t, last_outbound=t, silent_since=t)
+    assert "stopped reaching the peer" in peer.due(16, policy, behind_nat=False).reason
+    assert peer.declared_dead(16) == (15, Direction.OUTBOUND)
+
+
+def test_an_answer_proves_only_what_was_sent_before_the_request():
+    peer = PeerLiveness(now=0.0)
+    peer.sent(3.0)
+    peer.sent(4.0)  # after the request's last transmission at 3.0
+    peer.proven(4.5, sent_until=3.0)
+    assert peer.unanswered_since == 3.0
+    peer.proven(5.0, sent_until=4.0)
+    assert peer.unanswered_since is None
+
+
+def test_esp_without_a_reply_calls_for_a_check_within_a_few_rtts():
+    policy = liveness_policy(dpd_delay=30, dpd_timeout=10, nat_keepalive=0)
+    peer = PeerLiveness(now=0.0)
+    peer.observe_rtt(0.010, retransmits=0)  # RTO at its 0.2 s floor: wait 0.5 s
+    peer.proven(1.0, sent_until=1.0)
+    peer.esp_activity(last_inbound=None, last_outbound=5.3, silent_since=5.0)
+    assert peer.due(5.49, policy, behind_nat=False) is None
+    assert peer.due(5.5, policy, behind_nat=False) == Probe(35.5, Cause.NO_REPLY)
+    peer.probe_started(35.5, Cause.NO_REPLY, 5.5, policy)
+    peer.proven(5.6, sent_until=5.5, check_answered=True)
+    # One-way traffic: the next on-demand check waits twice as long.
+    peer.esp_activity(last_inbound=None, last_outbound=6.0, silent_since=6.0)
+    assert peer.deadline(policy, behind_nat=False) == 7.0
+    # Inbound traffic ends the silence.
+    peer.esp_activity(last_inbound=6.2, last_outbound=6.0, silent_since=6.0)
+    assert peer.deadline(policy, behind_nat=False) == 36.0  # unanswered since 5.5 + 30
+
+
+def test_a_retransmitted_request_we_answered_calls_for_a_check_at_once():
+    policy = liveness_policy(dpd_delay=30, dpd_timeout=10, nat_keepalive=0)
+    peer = PeerLiveness(now=0.0)
+    peer.retransmission_seen(2.0)
+    assert peer.due(2.5, policy, behind_nat=False) == Probe(39.5, Cause.PEER_RETRANSMITS)
+    peer.probe_started(39.5, Cause.PEER_RETRANSMITS, 2.5, policy)
+    assert peer.state is Liveness.SUSPECT and peer.cause is Cause.PEER_RETRANSMITS
 
 
 def test_keepalives_only_behind_a_nat_and_only_when_outbound_is_idle():
@@ -49,7 +114,7 @@ def test_the_dead_stay_dead():
     peer = PeerLiveness(now=0.0)
     peer.declared_dead(1)
     with pytest.raises(AssertionError):
-        peer.probe_started(5)
+        peer.probe_started(5, Cause.IDLE, 1, liveness_policy())
 
 
 def _entry(spi: bytes, rekey_at: float, expires_at: float) -> ChildEntry:

@@ -190,9 +190,13 @@ class PeerDead:
     reason: str
     """Why we believe the peer is gone."""
     detected_after: float
-    """Seconds from the last sign of life to the verdict."""
+    """Seconds from the last evidence (the peer's last sign of life, or the first of our
+    packets left unanswered) to the verdict."""
     action: DpdAction
     """The configured dpd_action."""
+    direction: str
+    """Which way the path failed: ``outbound`` (the peer's packets still arrived, ours went
+    unanswered) or ``silent`` (nothing arrived from the peer)."""
 
 
 @dataclass(frozen=True, slots=True)

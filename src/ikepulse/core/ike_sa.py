@@ -30,7 +30,7 @@ from .events import (
 )
 from .liveness import LivenessPolicy
 from .negotiate import Suite
-from .peer_liveness import Dead, Keepalive, PeerLiveness, Probe
+from .peer_liveness import Cause, Dead, Keepalive, PeerLiveness, Probe
 from .qcd import crash_reported
 from .randomness import fraction
 from .renewal import IkeRenewal
@@ -187,7 +187,7 @@ class IkeSa:
     def no_response(self, reason: str, now: float) -> None:
         """Retransmissions exhausted: setup fails; an established peer is dead."""
         if self.state is IkeState.ESTABLISHED:
-            self.peer_dead(reason, now)
+            self.peer_dead(self.liveness.verdict(now) if self.liveness.probing else reason, now)
         elif self.state is IkeState.DELETING:
             self.deleted(by_peer=False, now=now)
         else:
@@ -235,10 +235,10 @@ class IkeSa:
         """The detection budget ran out (or the peer evidently lost its state)."""
         if self.finished:
             return
-        detected_after = self.liveness.declared_dead(now)
+        detected_after, direction = self.liveness.declared_dead(now)
         self._end(IkeState.FAILED, False, now)
         action = self.policy.dpd_action
-        self.emit(PeerDead(self.name, self.spi_i, reason, detected_after, action))
+        self.emit(PeerDead(self.name, self.spi_i, reason, detected_after, action, direction.value))
         self.manager.on_peer_dead(self, now)
 
     def fail(self, reason: str, notify, now: float) -> None:
@@ -264,12 +264,15 @@ class IkeSa:
         self.tasks.cancel_queued()
         self.start(Purpose.DELETE_IKE, now)
 
-    def check_liveness(self, now: float, budget: float | None = None) -> None:
+    def check_liveness(
+        self, now: float, budget: float | None = None, cause: Cause = Cause.IDLE
+    ) -> None:
         """Send an empty INFORMATIONAL request (§2.4), its retransmissions spread inside
         ``budget`` (default: dpd_timeout) from the measured RTT."""
         if self.state is not IkeState.ESTABLISHED or self.liveness.probing:
             return
-        waits = self.liveness.probe_started(self.policy.dpd_timeout if budget is None else budget)
+        budget = self.policy.dpd_timeout if budget is None else budget
+        waits = self.liveness.probe_started(budget, cause, now, self.policy)
         self.start(Purpose.LIVENESS_CHECK, now, waits=waits)
 
     def report_invalid_spi(self, spi: bytes, now: float) -> None:
@@ -335,7 +338,7 @@ class IkeSa:
             if isinstance(due, Dead):
                 self.peer_dead(due.reason, now)
             elif isinstance(due, Probe):
-                self.check_liveness(now, budget=due.budget)
+                self.check_liveness(now, due.budget, due.cause)
             elif isinstance(due, Keepalive):
                 self.manager.queue_keepalive(self)
                 self.liveness.keepalive_sent(now)

@@ -1,8 +1,10 @@
 """Liveness as pure functions over timestamps (RFC 7296 §2.4, RFC 3948 §2.3, RFC 6298).
 
-A dead peer is declared no later than ``dpd_delay + dpd_timeout`` after its last sign of
-life (an authenticated IKE message or an inbound ESP packet). Probe retransmissions are
-spread inside the ``dpd_timeout`` budget from the measured round-trip time.
+A path broken in either direction is declared dead no later than ``dpd_delay +
+dpd_timeout`` after the evidence stopped: the peer's last sign of life (an authenticated IKE
+message or an inbound ESP packet), or, for our direction, the first packet we sent after
+the last answer to one of our requests. Probe retransmissions are spread inside the
+``dpd_timeout`` budget from the measured round-trip time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ MAX_RTO = 10.0
 INITIAL_RTO = 1.0
 """Before any round trip is measured (RFC 6298 §2.1 uses 1 s as well)."""
 MAX_PROBE_SENDS = 16
+ON_DEMAND_FLOOR = 0.5
+"""Shortest wait for an answer to outbound ESP before an on-demand check."""
+ON_DEMAND_RTOS = 2
+"""The on-demand wait in retransmission timeouts: a reply normally comes within one RTT."""
 
 
 class DpdAction(Enum):
@@ -67,6 +73,13 @@ def dead_at(last_inbound: float, policy: LivenessPolicy) -> float | None:
     if policy.dpd_delay <= 0:
         return None
     return last_inbound + policy.dpd_delay + policy.dpd_timeout
+
+
+def on_demand_wait(rto: float, checks: int, dpd_delay: float) -> float:
+    """How long ESP may go out with nothing coming back before a liveness check: a few
+    RTOs, doubled for each on-demand check in a row (traffic that is simply one-way), never
+    longer than ``dpd_delay``."""
+    return min(dpd_delay, max(ON_DEMAND_FLOOR, ON_DEMAND_RTOS * rto) * 2**checks)
 
 
 def keepalive_due(now: float, last_outbound: float, behind_nat: bool, interval: float) -> bool:

@@ -93,8 +93,8 @@ class SaManager:
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         out, self._outbox = self._outbox, []
-        for _, sa in out:
-            if sa is not None:
+        for datagram, sa in out:
+            if sa is not None and not datagram.keepalive:  # a keepalive proves nothing
                 sa.liveness.sent(now)
         return [datagram for datagram, _ in out]
 
@@ -122,12 +122,17 @@ class SaManager:
         self._reap(now)
 
     def esp_activity(
-        self, spi_in: bytes, last_inbound: float | None, last_outbound: float | None
+        self,
+        spi_in: bytes,
+        last_inbound: float | None,
+        last_outbound: float | None,
+        silent_since: float | None = None,
     ) -> None:
-        """The data plane's per-CHILD SA traffic times, fed in before ``handle_timer``."""
+        """The data plane's per-CHILD SA traffic times, fed in before ``handle_timer``
+        (``silent_since``: the first packet out after the last one in)."""
         sa = self._owner_of(spi_in)
         if sa is not None:
-            sa.liveness.esp_activity(last_inbound, last_outbound)
+            sa.liveness.esp_activity(last_inbound, last_outbound, silent_since)
 
     def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
@@ -332,7 +337,7 @@ class SaManager:
             sa = self.sas.get(local_spi)
             if sa is None or sa.finished:
                 closed = self._closed.get(local_spi)
-                if closed is not None and closed[0].tasks.answer_retransmit(data, msg):
+                if closed is not None and closed[0].tasks.answer_retransmit(data, msg, now):
                     return
                 if msg.spi_i in self.sas or msg.spi_r in self.sas:
                     # A live SA with the I flag flipped: never hand out its QCD token.

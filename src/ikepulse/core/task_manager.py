@@ -52,6 +52,7 @@ class _Active:
     """Explicit retransmission waits (liveness probes); None uses the retransmit policy."""
     retransmits: int = 0
     deadline: float = 0.0
+    last_sent: float = 0.0
 
     @property
     def tries(self) -> int | None:
@@ -67,6 +68,7 @@ class TaskManager:
         self.expected_request_id = 0
         self._last_request: bytes | None = None
         self._last_response: bytes | None = None
+        self._last_response_sent = 0.0
 
     # --- initiating ------------------------------------------------------------------------
 
@@ -112,7 +114,7 @@ class TaskManager:
             "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads)
         )
         packet = self.sa.encode(exchange, mid, response=False, payloads=payloads)
-        self._active = _Active(purpose, exchange, tasks, mid, packet, now, waits)
+        self._active = _Active(purpose, exchange, tasks, mid, packet, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
         self.sa.send(packet)
 
@@ -144,6 +146,7 @@ class TaskManager:
             )
             return
         active.retransmits += 1
+        active.last_sent = now
         active.deadline = now + self._wait(active, active.retransmits)
         self.sa.count("retransmits_sent")
         self.sa.send(active.packet)
@@ -164,7 +167,7 @@ class TaskManager:
                 raise Dropped(
                     "unexpected_response", f"{msg.exchange.name} response {msg.message_id}"
                 )
-        elif self.answer_retransmit(raw, msg):
+        elif self.answer_retransmit(raw, msg, now):
             return
         elif msg.message_id != self.expected_request_id:
             raise Dropped(
@@ -201,15 +204,17 @@ class TaskManager:
         else:
             self._on_request(raw, inbound, now)
 
-    def answer_retransmit(self, raw: bytes, msg) -> bool:
+    def answer_retransmit(self, raw: bytes, msg, now: float) -> bool:
         """A retransmitted request is answered from the cache (§2.1)."""
         if msg.is_response or msg.message_id + 1 != self.expected_request_id:
             return False
         if raw != self._last_request:
             return False
         self.sa.count("retransmits_answered")
+        self.sa.liveness.retransmission_seen(now)
         if self._last_response is not None:
             self.sa.send(self._last_response)
+            self._last_response_sent = now
         return True
 
     def _on_response(self, inbound: Inbound, now: float) -> None:
@@ -222,6 +227,9 @@ class TaskManager:
             self.sa.fail(exc.reason, exc.notify, now)
             return
         self.sa.liveness.observe_rtt(now - active.sent_at, active.retransmits)
+        self.sa.liveness.proven(
+            now, active.last_sent, check_answered=active.purpose is Purpose.LIVENESS_CHECK
+        )
         self._active = None
         if pending:
             if active.exchange != ExchangeType.IKE_SA_INIT:
@@ -235,6 +243,14 @@ class TaskManager:
         self.initiate(now)
 
     def _on_request(self, raw: bytes, inbound: Inbound, now: float) -> None:
+        if self._last_response is not None:  # the peer has our previous answer
+            self.sa.liveness.proven(now, self._last_response_sent)
+            if (
+                inbound.message.exchange == ExchangeType.IKE_AUTH
+                and inbound.message.message_id == 1
+            ):
+                # A responder's first round trip: our IKE_SA_INIT answer to this request.
+                self.sa.liveness.observe_rtt(now - self._last_response_sent, 0)
         try:
             tasks = self.sa.responder_tasks(inbound)
             for task in tasks:
@@ -245,12 +261,14 @@ class TaskManager:
         payloads: list[Payload] = []
         for task in tasks:
             task.build(payloads)
-        self._respond(raw, inbound.message, payloads)
+        self._respond(raw, inbound.message, payloads, now)
         for task in tasks:
             task.finish(now)
         self.initiate(now)
 
-    def _respond(self, raw: bytes, msg, payloads: list[Payload], zero_spi: bool = False) -> None:
+    def _respond(
+        self, raw: bytes, msg, payloads: list[Payload], now: float, zero_spi: bool = False
+    ) -> None:
         log.info(
             "%s: sending %s response %d %s",
             self.sa.label,
@@ -262,6 +280,7 @@ class TaskManager:
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )
         self._last_request, self._last_response = raw, packet
+        self._last_response_sent = now
         self.expected_request_id = msg.message_id + 1
         self.sa.send(packet)
 
@@ -272,6 +291,7 @@ class TaskManager:
             raw,
             msg,
             [NotifyPayload(notify, data)],
+            now,
             zero_spi=msg.exchange == ExchangeType.IKE_SA_INIT,
         )
         if msg.exchange in _SETUP and self.sa.state in _BEING_SET_UP:

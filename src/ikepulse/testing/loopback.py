@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from ikepulse.config.build import child_config, connection_config, liveness_policy
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
 from ikepulse.core.connection import ConnectionConfig, Identity
+from ikepulse.core.ike_sa import IkeSa
 from ikepulse.core.liveness import LivenessPolicy
 from ikepulse.core.sa_manager import Datagram, SaManager
+from ikepulse.core.state import IkeState
+from ikepulse.wire.enums import ExchangeType
+from ikepulse.wire.message import decode_message
 from ikepulse.wire.payloads import TrafficSelector
 
 LEFT = ("198.51.100.1", 500)
@@ -139,3 +143,34 @@ def run_until_idle(
         raise RuntimeError(f"peers still busy after {max_steps} steps (a timer that never ends?)")
     a.drain_events()
     b.drain_events()
+
+
+def established(
+    policy: LivenessPolicy,
+    right_policy: LivenessPolicy | None = None,
+    seed=1,
+    left_public: str | None = None,
+    **left_kw,
+) -> tuple[Peer, Peer, IkeSa, Clock]:
+    """Two peers with an IKE SA between them, ``left`` the initiator, on a fresh clock."""
+    a, b = make_peers(
+        {"liveness": policy, **left_kw}, {"liveness": right_policy or policy}, seed=seed
+    )
+    a.public = left_public
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    if sa.state is not IkeState.ESTABLISHED:
+        raise RuntimeError(f"the IKE SA did not come up: {a.drain_events()}")
+    return a, b, sa, clock
+
+
+def informational_requests(peer: Peer) -> int:
+    """INFORMATIONAL requests ``peer`` sent (liveness checks, deletes)."""
+    return sum(
+        1
+        for d in peer.sent
+        if not d.keepalive
+        and decode_message(d.data).exchange == ExchangeType.INFORMATIONAL
+        and not decode_message(d.data).is_response
+    )
