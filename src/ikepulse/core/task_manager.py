@@ -67,6 +67,7 @@ class TaskManager:
         self.expected_request_id = 0
         self._last_request: bytes | None = None
         self._last_response: bytes | None = None
+        self._last_path = None
 
     # --- initiating ------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class TaskManager:
                 raise Dropped(
                     "unexpected_response", f"{msg.exchange.name} response {msg.message_id}"
                 )
-        elif self.answer_retransmit(raw, msg):
+        elif self.answer_retransmit(raw, msg, (dst, src)):
             return
         elif msg.message_id != self.expected_request_id:
             raise Dropped(
@@ -183,11 +184,11 @@ class TaskManager:
                 else NotifyType.INVALID_SYNTAX
             )
             data = bytes([exc.payload_type]) if isinstance(exc, CriticalPayloadUnknown) else b""
-            self._respond_error(raw, msg, notify, data, str(exc), now)
+            self._respond_error(raw, msg, notify, data, str(exc), now, (dst, src))
             return
         self.sa.authenticated_inbound(src, dst, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
-        inbound = Inbound(msg, outer + tuple(inner), raw)
+        inbound = Inbound(msg, outer + tuple(inner), raw, src, dst)
         log.info(
             "%s: received %s %s %d %s",
             self.sa.label,
@@ -201,15 +202,16 @@ class TaskManager:
         else:
             self._on_request(raw, inbound, now)
 
-    def answer_retransmit(self, raw: bytes, msg) -> bool:
-        """A retransmitted request is answered from the cache (§2.1)."""
+    def answer_retransmit(self, raw: bytes, msg, path=None) -> bool:
+        """A retransmitted request is answered from the cache (§2.1), back along ``path``
+        (where it arrived, where it came from), by default the original request's."""
         if msg.is_response or msg.message_id + 1 != self.expected_request_id:
             return False
         if raw != self._last_request:
             return False
         self.sa.count("retransmits_answered")
         if self._last_response is not None:
-            self.sa.send(self._last_response)
+            self.sa.send(self._last_response, path or self._last_path)
         return True
 
     def _on_response(self, inbound: Inbound, now: float) -> None:
@@ -240,17 +242,22 @@ class TaskManager:
             for task in tasks:
                 task.process(inbound)
         except IkeError as exc:
-            self._respond_error(raw, inbound.message, exc.notify, exc.data, exc.reason, now)
+            path = (inbound.dst, inbound.src)
+            self._respond_error(raw, inbound.message, exc.notify, exc.data, exc.reason, now, path)
             return
         payloads: list[Payload] = []
         for task in tasks:
             task.build(payloads)
-        self._respond(raw, inbound.message, payloads)
+        self._respond(raw, inbound.message, payloads, path=(inbound.dst, inbound.src))
         for task in tasks:
             task.finish(now)
         self.initiate(now)
 
-    def _respond(self, raw: bytes, msg, payloads: list[Payload], zero_spi: bool = False) -> None:
+    def _respond(
+        self, raw: bytes, msg, payloads: list[Payload], zero_spi: bool = False, path=None
+    ) -> None:
+        """Answer along ``path``: from where the request arrived to where it came from
+        (RFC 7296 §2.11), whatever addresses the IKE SA holds (RFC 4555 §3.5)."""
         log.info(
             "%s: sending %s response %d %s",
             self.sa.label,
@@ -261,18 +268,19 @@ class TaskManager:
         packet = self.sa.encode(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )
-        self._last_request, self._last_response = raw, packet
+        self._last_request, self._last_response, self._last_path = raw, packet, path
         self.expected_request_id = msg.message_id + 1
-        self.sa.send(packet)
+        self.sa.send(packet, path)
 
     def _respond_error(
-        self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float
+        self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float, path
     ) -> None:
         self._respond(
             raw,
             msg,
             [NotifyPayload(notify, data)],
             zero_spi=msg.exchange == ExchangeType.IKE_SA_INIT,
+            path=path,
         )
         if msg.exchange in _SETUP and self.sa.state in _BEING_SET_UP:
             self.sa.fail(reason, notify, now)  # §2.21.1, §2.21.2
