@@ -263,3 +263,35 @@ def test_nat_remap_without_mobike_on_the_peer_recovers_through_implicit_followin
     assert peer_sa.remote == (nat.PUBLIC, nat.port)
     assert sa.state is IkeState.ESTABLISHED
     assert b.manager.counters["mobike_updates_received"] == 0
+
+
+def test_the_route_lookup_picks_the_new_address():
+    a, b, sa, peer_sa, clock = establish()
+    addresses = ["198.51.100.5", MOVED, "2001:db8::5"]
+    a.manager.local_addresses_changed(addresses, clock.now, source_for=lambda dst: MOVED)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert sa.local[0] == MOVED and peer_sa.remote[0] == MOVED
+
+
+def test_no_address_of_the_family_left_moves_nothing_yet():
+    a, b, sa, peer_sa, clock = establish()
+    a.manager.local_addresses_changed(["2001:db8::5"], clock.now)
+    assert sa.local[0] == LEFT[0]
+    a.manager.local_addresses_changed(["2001:db8::5", MOVED], clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert sa.local[0] == MOVED and peer_sa.remote[0] == MOVED
+
+
+def test_a_rekeyed_ike_sa_keeps_mobike_and_the_original_roles():
+    """§2.18 rekey by the responder: the original initiator still decides on moves."""
+    a, b, sa, peer_sa, clock = establish()
+    assert peer_sa.rekey(clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (new,) = a.manager.find("site")
+    (peer_new,) = b.manager.find("site")
+    assert new is not sa and new.mobility.enabled and new.mobility.original_initiator
+    assert not peer_new.mobility.original_initiator
+    a.manager.local_addresses_changed([MOVED], clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert peer_new.remote == (MOVED, 4500)
+    assert b.manager.counters["mobike_updates_received"] == 1
