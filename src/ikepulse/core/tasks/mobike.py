@@ -3,7 +3,8 @@ UPDATE_SA_ADDRESSES with NAT detection and COOKIE2, address lists, and the NAT m
 that rides on our liveness checks.
 
     IKE_AUTH         N(MOBIKE_SUPPORTED) + our address list, both ways (§3.2, §3.6)
-    UPDATE           N(UPDATE_SA_ADDRESSES) N(COOKIE2) NAT-D  ->  NAT-D N(COOKIE2)   (§3.5)
+    UPDATE           N(UPDATE_SA_ADDRESSES) N(COOKIE2) NAT-D  ->  NAT-D N(COOKIE2)
+                     (§3.5; COOKIE2 is the return routability check of §3.7)
     ADDRESSES        N(ADDITIONAL_*_ADDRESS)... | N(NO_ADDITIONAL_ADDRESSES)  ->  (empty)
     CHECK            liveness check; behind a NAT the original initiator adds NAT-D and
                      moves (UPDATE) when the peer sees us at a new address or port (§3.8)
@@ -29,8 +30,8 @@ COOKIE2_SIZE = 16
 
 
 class Cookie2Mismatch(IkeError):
-    """§3.5: the answer to UPDATE_SA_ADDRESSES did not echo our COOKIE2 (return
-    routability failed): the IKE SA is closed."""
+    """§3.7: the answer did not echo our COOKIE2 (the return routability check failed):
+    the IKE SA MUST be closed."""
 
 
 class Kind(Enum):
@@ -100,7 +101,6 @@ class Mobike(Task):
         self.kind = kind
         self.cookie2: bytes | None = None
         self.natd: tuple[bool, bool, bytes] | None = None
-        self.update = False
         self.move_to: tuple[Address, Address] | None = None
         self.mapping_changed = False
         self.path: tuple[Address, Address] | None = None
@@ -110,10 +110,10 @@ class Mobike(Task):
 
     def build(self, out: list[Payload]) -> None:
         sa = self.sa
-        if not sa.mobility.enabled:
-            return
         if not self.initiator:
             self._build_answer(out)
+            return
+        if not sa.mobility.enabled:
             return
         natd = False
         if self.kind is Kind.UPDATE:
@@ -133,10 +133,13 @@ class Mobike(Task):
 
     def process(self, msg: Inbound) -> Status:
         sa = self.sa
-        if not sa.mobility.enabled:
-            return Status.DONE
         if not self.initiator:
-            self._process_request(msg)
+            cookie2 = msg.notify(NotifyType.COOKIE2)  # echoed in any case (§4.2.5)
+            self.cookie2 = None if cookie2 is None else cookie2.data
+            if sa.mobility.enabled:
+                self._process_request(msg)
+            return Status.DONE
+        if not sa.mobility.enabled:
             return Status.DONE
         if self.cookie2 is not None:
             echoed = msg.notify(NotifyType.COOKIE2)
@@ -148,7 +151,7 @@ class Mobike(Task):
         local_nat, _, mapping = self.natd
         if self.kind is Kind.CHECK:
             # No mapping known yet counts as changed: the check ran because the peer fell
-            # silent, and the update that follows costs one exchange.
+            # silent, and §3.8 allows updating on a mere suspicion.
             known = sa.mobility.nat_mapping
             self.mapping_changed = mapping != known or not local_nat
         sa.mobility.nat_mapping = mapping
@@ -172,8 +175,6 @@ class Mobike(Task):
     def _process_request(self, msg: Inbound) -> None:
         sa = self.sa
         self.natd = _natd_seen(sa, msg)
-        cookie2 = msg.notify(NotifyType.COOKIE2)
-        self.cookie2 = None if cookie2 is None else cookie2.data
         listed = peer_address_list(msg.all(NotifyPayload))
         if listed is not None:
             sa.mobility.peer_addresses = listed
