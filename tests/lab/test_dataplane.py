@@ -216,7 +216,7 @@ def test_ikepulse_to_ikepulse_uses_plain_esp(lab):
     assert 50 in protocols  # ESP straight in IP, no UDP encapsulation without a NAT
     (sa,) = left.status()
     assert not sa["nat_local"] and not sa["nat_remote"]
-    assert sa["local"]["port"] == 500
+    assert sa["local"]["port"] == 4500  # MOBIKE floats to 4500 as strongSwan does
     assert not sa["children"][0]["udp_encap"]
 
 

@@ -99,6 +99,7 @@ def connection_from(
         remote_port=section.remote_port,
         retransmit=retransmit_from(section),
         force_encap=section.encap,
+        mobike=section.mobike,
         start_action=StartAction(section.start_action),
         liveness=liveness_from(section),
         rekey_time=section.rekey_time,

@@ -157,6 +157,7 @@ class ConnectionSection(Strict):
     start_action: Literal["none", "trap", "start"] = "none"
     unique: Literal["no", "never", "replace"] = "no"
     encap: bool = False
+    mobike: bool = True
     local: AuthSection = AuthSection()
     remote: AuthSection = AuthSection()
     retransmit_timeout: Duration = 4.0

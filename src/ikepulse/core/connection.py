@@ -165,6 +165,8 @@ class ConnectionConfig:
     remote_port: int
     retransmit: RetransmitPolicy
     force_encap: bool
+    mobike: bool
+    """Offer MOBIKE (RFC 4555) in IKE_AUTH and accept it from the peer."""
     start_action: StartAction
     liveness: LivenessPolicy
     rekey_time: float

@@ -224,6 +224,25 @@ class TunnelRestored:
     """Initiation attempts it took."""
 
 
+@dataclass(frozen=True, slots=True)
+class SaEndpointsChanged:
+    """The IKE SA moved to new outer addresses or its NAT state changed (RFC 4555 §3.5,
+    RFC 7296 §2.23): the data plane sends its CHILD SAs' ESP between the new pair."""
+
+    connection: str
+    """Name of the connection."""
+    spi_i: bytes
+    """Initiator's IKE SPI."""
+    local: Address
+    """Our new outer address and port."""
+    remote: Address
+    """The peer's new outer address and port."""
+    udp_encap: bool
+    """ESP in UDP (RFC 3948) from now on."""
+    spis_in: tuple[bytes, ...]
+    """Inbound SPIs of the CHILD SAs that move."""
+
+
 Event = (
     IkeSaEstablished
     | IkeSaFailed
@@ -236,6 +255,7 @@ Event = (
     | ChildSaDeleted
     | PeerDead
     | TunnelRestored
+    | SaEndpointsChanged
 )
 
 

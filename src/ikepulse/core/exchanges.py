@@ -5,14 +5,16 @@ The only module that imports the task modules. ``request`` builds our side of an
 
     purpose             exchange          tasks
     IKE_SA_INIT         IKE_SA_INIT       IkeInit, NatDetection
-    IKE_AUTH            IKE_AUTH          IkeAuth, IkeAuthChild (with a CHILD SA)
+    IKE_AUTH            IKE_AUTH          IkeAuth, MobikeSupport, IkeAuthChild (with a CHILD SA)
     CREATE_CHILD        CREATE_CHILD_SA   CreateChildSa
     REKEY_CHILD         CREATE_CHILD_SA   CreateChildSa (N(REKEY_SA))
     REKEY_IKE           CREATE_CHILD_SA   IkeRekey (an IKE proposal)
     DELETE_IKE          INFORMATIONAL     IkeDelete (Delete protocol IKE)
     DELETE_CHILD        INFORMATIONAL     ChildDelete (Delete protocol ESP)
-    LIVENESS_CHECK      INFORMATIONAL     LivenessCheck (no Delete)
+    LIVENESS_CHECK      INFORMATIONAL     LivenessCheck, Mobike (no Delete; MOBIKE notifies too)
     INVALID_SPI_REPORT  INFORMATIONAL     InvalidSpiReport
+    MOBIKE_UPDATE       INFORMATIONAL     Mobike (UPDATE_SA_ADDRESSES, COOKIE2, NAT-D)
+    MOBIKE_ADDRESSES    INFORMATIONAL     Mobike (our address list)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .tasks.ike_auth_child import IkeAuthChild
 from .tasks.ike_init import IkeInit
 from .tasks.ike_rekey import IkeRekey
 from .tasks.informational import ChildDelete, IkeDelete, InvalidSpiReport, LivenessCheck
+from .tasks.mobike import Kind, Mobike, MobikeSupport
 from .tasks.natd import NatDetection
 
 if TYPE_CHECKING:
@@ -37,15 +40,18 @@ if TYPE_CHECKING:
 
 EXCHANGES: dict[Purpose, tuple[ExchangeType, tuple[type[Task], ...]]] = {
     Purpose.IKE_SA_INIT: (ExchangeType.IKE_SA_INIT, (IkeInit, NatDetection)),
-    Purpose.IKE_AUTH: (ExchangeType.IKE_AUTH, (IkeAuth, IkeAuthChild)),
+    Purpose.IKE_AUTH: (ExchangeType.IKE_AUTH, (IkeAuth, MobikeSupport, IkeAuthChild)),
     Purpose.CREATE_CHILD: (ExchangeType.CREATE_CHILD_SA, (CreateChildSa,)),
     Purpose.REKEY_CHILD: (ExchangeType.CREATE_CHILD_SA, (CreateChildSa,)),
     Purpose.REKEY_IKE: (ExchangeType.CREATE_CHILD_SA, (IkeRekey,)),
     Purpose.DELETE_IKE: (ExchangeType.INFORMATIONAL, (IkeDelete,)),
     Purpose.DELETE_CHILD: (ExchangeType.INFORMATIONAL, (ChildDelete,)),
-    Purpose.LIVENESS_CHECK: (ExchangeType.INFORMATIONAL, (LivenessCheck,)),
+    Purpose.LIVENESS_CHECK: (ExchangeType.INFORMATIONAL, (LivenessCheck, Mobike)),
     Purpose.INVALID_SPI_REPORT: (ExchangeType.INFORMATIONAL, (InvalidSpiReport,)),
+    Purpose.MOBIKE_UPDATE: (ExchangeType.INFORMATIONAL, (Mobike,)),
+    Purpose.MOBIKE_ADDRESSES: (ExchangeType.INFORMATIONAL, (Mobike,)),
 }
+_KINDS = {Purpose.MOBIKE_UPDATE: Kind.UPDATE, Purpose.MOBIKE_ADDRESSES: Kind.ADDRESSES}
 
 
 def request(purpose: Purpose, sa: TaskHost, *args) -> Request:
@@ -53,6 +59,8 @@ def request(purpose: Purpose, sa: TaskHost, *args) -> Request:
     config of IKE_AUTH (left out without one), of CREATE_CHILD_SA (and the entry it rekeys),
     the SPIs to delete, the SPI to report."""
     exchange, classes = EXCHANGES[purpose]
+    if purpose in _KINDS:
+        args = (_KINDS[purpose], *args)
     *leading, last = classes
     tasks = [cls(sa, True) for cls in leading]
     if args or last is not IkeAuthChild:
@@ -69,7 +77,7 @@ def classify(sa: TaskHost, inbound: Inbound) -> list[Task]:
         if sa.state is not IkeState.CONNECTING:
             raise InvalidSyntax(f"IKE_AUTH request on an IKE SA that is {sa.state.value}")
         if inbound.first(SaPayload) is None:
-            classes = classes[:1]  # IKE_AUTH without a CHILD SA (§1.2 allows it)
+            classes = classes[:-1]  # IKE_AUTH without a CHILD SA (§1.2 allows it)
     return [cls(sa, False) for cls in classes]
 
 

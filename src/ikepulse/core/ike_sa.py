@@ -4,6 +4,7 @@
     sk        SkProtection  keys, nonces, SK payload protection
     children  Children      one ChildEntry per CHILD SA, with its phase and limits
     liveness  PeerLiveness  signs of life, probes, keepalives, the verdict
+    mobility  Mobility      MOBIKE: negotiated or not, the peer's addresses, the NAT mapping
     renewal   IkeRenewal    lifetimes, rekey and reauthentication in progress
     tasks     TaskManager   message IDs, retransmission, the response cache
 
@@ -27,8 +28,10 @@ from .events import (
     IkeSaEstablished,
     IkeSaFailed,
     PeerDead,
+    SaEndpointsChanged,
 )
 from .liveness import LivenessPolicy
+from .mobility import Mobility, SourceFor, roam
 from .negotiate import Suite
 from .peer_liveness import Cause, Dead, Keepalive, PeerLiveness, Probe
 from .qcd import crash_reported
@@ -79,6 +82,7 @@ class IkeSa:
         self.children = Children(self)
         self.liveness = PeerLiveness(now)
         self.renewal = IkeRenewal()
+        self.mobility = Mobility()
         self.tasks = TaskManager(self)
         self.child_configs: list[ChildConfig] = []
         """Initiator: the CHILD SAs to create, the first one in IKE_AUTH."""
@@ -151,25 +155,55 @@ class IkeSa:
     def unprotect(self, raw: bytes, msg: Message) -> list[Payload]:
         return self.sk.unprotect(raw, msg)
 
-    def send(self, packet: bytes) -> None:
-        self.manager.queue_datagram(packet, self.local, self.remote, self)
+    def send(self, packet: bytes, path: tuple[Address, Address] | None = None) -> None:
+        """Send from our address to the peer's, or along ``path`` (a response goes back
+        to where its request came from, §2.11)."""
+        local, remote = path or (self.local, self.remote)
+        self.manager.queue_datagram(packet, local, remote, self)
 
     def responder_tasks(self, inbound: Inbound) -> list[Task]:
         return exchanges.classify(self, inbound)
 
     def authenticated_inbound(self, src: Address, dst: Address, now: float) -> None:
         """A message passed integrity checks (or is IKE_SA_INIT): proof of life.
-        Behind a NAT the peer's address or port may change; follow it (§2.23)."""
+        Behind a NAT the peer's address or port may change; follow it (§2.23) — but not
+        with MOBIKE, where only UPDATE_SA_ADDRESSES moves an IKE SA (RFC 4555 §3.5)."""
         self.liveness.sign_of_life(now)
-        if self.udp_encap or self.state is IkeState.CONNECTING:
+        if self.state is IkeState.CONNECTING:
             self.local, self.remote = dst, src
+        elif self.udp_encap and not self.mobility.enabled:
+            self.update_hosts(dst, src)
+
+    def update_hosts(
+        self, local: Address, remote: Address, nat: tuple[bool, bool] | None = None
+    ) -> None:
+        """Move to ``local``/``remote`` (and the NAT state ``nat``, in front of us and of
+        the peer); the CHILD SAs follow (an event for the data plane)."""
+        before = (self.local, self.remote, self.udp_encap)
+        self.local, self.remote = local, remote
+        if nat is not None:
+            self.nat_local, self.nat_remote = nat
+        if (self.local, self.remote, self.udp_encap) == before or self.finished:
+            return
+        self.count("endpoint_changes")
+        spis = tuple(child.spi_in for child in self.children)
+        self.emit(SaEndpointsChanged(self.name, self.spi_i, local, remote, self.udp_encap, spis))
+
+    def local_addresses_changed(
+        self, addresses: tuple[str, ...], source_for: SourceFor | None, now: float
+    ) -> None:
+        """The host's addresses changed: with MOBIKE, move if ours is gone (RFC 4555)."""
+        roam(self, addresses, source_for, now)
 
     def nat_detected(self, local: bool, remote: bool) -> None:
         self.nat_local, self.nat_remote = local, remote
 
-    def float_to_natt_port(self) -> None:
-        """§2.23: once a NAT is detected (or encapsulation forced) move IKE to port 4500."""
-        if not self.udp_encap:
+    def float_to_natt_port(self, natt_supported: bool = False) -> None:
+        """§2.23: once a NAT is detected (or encapsulation forced) move IKE to port 4500;
+        with MOBIKE configured, also without a NAT if the peer does NAT-T (as strongSwan
+        does: there is no later exchange to float in when a NAT appears)."""
+        mobike = self.connection is not None and self.connection.mobike
+        if not self.udp_encap and not (mobike and natt_supported):
             return
         port = self.manager.natt_port
         self.local = (self.local[0], port)
@@ -306,6 +340,7 @@ class IkeSa:
         self.connection = old.connection
         self.local_identity, self.remote_identity = old.local_identity, old.remote_identity
         self.nat_local, self.nat_remote = old.nat_local, old.nat_remote
+        self.mobility.carry_over(old.mobility)
         self.peer_qcd_token = old.peer_qcd_token
         self.liveness.carry_over(old.liveness, now)
         self.renewal.reinstated()

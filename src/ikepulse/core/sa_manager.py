@@ -25,6 +25,7 @@ from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
 from .liveness import DpdAction
+from .mobility import SourceFor
 from .qcd import crash_answer
 from .randomness import Rng, fraction
 from .restarts import Restarts
@@ -79,6 +80,9 @@ class SaManager:
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._crash_reports: deque[float] = deque(maxlen=CRASH_REPORTS_PER_SECOND)
         self._spi_reports: dict[bytes, float] = {}
+        self.local_addresses: tuple[str, ...] = ()
+        """The host's usable addresses, as the runtime last reported them (MOBIKE lists
+        them to peers and moves to one of them, RFC 4555)."""
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -304,6 +308,19 @@ class SaManager:
             return len(sas), started
         matching = [(sa, c) for sa in sas for c in sa.children if child in (None, c.name)]
         return len(matching), [c.name for sa, c in matching if sa.children.rekey(c, now)]
+
+    def local_addresses_changed(
+        self,
+        addresses: tuple[str, ...] | list[str],
+        now: float,
+        source_for: SourceFor | None = None,
+    ) -> None:
+        """The host's addresses are now ``addresses`` (netlink): IKE SAs with MOBIKE whose
+        address went away move to another, picked with the route lookup ``source_for``
+        (RFC 4555 §3.5, §3.6); those without wait for their liveness check."""
+        self.local_addresses = tuple(addresses)
+        for sa in list(self.sas.values()):
+            sa.local_addresses_changed(self.local_addresses, source_for, now)
 
     def liveness(self, name: str) -> str | None:
         """The liveness state of the connection's IKE SA, None if it has none."""

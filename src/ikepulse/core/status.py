@@ -65,6 +65,7 @@ def ike_sa_status(
         "renewal": sa.renewal.phase.value,
         "nat_local": sa.nat_local,
         "nat_remote": sa.nat_remote,
+        "mobike": sa.mobility.enabled,
         "liveness": {
             "state": sa.liveness.state.value,
             "last_inbound": sa.liveness.last_inbound + to_wall,

@@ -45,6 +45,8 @@ class Purpose(Enum):
     DELETE_CHILD = "delete-child"
     LIVENESS_CHECK = "liveness-check"
     INVALID_SPI_REPORT = "invalid-spi-report"
+    MOBIKE_UPDATE = "mobike-update"
+    MOBIKE_ADDRESSES = "mobike-addresses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,10 @@ class Inbound:
     payloads: tuple[Payload, ...]
     """Outer payloads in the clear plus the decrypted inner ones."""
     raw: bytes
+    src: tuple[str, int] | None = None
+    """Where the message came from (the peer's address and port as we see them)."""
+    dst: tuple[str, int] | None = None
+    """Where it arrived (our address and port)."""
 
     def all(self, cls: type) -> list:
         return [p for p in self.payloads if isinstance(p, cls)]

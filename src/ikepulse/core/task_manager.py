@@ -69,6 +69,7 @@ class TaskManager:
         self._last_request: bytes | None = None
         self._last_response: bytes | None = None
         self._last_response_sent = 0.0
+        self._last_path = None
 
     # --- initiating ------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class TaskManager:
                 raise Dropped(
                     "unexpected_response", f"{msg.exchange.name} response {msg.message_id}"
                 )
-        elif self.answer_retransmit(raw, msg, now):
+        elif self.answer_retransmit(raw, msg, now, (dst, src)):
             return
         elif msg.message_id != self.expected_request_id:
             raise Dropped(
@@ -186,11 +187,11 @@ class TaskManager:
                 else NotifyType.INVALID_SYNTAX
             )
             data = bytes([exc.payload_type]) if isinstance(exc, CriticalPayloadUnknown) else b""
-            self._respond_error(raw, msg, notify, data, str(exc), now)
+            self._respond_error(raw, msg, notify, data, str(exc), now, (dst, src))
             return
         self.sa.authenticated_inbound(src, dst, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
-        inbound = Inbound(msg, outer + tuple(inner), raw)
+        inbound = Inbound(msg, outer + tuple(inner), raw, src, dst)
         log.info(
             "%s: received %s %s %d %s",
             self.sa.label,
@@ -204,8 +205,9 @@ class TaskManager:
         else:
             self._on_request(raw, inbound, now)
 
-    def answer_retransmit(self, raw: bytes, msg, now: float) -> bool:
-        """A retransmitted request is answered from the cache (§2.1)."""
+    def answer_retransmit(self, raw: bytes, msg, now: float, path=None) -> bool:
+        """A retransmitted request is answered from the cache (§2.1), back along ``path``
+        (where it arrived, where it came from), by default the original request's."""
         if msg.is_response or msg.message_id + 1 != self.expected_request_id:
             return False
         if raw != self._last_request:
@@ -213,7 +215,7 @@ class TaskManager:
         self.sa.count("retransmits_answered")
         self.sa.liveness.retransmission_seen(now)
         if self._last_response is not None:
-            self.sa.send(self._last_response)
+            self.sa.send(self._last_response, path or self._last_path)
             self._last_response_sent = now
         return True
 
@@ -256,19 +258,28 @@ class TaskManager:
             for task in tasks:
                 task.process(inbound)
         except IkeError as exc:
-            self._respond_error(raw, inbound.message, exc.notify, exc.data, exc.reason, now)
+            path = (inbound.dst, inbound.src)
+            self._respond_error(raw, inbound.message, exc.notify, exc.data, exc.reason, now, path)
             return
         payloads: list[Payload] = []
         for task in tasks:
             task.build(payloads)
-        self._respond(raw, inbound.message, payloads, now)
+        self._respond(raw, inbound.message, payloads, now, path=(inbound.dst, inbound.src))
         for task in tasks:
             task.finish(now)
         self.initiate(now)
 
     def _respond(
-        self, raw: bytes, msg, payloads: list[Payload], now: float, zero_spi: bool = False
+        self,
+        raw: bytes,
+        msg,
+        payloads: list[Payload],
+        now: float,
+        zero_spi: bool = False,
+        path=None,
     ) -> None:
+        """Answer along ``path``: from where the request arrived to where it came from
+        (RFC 7296 §2.11), whatever addresses the IKE SA holds (RFC 4555 §3.5)."""
         log.info(
             "%s: sending %s response %d %s",
             self.sa.label,
@@ -279,13 +290,13 @@ class TaskManager:
         packet = self.sa.encode(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )
-        self._last_request, self._last_response = raw, packet
+        self._last_request, self._last_response, self._last_path = raw, packet, path
         self._last_response_sent = now
         self.expected_request_id = msg.message_id + 1
-        self.sa.send(packet)
+        self.sa.send(packet, path)
 
     def _respond_error(
-        self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float
+        self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float, path
     ) -> None:
         self._respond(
             raw,
@@ -293,6 +304,7 @@ class TaskManager:
             [NotifyPayload(notify, data)],
             now,
             zero_spi=msg.exchange == ExchangeType.IKE_SA_INIT,
+            path=path,
         )
         if msg.exchange in _SETUP and self.sa.state in _BEING_SET_UP:
             self.sa.fail(reason, notify, now)  # §2.21.1, §2.21.2

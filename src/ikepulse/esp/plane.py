@@ -193,6 +193,13 @@ class EspPlane:
         if successor is not None:  # the rekeyed SA is gone: send on its successor
             self._activate(successor)
 
+    def move(self, spi_in: bytes, local: Address, peer: Address, udp_encap: bool) -> None:
+        """The SA's outer addresses or encapsulation changed (MOBIKE, RFC 4555; a NAT
+        remap): its ESP goes between the new pair from now on."""
+        policy = self._spd.by_spi.get(spi_in)
+        if policy is not None:
+            policy.local, policy.peer, policy.udp_encap = local, peer, udp_encap
+
     def get_timer(self) -> float | None:
         """When the next lingering SA is due to go, or None."""
         return min(self._lingering.values(), default=None)

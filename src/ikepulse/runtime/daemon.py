@@ -25,6 +25,7 @@ from ..core.events import (
 from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
 from ..esp.plane import Trap
+from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
 from .event_log import log_event
@@ -83,6 +84,7 @@ class Daemon:
         )
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
+        self.watcher: AddressWatcher | None = None
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -98,18 +100,16 @@ class Daemon:
     async def run(self) -> None:
         daemon = self.settings.daemon
         for host in daemon.listen:
-            for port, natt in ((daemon.ike_port, False), (daemon.natt_port, True)):
-                endpoint = Endpoint(
-                    (host, port), natt, self.on_ike, self.dataplane.on_udp_esp, self.counters
-                )
-                await endpoint.open()
-                self.endpoints[(host, port)] = endpoint
+            await self._listen(host)
         log.info("listening on %s", ", ".join(f"{h}[{p}]" for h, p in self.endpoints))
         try:
             self.dataplane.start()
         except OSError as exc:
             log.warning("no ESP data plane (TUN device unavailable: %s)", exc)
         await self.control.start()
+        if any(connection.mobike for connection in self.settings.connections):
+            self.watcher = AddressWatcher(self._on_addresses)
+            await self._on_addresses(await self.watcher.start())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
@@ -136,11 +136,47 @@ class Daemon:
         while self.manager.sas and self.now() < deadline:
             await asyncio.sleep(0.05)
         await self.control.close()
+        if self.watcher is not None:
+            self.watcher.close()
         self.dataplane.close()
         for endpoint in self.endpoints.values():
             endpoint.close()
         if self._timer is not None:
             self._timer.cancel()
+
+    # --- sockets and addresses ---------------------------------------------------------------
+
+    async def _listen(self, host: str) -> None:
+        """Bind the IKE and NAT-T ports on ``host``."""
+        daemon = self.settings.daemon
+        for port, natt in ((daemon.ike_port, False), (daemon.natt_port, True)):
+            endpoint = Endpoint(
+                (host, port), natt, self.on_ike, self.dataplane.on_udp_esp, self.counters
+            )
+            await endpoint.open()
+            self.endpoints[(host, port)] = endpoint
+
+    def _endpoint(self, local: Address) -> Endpoint | None:
+        """The socket bound to ``local``, else a wildcard one on its port."""
+        endpoint = self.endpoints.get(local)
+        if endpoint is None:
+            wildcard = "::" if ":" in local[0] else "0.0.0.0"
+            endpoint = self.endpoints.get((wildcard, local[1]))
+        return endpoint
+
+    async def _on_addresses(self, addresses: tuple[str, ...]) -> None:
+        """The host's addresses changed (netlink): listen on new ones, so that MOBIKE can
+        move an IKE SA there (RFC 4555), then tell the core."""
+        port = self.settings.daemon.ike_port
+        for address in addresses:
+            if self._endpoint((address, port)) is None:
+                try:
+                    await self._listen(address)
+                except OSError as exc:
+                    log.warning("cannot listen on %s: %s", address, exc)
+        log.info("local addresses: %s", ", ".join(addresses) or "none")
+        self.manager.local_addresses_changed(addresses, self.now(), source_for)
+        self.pump()
 
     # --- IKE I/O -----------------------------------------------------------------------------
 
@@ -162,7 +198,7 @@ class Daemon:
             self.initiate(name)
 
     def _send_udp(self, local: Address, data: bytes, dst: Address) -> None:
-        endpoint = self.endpoints.get((local[0], self.settings.daemon.natt_port))
+        endpoint = self._endpoint((local[0], self.settings.daemon.natt_port))
         if endpoint is not None:
             endpoint.send_raw(data, dst)
 
@@ -182,7 +218,7 @@ class Daemon:
         while (event := self.manager.next_event()) is not None:
             self._on_event(event)
         for datagram in self.manager.datagrams_to_send(self.now()):
-            endpoint = self.endpoints.get(datagram.src)
+            endpoint = self._endpoint(datagram.src)
             if endpoint is None:
                 log.warning("no socket bound to %s[%d]", *datagram.src)
             elif datagram.keepalive:

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..core.connection import Mode
-from ..core.events import ChildSaDeleted, ChildSaInstalled
+from ..core.events import ChildSaDeleted, ChildSaInstalled, SaEndpointsChanged
 from ..esp.plane import EspPlane, SaPair, Trap, TrapTriggered, UnknownSpi, VolumeReached
 from ..esp.spd import Policy
 from .tun import Tun, mark_socket, netlink
@@ -137,6 +137,9 @@ class DataPlane:
         elif isinstance(event, ChildSaDeleted):
             self.plane.delete(event.spi_in, self.now())
             self._arm()
+        elif isinstance(event, SaEndpointsChanged):
+            for spi_in in event.spis_in:
+                self.plane.move(spi_in, event.local, event.remote, event.udp_encap)
 
     def route(self, local_ts, remote_ts) -> None:
         """Route the remote selectors into the TUN device: from now on nothing for them

@@ -17,6 +17,7 @@ from ..core.events import (
     IkeSaReauthenticated,
     IkeSaRekeyed,
     PeerDead,
+    SaEndpointsChanged,
     TunnelRestored,
 )
 
@@ -85,6 +86,14 @@ LINES: dict[type, tuple[int, Callable]] = {
         lambda e: (
             f"IKE SA {e.connection}[{e.old_spi_i.hex()}] rekeyed, now "
             f"{e.spi_i.hex()}_i {e.spi_r.hex()}_r"
+        ),
+    ),
+    SaEndpointsChanged: (
+        logging.INFO,
+        lambda e: (
+            f"IKE SA {e.connection}[{e.spi_i.hex()}] moved to {e.local[0]}[{e.local[1]}] <-> "
+            f"{e.remote[0]}[{e.remote[1]}]{' (UDP-encapsulated ESP)' if e.udp_encap else ''}, "
+            f"{len(e.spis_in)} CHILD SA(s) follow"
         ),
     ),
     TunnelRestored: (

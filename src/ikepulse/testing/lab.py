@@ -502,9 +502,10 @@ def swanctl_conf(
     secret: str = PSK,
     extra: str = "",
     child_extra: str = "",
+    mobike: bool = False,
 ) -> str:
     """A swanctl.conf with one connection ``lab`` and one child ``lan`` (one key per line)
-    for the gateway on ``side``."""
+    for the gateway on ``side``; MOBIKE stays off unless asked for."""
     local_id, remote_id, local_ts, remote_ts = _side(side, local_id, remote_id, local_ts, remote_ts)
     return f"""connections {{
   lab {{
@@ -512,7 +513,7 @@ def swanctl_conf(
     local_addrs = {local_addr}
     remote_addrs = {remote_addr}
     proposals = {proposals}
-    mobike = no
+    mobike = {"yes" if mobike else "no"}
     {extra}
     local {{
       auth = psk

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
-
-from cryptography.hazmat.primitives import hashes
 
 from ...wire.enums import NotifyType
 from ...wire.payloads import NotifyPayload, Payload
+from ..mobility import natd_hash
 from ..task import Inbound, Status, Task
 
 if TYPE_CHECKING:
     from ..hosts import TaskHost
-
-
-def natd_hash(spi_i: bytes, spi_r: bytes, address: tuple[str, int]) -> bytes:
-    """SHA-1(SPIi | SPIr | IP | port) as in §2.23."""
-    digest = hashes.Hash(hashes.SHA1())
-    digest.update(spi_i + spi_r)
-    digest.update(ipaddress.ip_address(address[0]).packed)
-    digest.update(address[1].to_bytes(2, "big"))
-    return digest.finalize()
 
 
 class NatDetection(Task):
@@ -63,4 +52,4 @@ class NatDetection(Task):
 
     def finish(self, now: float) -> None:
         if self.initiator:
-            self.sa.float_to_natt_port()
+            self.sa.float_to_natt_port(natt_supported=self.peer_supports)
