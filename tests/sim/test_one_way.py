@@ -12,14 +12,17 @@ verdict: PeerDead(direction = outbound) within dpd_delay + dpd_timeout
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
+from ikepulse.cli.status import format_status
 from ikepulse.config.build import liveness_policy
-from ikepulse.core.events import PeerDead
+from ikepulse.core.events import PeerDead, SaEndpointsChanged
 from ikepulse.core.liveness import DpdAction
 from ikepulse.core.peer_liveness import Cause, Liveness
 from ikepulse.core.state import IkeState
+from ikepulse.core.status import ike_sa_status
 from ikepulse.testing.loopback import LEFT, established, informational_requests, run_until_idle
 
 POLICY = liveness_policy(dpd_delay=2, dpd_timeout=3, dpd_action=DpdAction.CLEAR)
@@ -112,3 +115,32 @@ def test_a_peer_that_answers_keeps_a_busy_tunnel_alive_through_loss():
     traffic(a, b, sa, clock, 600, inbound=True, outbound=True, drop=lambda d: loss.random() < 0.2)
     assert a.of(PeerDead) == [] and b.of(PeerDead) == []
     assert sa.state is IkeState.ESTABLISHED
+
+
+@pytest.mark.parametrize("behind_nat", [True, False])
+def test_authenticated_esp_from_a_new_port_moves_a_natted_peer(behind_nat):
+    """The NAT in front of left remapped it: right learns the new port from left's ESP
+    (the data plane reports only authenticated packets that advanced the replay window)
+    and sends its ESP and IKE there; a peer not behind a NAT is never moved by ESP."""
+    a, b, sa, clock = established(POLICY, left_public="192.0.2.77" if behind_nat else None)
+    (peer,) = b.manager.sas.values()
+    (peer_child,) = peer.children
+    before = peer.remote
+    remapped = (before[0], 31000)
+    b.manager.esp_peer_moved(peer_child.spi_in, remapped)
+    moved = b.of(SaEndpointsChanged)
+    if behind_nat:
+        assert peer.remote == remapped
+        assert [(m.remote, m.spis_in) for m in moved] == [(remapped, (peer_child.spi_in,))]
+    else:
+        assert peer.remote == before and moved == []
+
+
+def test_status_says_why_a_tunnel_is_suspect(peers):
+    a, b, sa, clock = peers
+    traffic(a, b, sa, clock, 1, inbound=False, outbound=True, drop=from_left)
+    live = ike_sa_status(sa, time.time() - clock.now)["liveness"]
+    assert (live["state"], live["cause"]) == ("suspect", Cause.NO_REPLY.value)
+    assert live["unanswered_since"] is not None
+    text = format_status([ike_sa_status(sa, time.time() - clock.now)])
+    assert "liveness suspect (ESP went out and nothing came back)" in text

@@ -16,6 +16,7 @@ from ikepulse.esp.plane import (
     HOLD_SECONDS,
     LINGER_SECONDS,
     EspPlane,
+    PeerMoved,
     SaPair,
     Trap,
     TrapTriggered,
@@ -92,6 +93,28 @@ def carrier(plane: EspPlane, packet: bytes, now: float = 0.0) -> bytes | None:
     return None if sealed is None else sealed[0].inbound.spi
 
 
+def test_first_packet_out_since_the_last_one_in_is_reported_for_on_demand_checks():
+    left, right = planes()
+    for now in (1.0, 2.0, 3.0):  # three packets out, none back
+        left.outbound(TO_RIGHT, now)
+    assert left.activity() == [(OLD[0], None, 3.0, 1.0)]
+    left.inbound(right.outbound(TO_LEFT, 3.5)[1], RIGHT_GW, 4.0)
+    assert left.activity() == [(OLD[0], 4.0, 3.0, None)]
+
+
+def test_authenticated_new_esp_from_a_new_port_reports_the_peer_moved():
+    left, right = planes()
+    first, second = (right.outbound(TO_LEFT, t)[1] for t in (1.0, 2.0))
+    remapped = (RIGHT_GW[0], 31000)
+    tampered = second[:-1] + bytes([second[-1] ^ 1])
+    assert left.inbound(tampered, remapped, 2.0) is None  # unauthenticated: nothing moves
+    assert left.inbound(second, remapped, 2.0) == TO_LEFT
+    assert notices(left) == [PeerMoved(OLD[0], remapped)]
+    # An older packet (in window, but not new) from elsewhere moves nothing either.
+    assert left.inbound(first, (RIGHT_GW[0], 32000), 2.5) == TO_LEFT
+    assert notices(left) == []
+
+
 def test_round_trip_between_two_planes():
     left, right = planes()
     policy, esp = left.outbound(TO_RIGHT, 1.0)
@@ -100,15 +123,15 @@ def test_round_trip_between_two_planes():
     # left initiated: it seals with the initiator-to-responder key (RFC 7296 §2.17)
     i_to_r = EspSa(OLD[1], (EncrId.AES_GCM_16, 256), None, keys(OLD).encr_i)
     assert i_to_r.open(esp) == (TO_RIGHT, 4)
-    assert right.inbound(esp, LEFT_GW[0], 2.0) == TO_RIGHT
+    assert right.inbound(esp, LEFT_GW, 2.0) == TO_RIGHT
     policy, esp = right.outbound(TO_LEFT, 3.0)
-    assert policy.peer == LEFT_GW and left.inbound(esp, RIGHT_GW[0], 4.0) == TO_LEFT
+    assert policy.peer == LEFT_GW and left.inbound(esp, RIGHT_GW, 4.0) == TO_LEFT
     status = left.status(OLD[0], to_wall=100.0)
     assert (status["packets_out"], status["bytes_out"]) == (1, len(TO_RIGHT))
     assert (status["packets_in"], status["bytes_in"]) == (1, len(TO_LEFT))
     assert (status["last_outbound"], status["last_inbound"]) == (101.0, 104.0)
-    assert left.activity() == [(OLD[0], 4.0, 1.0)]
-    assert right.activity() == [(OLD[1], 2.0, 3.0)]
+    assert left.activity() == [(OLD[0], 4.0, 1.0, None)]  # the last packet came in
+    assert right.activity() == [(OLD[1], 2.0, 3.0, 3.0)]
     assert left.status(b"\xff" * 4, 100.0) == {} and notices(left) == notices(right) == []
 
 
@@ -121,7 +144,7 @@ def test_transport_mode_rebuilds_the_header_from_the_outer_addresses():
     packet = udp(LEFT_GW[0], RIGHT_GW[0])
     _, esp = left.outbound(packet, 0.0)
     assert len(esp) < len(packet) + 20  # ESP adds 34-37 bytes; the 20-byte header is not inside
-    assert right.inbound(esp, LEFT_GW[0], 0.0) == packet
+    assert right.inbound(esp, LEFT_GW, 0.0) == packet
 
 
 def test_nothing_leaves_in_the_clear_without_an_sa():
@@ -138,10 +161,10 @@ def test_drops_are_counted_per_sa():
     left, right = planes()
     _, esp = left.outbound(TO_RIGHT, 0.0)
     tampered = esp[:-1] + bytes([esp[-1] ^ 1])
-    assert right.inbound(tampered, LEFT_GW[0], 0.0) is None
-    assert right.inbound(esp, LEFT_GW[0], 0.0) == TO_RIGHT
-    assert right.inbound(esp, LEFT_GW[0], 0.0) is None  # replayed
-    assert right.inbound(esp[:20], LEFT_GW[0], 0.0) is None
+    assert right.inbound(tampered, LEFT_GW, 0.0) is None
+    assert right.inbound(esp, LEFT_GW, 0.0) == TO_RIGHT
+    assert right.inbound(esp, LEFT_GW, 0.0) is None  # replayed
+    assert right.inbound(esp[:20], LEFT_GW, 0.0) is None
     status = right.status(OLD[1], 0.0)
     assert (status["auth_failures"], status["replay_drops"], status["malformed_drops"]) == (1, 1, 1)
     assert status["packets_in"] == 1
@@ -153,7 +176,7 @@ def test_decrypted_packets_outside_the_selectors_are_dropped():
     left.install(pair(OLD, "left"), 0.0)
     right.install(pair(OLD, "right", local_ts=anywhere), 0.0)
     _, esp = right.outbound(udp("192.0.2.1", "203.0.113.2"), 0.0)
-    assert left.inbound(esp, RIGHT_GW[0], 0.0) is None  # RFC 4301 §5.2
+    assert left.inbound(esp, RIGHT_GW, 0.0) is None  # RFC 4301 §5.2
     status = left.status(OLD[0], 0.0)
     assert (status["selector_drops"], status["packets_in"]) == (1, 0)
 
@@ -171,7 +194,7 @@ def test_a_trap_holds_packets_until_the_sa_is_installed():
     left.install(pair(OLD, "left"), 2.0)
     right.install(pair(OLD, "right"), 2.0)
     released = left.esp_to_send()
-    assert [right.inbound(esp, LEFT_GW[0], 2.0) for _, esp in released] == [first, second]
+    assert [right.inbound(esp, LEFT_GW, 2.0) for _, esp in released] == [first, second]
     assert left.esp_to_send() == [] and left.status(OLD[0], 0.0)["packets_out"] == 2
 
 
@@ -201,7 +224,7 @@ def test_early_esp_is_replayed_when_its_sa_is_installed():
     left, right = EspPlane(random.Random(1)), EspPlane(random.Random(2))
     right.install(pair(OLD, "right"), 0.0)
     _, esp = right.outbound(TO_LEFT, 0.0)
-    assert left.inbound(esp, RIGHT_GW[0], 0.5) is None
+    assert left.inbound(esp, RIGHT_GW, 0.5) is None
     assert notices(left) == [UnknownSpi(OLD[0], RIGHT_GW[0])]
     assert left.counters["unknown_spi_drops"] == 1
     left.install(pair(OLD, "left"), 1.0)
@@ -214,7 +237,7 @@ def test_early_esp_expires_after_hold_seconds():
     left, right = EspPlane(random.Random(1)), EspPlane(random.Random(2))
     right.install(pair(OLD, "right"), 0.0)
     _, esp = right.outbound(TO_LEFT, 0.0)
-    left.inbound(esp, RIGHT_GW[0], 0.0)
+    left.inbound(esp, RIGHT_GW, 0.0)
     left.install(pair(OLD, "left"), HOLD_SECONDS + 0.1)
     assert left.packets_to_tun() == [] and left.counters["early_replayed"] == 0
 
@@ -239,7 +262,7 @@ def test_rekey_responder_sends_on_the_old_sa_until_the_peer_uses_the_new_one():
     assert carrier(right, TO_LEFT) == OLD[1]  # still: left has not shown it installed NEW
     _, esp = left.outbound(TO_RIGHT, 2.0)
     assert esp[:4] == NEW[1]  # the initiator uses the new SA at once
-    assert right.inbound(esp, LEFT_GW[0], 2.0) == TO_RIGHT
+    assert right.inbound(esp, LEFT_GW, 2.0) == TO_RIGHT
     assert carrier(right, TO_LEFT) == NEW[1]
 
 
@@ -294,7 +317,7 @@ def test_lifetime_marks_are_reported_once_each(direction):
     right.install(pair(OLD, "right", marks=marks), 0.0)
     send = {
         "outbound": lambda: left.outbound(TO_RIGHT, 0.0),
-        "inbound": lambda: left.inbound(right.outbound(TO_LEFT, 0.0)[1], RIGHT_GW[0], 0.0),
+        "inbound": lambda: left.inbound(right.outbound(TO_LEFT, 0.0)[1], RIGHT_GW, 0.0),
     }[direction]
     reports = []
     for _ in range(7):
@@ -329,10 +352,10 @@ def test_a_deleted_sa_lingers_for_inbound_packets_only():
     left.delete(OLD[0], 10.0)
     assert left.get_timer() == 10.0 + LINGER_SECONDS
     assert left.outbound(TO_RIGHT, 10.0) is None
-    assert left.inbound(in_flight[0], RIGHT_GW[0], 10.5) == TO_LEFT
+    assert left.inbound(in_flight[0], RIGHT_GW, 10.5) == TO_LEFT
     left.handle_timer(10.0 + LINGER_SECONDS - 0.01)
     assert left.status(OLD[0], 0.0)["packets_in"] == 1
     left.handle_timer(10.0 + LINGER_SECONDS)
     assert left.get_timer() is None and left.status(OLD[0], 0.0) == {}
-    assert left.inbound(in_flight[1], RIGHT_GW[0], 12.5) is None
+    assert left.inbound(in_flight[1], RIGHT_GW, 12.5) is None
     assert notices(left) == [UnknownSpi(OLD[0], RIGHT_GW[0])]

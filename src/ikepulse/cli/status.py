@@ -19,6 +19,17 @@ def _renewals(sa: dict, **names: str) -> str:
     )
 
 
+def _liveness(live: dict) -> str:
+    """``suspect (ESP went out and nothing came back), rtt 1.2ms, last inbound 0s ago,
+    last answer 4s ago``."""
+    state = live["state"] + (f" ({live['cause']})" if live.get("cause") else "")
+    rtt = "" if live["srtt"] is None else f", rtt {live['srtt'] * 1000:.1f}ms"
+    return (
+        f"{state}{rtt}, last inbound {_ago(live['last_inbound'])}, "
+        f"last answer {_ago(live['last_answer'])}"
+    )
+
+
 def format_status(ike_sas: list[dict]) -> str:
     if not ike_sas:
         return "no IKE SAs"
@@ -43,6 +54,8 @@ def format_status(ike_sas: list[dict]) -> str:
             lines.append(f"  {sa['proposal']}")
         renewals = _renewals(sa, rekey_at="rekeying", reauth_at="reauth", expires_at="expires")
         lines.append(f"  established {_ago(sa['established'])}{renewals}")
+        if sa["state"] == "ESTABLISHED":
+            lines.append(f"  liveness {_liveness(sa['liveness'])}")
         for child in sa["children"]:
             encap = "-in-UDP" if child["udp_encap"] else ""
             lines.append(
@@ -65,6 +78,8 @@ def format_status(ike_sas: list[dict]) -> str:
                     traffic = (
                         f", {child[f'bytes_{key}']:6d} bytes, {child[f'packets_{key}']:5d} packets"
                     )
+                if child.get(f"last_{key}bound"):
+                    traffic += f", last {_ago(child[f'last_{key}bound'])}"
                 lines.append(f"    {direction} {child[f'spi_{key}']}{traffic}")
             lines.append(f"    local  {' '.join(child['local_ts'])}")
             lines.append(f"    remote {' '.join(child['remote_ts'])}")

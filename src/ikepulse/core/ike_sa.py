@@ -174,6 +174,15 @@ class IkeSa:
         elif self.udp_encap and not self.mobility.enabled:
             self.update_hosts(dst, src)
 
+    def esp_from(self, source: Address) -> None:
+        """Authenticated ESP that advanced its replay window came from ``source``: the NAT
+        in front of the peer remapped it. Send there from now on, IKE too, as §2.23 does
+        for IKE messages (a peer that answers liveness checks while its ESP is sent to
+        the old mapping would stay dead)."""
+        if self.state is IkeState.ESTABLISHED and self.nat_remote and source != self.remote:
+            self.count("peer_moved_by_esp")
+            self.update_hosts(self.local, source)
+
     def update_hosts(
         self, local: Address, remote: Address, nat: tuple[bool, bool] | None = None
     ) -> None:

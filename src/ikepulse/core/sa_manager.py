@@ -138,6 +138,12 @@ class SaManager:
         if sa is not None:
             sa.liveness.esp_activity(last_inbound, last_outbound, silent_since)
 
+    def esp_peer_moved(self, spi_in: bytes, source: Address) -> None:
+        """Authenticated, new ESP on ``spi_in`` came from a new address or port."""
+        sa = self._owner_of(spi_in)
+        if sa is not None:
+            sa.esp_from(source)
+
     def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
         sa = self._owner_of(spi_in)

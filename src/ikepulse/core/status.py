@@ -68,7 +68,11 @@ def ike_sa_status(
         "mobike": sa.mobility.enabled,
         "liveness": {
             "state": sa.liveness.state.value,
+            "cause": sa.liveness.cause.value if sa.liveness.cause else None,
             "last_inbound": sa.liveness.last_inbound + to_wall,
+            "last_outbound": sa.liveness.last_outbound + to_wall,
+            "last_answer": sa.liveness.last_answer + to_wall,
+            "unanswered_since": _at(sa.liveness.unanswered_since, to_wall),
             "srtt": sa.liveness.rtt.srtt,
             "rto": sa.liveness.rtt.rto,
             "probes_sent": sa.liveness.probes_sent,

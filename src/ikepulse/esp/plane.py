@@ -113,13 +113,22 @@ class UnknownSpi:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerMoved:
+    """Authenticated ESP that advanced the replay window came from a new address or port
+    of a UDP-encapsulated SA's peer (a NAT in front of it remapped it)."""
+
+    spi_in: bytes
+    source: Address
+
+
+@dataclass(frozen=True, slots=True)
 class TrapTriggered:
     """A trap held a packet: ``connection`` should be brought up."""
 
     connection: str
 
 
-Notice = VolumeReached | UnknownSpi | TrapTriggered
+Notice = VolumeReached | UnknownSpi | PeerMoved | TrapTriggered
 
 
 class EspPlane:
@@ -133,7 +142,7 @@ class EspPlane:
         self._rng = rng
         self._spd = Spd()
         self._traps: dict[Trap, deque[tuple[bytes, float]]] = {}
-        self._early: deque[tuple[bytes, str, float]] = deque(maxlen=EARLY_PACKETS)
+        self._early: deque[tuple[bytes, Address, float]] = deque(maxlen=EARLY_PACKETS)
         self._deferred: dict[bytes, Policy] = {}
         """Old inbound SPI -> the SA to send on once the peer shows it installed it (its
         first packet on the new SA) or deletes the old one."""
@@ -232,6 +241,8 @@ class EspPlane:
         counters["packets_out"] += 1
         counters["bytes_out"] += len(packet)
         policy.last_outbound = now
+        if policy.silent_since is None:
+            policy.silent_since = now
         if (
             counters["bytes_out"] >= policy.bytes_mark
             or counters["packets_out"] >= policy.packets_mark
@@ -239,16 +250,17 @@ class EspPlane:
             self._report_volume(policy)
         return policy, esp
 
-    def inbound(self, data: bytes, peer: str, now: float) -> bytes | None:
-        """An ESP packet from ``peer``: the IP packet to deliver, or None when it is dropped
-        (RFC 4303 §3.4, RFC 4301 §5.2 selector check)."""
+    def inbound(self, data: bytes, source: Address, now: float) -> bytes | None:
+        """An ESP packet from ``source`` (port 0 for raw ESP): the IP packet to deliver, or
+        None when it is dropped (RFC 4303 §3.4, RFC 4301 §5.2 selector check)."""
         policy = self._spd.by_spi.get(data[:4])
         if policy is None:
             self.counters["unknown_spi_drops"] += 1
-            self._early.append((data, peer, now))
-            self.notices.append(UnknownSpi(data[:4], peer))
+            self._early.append((data, source, now))
+            self.notices.append(UnknownSpi(data[:4], source[0]))
             return None
         counters = policy.counters
+        top = policy.inbound.replay.top
         try:
             inner, next_header = policy.inbound.open(data)
         except EspDrop as drop:
@@ -264,7 +276,9 @@ class EspPlane:
             self._activate(policy)  # the peer sends on the new SA, so it can receive on it
         counters["packets_in"] += 1
         counters["bytes_in"] += len(inner)
-        policy.last_inbound = now
+        policy.last_inbound, policy.silent_since = now, None
+        if source != policy.peer and policy.udp_encap and policy.inbound.replay.top > top:
+            self.notices.append(PeerMoved(policy.inbound.spi, source))
         if (
             counters["bytes_in"] >= policy.bytes_mark
             or counters["packets_in"] >= policy.packets_mark
@@ -284,10 +298,13 @@ class EspPlane:
         out, self._to_tun = self._to_tun, []
         return out
 
-    def activity(self) -> list[tuple[bytes, float | None, float | None]]:
-        """(inbound SPI, last inbound, last outbound) of each SA in use: traffic is proof
-        of life for the liveness engine."""
-        return [(p.inbound.spi, p.last_inbound, p.last_outbound) for p in self._spd.policies]
+    def activity(self) -> list[tuple[bytes, float | None, float | None, float | None]]:
+        """(inbound SPI, last inbound, last outbound, first outbound since the last
+        inbound) of each SA in use, for the liveness engine."""
+        return [
+            (p.inbound.spi, p.last_inbound, p.last_outbound, p.silent_since)
+            for p in self._spd.policies
+        ]
 
     def status(self, spi_in: bytes, to_wall: float) -> dict:
         """One SA's counters and traffic times; ``to_wall`` converts ``now`` to Unix time."""
@@ -333,10 +350,10 @@ class EspPlane:
         self._early = deque(
             (item for item in self._early if item[0][:4] != spi_in), maxlen=EARLY_PACKETS
         )
-        for data, peer, received in early:
+        for data, source, received in early:
             if now - received <= HOLD_SECONDS:
                 self.counters["early_replayed"] += 1
-                inner = self.inbound(data, peer, now)
+                inner = self.inbound(data, source, now)
                 if inner is not None:
                     self._to_tun.append(inner)
 

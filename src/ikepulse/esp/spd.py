@@ -89,6 +89,8 @@ class Policy:
     )
     last_inbound: float | None = None
     last_outbound: float | None = None
+    silent_since: float | None = None
+    """The first packet out since the last one in (None: the last packet came in)."""
     marks: list[tuple[float, float]] = field(default_factory=list)
     """(bytes, packets) counts to report when either direction reaches one (lifetimes)."""
     bytes_mark: float = math.inf

@@ -24,7 +24,7 @@ from ..core.events import (
 )
 from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
-from ..esp.plane import Trap
+from ..esp.plane import Notice, PeerMoved, Trap, TrapTriggered, UnknownSpi, VolumeReached
 from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
@@ -62,6 +62,8 @@ def load_qcd_secret(state_dir: Path) -> bytes | None:
 
 
 SHUTDOWN_GRACE = 3.0
+ACTIVITY_SWEEP = 0.25
+"""While ESP flows, its traffic times reach the core this often."""
 
 
 class Daemon:
@@ -79,9 +81,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.control = ControlServer(settings.daemon.control_socket, self)
-        self.dataplane = DataPlane(
-            self._send_udp, self.now, self._on_trap, self._on_unknown_spi, self._on_volume
-        )
+        self.dataplane = DataPlane(self._send_udp, self.now, self._on_notice, self._on_traffic)
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
         self.watcher: AddressWatcher | None = None
@@ -184,12 +184,18 @@ class Daemon:
         self.manager.receive_datagram(data, src, dst, self.now())
         self.pump()
 
-    def _on_unknown_spi(self, spi: bytes, peer: str) -> None:
-        self.manager.esp_unknown_spi(spi, peer, self.now())
-        self.pump()
-
-    def _on_volume(self, spi: bytes, octets: int, packets: int) -> None:
-        self.manager.esp_usage(spi, octets, packets, self.now())
+    def _on_notice(self, notice: Notice) -> None:
+        """The data plane's news for the IKE core."""
+        now = self.now()
+        match notice:
+            case UnknownSpi(spi, peer):
+                self.manager.esp_unknown_spi(spi, peer, now)
+            case VolumeReached(spi_in, octets, packets):
+                self.manager.esp_usage(spi_in, octets, packets, now)
+            case PeerMoved(spi_in, source):
+                self.manager.esp_peer_moved(spi_in, source)
+            case TrapTriggered(connection):
+                self._on_trap(connection)
         self.pump()
 
     def _on_trap(self, name: str) -> None:
@@ -204,8 +210,20 @@ class Daemon:
 
     def _on_timer(self) -> None:
         self._timer = None
-        for spi_in, last_inbound, last_outbound in self.dataplane.plane.activity():
-            self.manager.esp_activity(spi_in, last_inbound, last_outbound)  # proof of life
+        self._tick()
+
+    def _on_traffic(self) -> None:
+        """ESP moved: look again soon, so that traffic with nothing coming back is checked
+        within the on-demand wait (DESIGN.md §4) rather than at the next liveness timer."""
+        asyncio.get_running_loop().call_later(ACTIVITY_SWEEP, self._sweep)
+
+    def _sweep(self) -> None:
+        self.dataplane.traffic_seen = False
+        self._tick()
+
+    def _tick(self) -> None:
+        for activity in self.dataplane.plane.activity():
+            self.manager.esp_activity(*activity)  # traffic times, for liveness
         self.manager.handle_timer(self.now())
         self.pump()
 
@@ -350,6 +368,7 @@ class Daemon:
             if death is None
             else {
                 "reason": death.reason,
+                "direction": death.direction,
                 "detected_after": round(death.detected_after, 3),
                 "action": death.action.value,
             },

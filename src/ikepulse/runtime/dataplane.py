@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ..core.connection import Mode
 from ..core.events import ChildSaDeleted, ChildSaInstalled, SaEndpointsChanged
-from ..esp.plane import EspPlane, SaPair, Trap, TrapTriggered, UnknownSpi, VolumeReached
+from ..esp.plane import EspPlane, Notice, SaPair, Trap
 from ..esp.spd import Policy
 from .tun import Tun, mark_socket, netlink
 from .udp import Address
@@ -72,9 +72,8 @@ class DataPlane:
         self,
         send_udp: Callable[[Address, bytes, Address], None],
         now: Callable[[], float],
-        on_trap: Callable[[str], None],
-        on_unknown_spi: Callable[[bytes, str], None],
-        on_volume: Callable[[bytes, int, int], None],
+        on_notice: Callable[[Notice], None],
+        on_traffic: Callable[[], None],
     ) -> None:
         self.plane = EspPlane(secrets.SystemRandom())
         self.counters: Counter[str] = self.plane.counters
@@ -83,10 +82,11 @@ class DataPlane:
         self.now = now
         self.tun: Tun | None = None
         self.raw: dict[int, socket.socket] = {}
-        self.on_trap = on_trap
-        self.on_unknown_spi = on_unknown_spi
-        self.on_volume = on_volume
-        """Called with (inbound SPI, bytes, packets) when an SA reaches a lifetime mark."""
+        self.on_notice = on_notice
+        """Called with each of the plane's notices for the IKE core."""
+        self.on_traffic = on_traffic
+        """Called at the first packet after ``traffic_seen`` was cleared."""
+        self.traffic_seen = False
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -175,13 +175,12 @@ class DataPlane:
         """Forward the plane's notices to the daemon (which hands them to the IKE core)."""
         notices = self.plane.notices
         while notices:
-            match notices.popleft():
-                case UnknownSpi(spi, peer):
-                    self.on_unknown_spi(spi, peer)
-                case VolumeReached(spi_in, octets, packets):
-                    self.on_volume(spi_in, octets, packets)
-                case TrapTriggered(connection):
-                    self.on_trap(connection)
+            self.on_notice(notices.popleft())
+
+    def _traffic(self) -> None:
+        if not self.traffic_seen:
+            self.traffic_seen = True
+            self.on_traffic()
 
     # --- packets -------------------------------------------------------------------------
 
@@ -196,6 +195,7 @@ class DataPlane:
             if sealed is not None:
                 self._send(*sealed)
         self._notify()
+        self._traffic()
 
     def _send(self, policy: Policy, esp: bytes) -> None:
         if policy.udp_encap:
@@ -211,11 +211,13 @@ class DataPlane:
 
     def on_udp_esp(self, data: bytes, src: Address, dst: Address) -> None:
         plane = self.plane
-        inner = plane.inbound(data, src[0], self.now())
+        inner = plane.inbound(data, src, self.now())
         if inner is not None:
             self._write(inner)
         if plane.notices:
             self._notify()
+        if not self.traffic_seen:
+            self._traffic()
 
     def _on_raw(self, raw: socket.socket, family: int) -> None:
         plane, now = self.plane, self.now()
@@ -226,10 +228,11 @@ class DataPlane:
                 break
             if family == socket.AF_INET:  # IPv4 raw sockets deliver the IP header too
                 data = data[(data[0] & 0x0F) * 4 :]
-            inner = plane.inbound(data, peer, now)
+            inner = plane.inbound(data, (peer, 0), now)
             if inner is not None:
                 self._write(inner)
         self._notify()
+        self._traffic()
 
     def _write(self, packet: bytes) -> None:
         try:
