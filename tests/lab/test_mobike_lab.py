@@ -113,19 +113,6 @@ def test_address_change_without_mobike_on_the_peer_leaves_the_tunnel_to_liveness
     assert sa["local"]["host"] == "198.51.100.1"  # nothing moved
 
 
-def remap_nat(lab) -> float:
-    """Make the NAT pick another public port for left (LAB.md): a new masquerade port range,
-    then its conntrack table flushed. The time of the flush."""
-    nat = lab.ns("nat")
-    nat.run("nft", "flush", "chain", "ip", "labnat", "postrouting")
-    rule = ("nft", "add", "rule", "ip", "labnat", "postrouting", "oifname", "vnr0")
-    nat.run(*rule, "meta", "l4proto", "udp", "masquerade", "to", ":20000-20999")
-    nat.run(*rule, "masquerade")
-    flushed = time.monotonic()
-    nat.run(sys.executable, "-c", "from pyroute2 import Conntrack; Conntrack().flush()")
-    return flushed
-
-
 def test_nat_remap_with_mobike_recovers_through_an_update(nat_lab):
     lab = nat_lab
     charon = lab.charon(lab.right)
@@ -138,7 +125,7 @@ def test_nat_remap_with_mobike_recovers_through_an_update(nat_lab):
     assert reachable(lab)
     old_port = charon.list_sas()[0]["remote-port"]
     before = ike_spis(charon)
-    flushed = remap_nat(lab)
+    flushed = lab.remap_nat()
     took = recovery_time(lab, flushed)
     print(
         f"NAT remap with MOBIKE: traffic back {took:.2f}s after the remap (dpd_delay 2s)",

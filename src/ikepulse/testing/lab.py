@@ -436,6 +436,32 @@ class Lab:
         )
         ns.run("nft", "-f", str(rules))
 
+    def drop_sent(self, ns: Namespace) -> None:
+        """Drop every IKE and ESP-in-UDP packet ``ns`` sends, while what it receives still
+        arrives (a path broken one way)."""
+        rules = self.workdir / f"drop-sent-{ns.name}.nft"
+        rules.write_text(
+            "table inet dropsent {\n"
+            "  chain output {\n"
+            "    type filter hook output priority 0;\n"
+            "    udp sport { 500, 4500 } drop\n"
+            "  }\n"
+            "}\n"
+        )
+        ns.run("nft", "-f", str(rules))
+
+    def remap_nat(self) -> float:
+        """Make the NAT pick another public port for left (LAB.md): a new masquerade port
+        range for UDP, then its conntrack table flushed. Returns the time of the flush."""
+        nat = self.ns("nat")
+        nat.run("nft", "flush", "chain", "ip", "labnat", "postrouting")
+        rule = ("nft", "add", "rule", "ip", "labnat", "postrouting", "oifname", "vnr0")
+        nat.run(*rule, "meta", "l4proto", "udp", "masquerade", "to", ":20000-20999")
+        nat.run(*rule, "masquerade")
+        flushed = time.monotonic()
+        nat.run(sys.executable, "-c", "from pyroute2 import Conntrack; Conntrack().flush()")
+        return flushed
+
     def hold_ike(self, ns: Namespace) -> None:
         """Drop the IKE messages ``ns`` sends (ESP still flows) until ``release_ike``: its
         requests and answers go out again only when it retransmits."""
