@@ -22,6 +22,8 @@ from ..core.events import (
 )
 
 log = logging.getLogger("ikepulse.daemon")
+_EVIDENCE = {"outbound": "our first unanswered packet", "silent": "its last sign of life"}
+"""What a PeerDead's ``detected_after`` counts from, by its direction."""
 
 
 def _selectors(selectors) -> str:
@@ -63,8 +65,9 @@ LINES: dict[type, tuple[int, Callable]] = {
     PeerDead: (
         logging.WARNING,
         lambda e: (
-            f"peer of {e.connection}[{e.spi_i.hex()}] is dead: {e.reason}; detected "
-            f"{e.detected_after:.2f}s after its last sign of life; dpd_action = {e.action.value}"
+            f"peer of {e.connection}[{e.spi_i.hex()}] is dead ({e.direction}): {e.reason}; "
+            f"detected {e.detected_after:.2f}s after {_EVIDENCE[e.direction]}; "
+            f"dpd_action = {e.action.value}"
         ),
     ),
     ChildSaRekeyed: (
