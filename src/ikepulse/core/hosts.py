@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .negotiate import Suite
     from .peer_liveness import PeerLiveness
     from .randomness import Rng
+    from .reconcile import Reconciler
     from .renewal import IkeRenewal
+    from .restarts import Restarts
     from .sk_protection import SkProtection
     from .state import IkeState
     from .task import Inbound, Purpose, Task
@@ -34,6 +36,8 @@ class SaRegistry(Protocol):
     natt_port: int
     qcd_secret: bytes
     counters: Counter[str]
+    reconciler: Reconciler
+    restarts: Restarts
 
     def emit(self, event: Event) -> None: ...
     def queue_datagram(self, data: bytes, src: Address, dst: Address, sa: object) -> None: ...
@@ -117,9 +121,12 @@ class TaskHost(ChildHost, Protocol):
     tasks: TaskManager
     local_identity: Identity | None
     remote_identity: Identity | None
+    established_at: float | None
 
     @property
     def finished(self) -> bool: ...
+    @property
+    def local_spi(self) -> bytes: ...
     def count(self, name: str) -> None: ...
     def state_to(self, new: IkeState) -> None: ...
     def select_connection(self, connection: ConnectionConfig) -> None: ...
