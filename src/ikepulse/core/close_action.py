@@ -14,7 +14,8 @@ delete):
                                                     jitter, never two IKE SAs)
 
 Deletes we make (admin, expiry, rekey, reauthentication, replace, the reconciler) never call
-these functions.
+these functions. Nor is a child closed that another established IKE SA with the same peer
+still carries: the peer reauthenticated make-before-break, or deleted a duplicate.
 """
 
 from __future__ import annotations
@@ -29,13 +30,23 @@ if TYPE_CHECKING:
     from .hosts import SaRegistry, TaskHost
 
 
+def carried_elsewhere(manager: SaRegistry, sa: TaskHost) -> set[str]:
+    """The children that other established IKE SAs with ``sa``'s peer carry."""
+    return {
+        child.name
+        for other in manager.siblings(sa)
+        if other.state is IkeState.ESTABLISHED
+        for child in other.children
+    }
+
+
 def ike_closed(manager: SaRegistry, sa: TaskHost, children: list[str], now: float) -> None:
     """The peer deleted ``sa``, which carried CHILD SAs of ``children``."""
     connection = sa.connection
     if connection is None:
         return
-    start = []
-    for name in dict.fromkeys(children):
+    start, elsewhere = [], carried_elsewhere(manager, sa)
+    for name in [n for n in dict.fromkeys(children) if n not in elsewhere]:
         action = connection.child(name).close_action
         if action is CloseAction.TRAP:
             manager.counters["close_action_traps"] += 1
@@ -52,7 +63,7 @@ def child_closed(manager: SaRegistry, sa: TaskHost, children: list[str], now: fl
     closed."""
     if sa.state is not IkeState.ESTABLISHED or sa.connection is None:
         return
-    present = {child.name for child in sa.children}
+    present = {child.name for child in sa.children} | carried_elsewhere(manager, sa)
     for name in dict.fromkeys(children):
         if name in present:
             continue

@@ -181,12 +181,9 @@ class SaManager:
         ]
 
     def holds_other_sa(self, sa: IkeSa) -> bool:
-        """We hold another live IKE SA of ``sa``'s connection, or one the peer is setting up
-        with us (no INITIAL_CONTACT, §2.4: it would make the peer drop a crossing SA)."""
+        """We hold another live IKE SA of ``sa``'s connection (no INITIAL_CONTACT, §2.4)."""
         return any(
-            other is not sa
-            and not other.finished
-            and (other.name == sa.name or (not other.name and other.remote[0] == sa.remote[0]))
+            other is not sa and other.name == sa.name and not other.finished
             for other in self.sas.values()
         )
 
