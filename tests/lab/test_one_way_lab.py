@@ -73,9 +73,7 @@ def test_our_packets_lost_while_the_peers_esp_arrives(lab):
 def test_our_answers_lost_while_the_peers_liveness_requests_arrive(lab):
     charon = lab.charon(lab.right)
     charon.start(
-        swanctl_conf(
-            local_addr=lab.right_addr, remote_addr=lab.left_addr, extra="dpd_delay = 1s"
-        )
+        swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr, extra="dpd_delay = 1s")
     )
     daemon = lab.ikepulse(lab.left)
     daemon.start(ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr, extra=DPD))
@@ -136,9 +134,7 @@ def test_the_peer_behind_a_remapped_nat_is_followed_from_its_esp(nat_lab):
     charon = lab.charon(lab.left)
     charon.start(swanctl_conf(side="left", local_addr=lab.left_addr, remote_addr=lab.right_addr))
     daemon = lab.ikepulse(lab.right)
-    daemon.start(
-        ikepulse_conf(side="right", local_addr=lab.right_addr, remote_addr="0.0.0.0/0")
-    )
+    daemon.start(ikepulse_conf(side="right", local_addr=lab.right_addr, remote_addr="0.0.0.0/0"))
     charon.swanctl("--initiate", "--child", "lan", timeout=15)
     wait_for(lambda: daemon.status() and daemon.status()[0]["children"], 5, "the CHILD SA")
     pinger, log = flood_ping(lab, lab.left_site, "203.0.113.66", 8)

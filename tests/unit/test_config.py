@@ -7,7 +7,7 @@ import pytest
 from ikepulse.config.loader import ConfigError, load_config, parse_config
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
 from ikepulse.config.schema import parse_duration
-from ikepulse.core.connection import Identity, Mode, StartAction
+from ikepulse.core.connection import CloseAction, Identity, Mode, StartAction
 
 EXAMPLE = """
 [daemon]
@@ -87,6 +87,11 @@ def test_secret_never_shown():
             "subnet",
         ),
         ('mode = "tunnel"', 'mode = "beet"', "connections.site-b.children.lan.mode"),
+        (
+            'mode = "tunnel"',
+            'mode = "tunnel"\nclose_action = "restart"',
+            "connections.site-b.children.lan.close_action",
+        ),
         (
             'proposals = ["aes256gcm16-prfsha256-x25519"]',
             'proposals = "aes256gcm16"',
@@ -205,6 +210,15 @@ def test_child_lifetimes_by_time_bytes_and_packets():
     # the default rand_bytes, life - rekey = 9.5 MB, is capped at half of rekey_bytes
     assert child.byte_limits(1.0) == (10 * 2**20 / 2, 20_000_000)
     assert child.packet_limits(1.0) == (1024, pytest.approx(1126.4))
+
+
+@pytest.mark.parametrize("action", ["none", "trap", "start"])
+def test_close_action_per_child_defaults_to_none(action):
+    (child,) = parse_config(EXAMPLE, "ex.toml").connections[0].children
+    assert child.close_action is CloseAction.NONE
+    text = EXAMPLE.replace('mode = "tunnel"', f'mode = "tunnel"\nclose_action = "{action}"')
+    (child,) = parse_config(text, "ex.toml").connections[0].children
+    assert child.close_action is CloseAction(action)
 
 
 def test_default_rand_time_is_at_most_half_the_rekey_interval():

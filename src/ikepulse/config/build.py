@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..core.connection import (
     ChildConfig,
+    CloseAction,
     ConnectionConfig,
     Identity,
     Mode,
@@ -71,6 +72,7 @@ def child_from(
         rekey_packets=section.rekey_packets,
         life_packets=section.life_packets,
         rand_packets=section.rand_packets,
+        close_action=CloseAction(section.close_action),
     )
 
 

@@ -119,6 +119,7 @@ class ChildSection(Strict):
     esp_proposals: list[str] | None = None
     mode: Literal["tunnel", "transport"] = "tunnel"
     start_action: Literal["none", "trap", "start"] = "none"
+    close_action: Literal["none", "trap", "start"] = "none"
     rekey_time: Duration = 3600.0
     life_time: Duration | None = None
     rand_time: Duration | None = None

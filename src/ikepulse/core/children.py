@@ -53,6 +53,9 @@ TRANSITIONS: dict[ChildPhase, frozenset[ChildPhase]] = {
 }
 
 
+LIVE = frozenset({ChildPhase.INSTALLED, ChildPhase.REKEYING})
+"""Phases of a CHILD SA that carries its child (not one replaced or being deleted by us)."""
+
 _REPLACEABLE = frozenset({ChildPhase.INSTALLED, ChildPhase.REKEYING, ChildPhase.REKEYED})
 """Phases in which a new CHILD SA makes an entry REKEYED (not one being deleted)."""
 

@@ -44,6 +44,18 @@ class StartAction(Enum):
     START = "start"
 
 
+class CloseAction(Enum):
+    """What happens to a CHILD SA the peer closes: its own Delete, or the Delete of its IKE
+    SA, outside a rekey (swanctl.conf ``close_action``)."""
+
+    NONE = "none"
+    """Nothing."""
+    TRAP = "trap"
+    """Hold its traffic and negotiate it again when some arrives."""
+    START = "start"
+    """Negotiate it again at once: on the same IKE SA, or with a new one if that went."""
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An IKE identity (§3.5), parsed from text the way strongSwan does."""
@@ -122,6 +134,8 @@ class ChildConfig:
     """Rekey once either SA of the pair processed this many packets (0: never)."""
     life_packets: int | None
     rand_packets: int | None
+    close_action: CloseAction
+    """What happens when the peer closes it (not when we do, nor in a rekey)."""
 
     def time_limits(self, fraction: float) -> tuple[float | None, float | None]:
         return lifetime_limits(self.rekey_time, self.life_time, self.rand_time, fraction)

@@ -180,6 +180,17 @@ class ChildSaDeleted:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildSaTrapped:
+    """The peer closed a CHILD SA whose ``close_action`` is trap: the data plane should hold
+    traffic for the child's selectors and ask for the connection (install a trap)."""
+
+    connection: str
+    """Name of the connection."""
+    child: str
+    """Name of the child configuration."""
+
+
+@dataclass(frozen=True, slots=True)
 class PeerDead:
     """The peer showed no sign of life within the detection budget (RFC 7296 §2.4)."""
 
@@ -214,12 +225,13 @@ class IkeSaReauthenticated:
 
 @dataclass(frozen=True, slots=True)
 class TunnelRestored:
-    """A connection whose peer died is established again (dpd_action = restart)."""
+    """A connection whose peer died (dpd_action = restart) or deleted its IKE SA
+    (close_action = start) is established again."""
 
     connection: str
     """Name of the connection."""
     downtime: float
-    """Seconds from the verdict to the new IKE SA."""
+    """Seconds from the verdict (or the peer's delete) to the new IKE SA."""
     attempts: int
     """Initiation attempts it took."""
 
@@ -253,6 +265,7 @@ Event = (
     | ChildSaRekeyed
     | ChildSaFailed
     | ChildSaDeleted
+    | ChildSaTrapped
     | PeerDead
     | TunnelRestored
     | SaEndpointsChanged

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .negotiate import Suite
     from .peer_liveness import PeerLiveness
     from .randomness import Rng
+    from .reconcile import Reconciler
     from .renewal import IkeRenewal
+    from .restarts import Restarts
     from .sk_protection import SkProtection
     from .state import IkeState
     from .task import Inbound, Purpose, Task
@@ -36,6 +38,8 @@ class SaRegistry(Protocol):
     qcd_secret: bytes
     counters: Counter[str]
     local_addresses: tuple[str, ...]
+    reconciler: Reconciler
+    restarts: Restarts
 
     def emit(self, event: Event) -> None: ...
     def queue_datagram(self, data: bytes, src: Address, dst: Address, sa: object) -> None: ...
@@ -44,6 +48,7 @@ class SaRegistry(Protocol):
     def allocate_esp_spi(self) -> bytes: ...
     def release_esp_spi(self, spi: bytes) -> None: ...
     def holds_other_sa(self, sa: object) -> bool: ...
+    def siblings(self, sa: object) -> list[TaskHost]: ...
     def reauthenticated_copy(self, sa: object, child: ChildSa) -> ChildSa | None: ...
     def successor(
         self, old: object, *, initiator: bool, spi_i: bytes, spi_r: bytes, now: float
@@ -120,9 +125,12 @@ class TaskHost(ChildHost, Protocol):
     tasks: TaskManager
     local_identity: Identity | None
     remote_identity: Identity | None
+    established_at: float | None
 
     @property
     def finished(self) -> bool: ...
+    @property
+    def local_spi(self) -> bytes: ...
     def count(self, name: str) -> None: ...
     def state_to(self, new: IkeState) -> None: ...
     def select_connection(self, connection: ConnectionConfig) -> None: ...

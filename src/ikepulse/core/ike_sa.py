@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from ..wire.message import FLAG_INITIATOR, FLAG_RESPONSE, Message
 from ..wire.payloads import Payload
-from . import exchanges, succession
-from .children import Children
+from . import close_action, exchanges, succession
+from .children import LIVE, Children
 from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
 from .errors import Dropped
 from .events import (
@@ -36,7 +36,7 @@ from .negotiate import Suite
 from .peer_liveness import Cause, Dead, Keepalive, PeerLiveness, Probe
 from .qcd import crash_reported
 from .randomness import fraction
-from .renewal import IkeRenewal
+from .renewal import IkeRenewal, RenewalPhase
 from .sk_protection import SkProtection
 from .state import FINAL, TRANSITIONS, IkeState, checked
 from .task import Inbound, Purpose, Task
@@ -71,6 +71,7 @@ class IkeSa:
         self.candidates = candidates
         self.connection: ConnectionConfig | None = candidates[0] if initiator else None
         self.state = IkeState.CREATED
+        self.created_at = now
         self.established_at: float | None = None
         self.nat_local = self.nat_remote = False
         self.local_identity: Identity | None = None
@@ -290,8 +291,18 @@ class IkeSa:
             self.manager.on_failed(self, now)
 
     def deleted(self, by_peer: bool, now: float) -> None:
+        """Gone. Closed by the peer (its Delete of an established IKE SA we neither delete
+        nor renew) the live CHILD SAs get their close_action."""
+        closed = (
+            by_peer
+            and self.state is IkeState.ESTABLISHED
+            and self.renewal.phase in (RenewalPhase.IDLE, RenewalPhase.REKEYING)
+        )
+        children = [e.child.name for e in self.children.entries() if e.phase in LIVE]
         if self._end(IkeState.DELETED, by_peer, now):
             self.emit(IkeSaDeleted(self.name, self.spi_i, self.spi_r, by_peer))
+            if closed:
+                close_action.ike_closed(self.manager, self, children, now)
 
     def replaced(self, now: float) -> None:
         """A newer IKE SA with the same peer took over (unique = replace): the peer has

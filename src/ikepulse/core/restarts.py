@@ -1,13 +1,19 @@
-"""Re-establishing connections whose peer died (swanctl.conf ``dpd_action = restart``), with
-exponential backoff and jitter, never two IKE SAs for one connection (DESIGN.md §4)."""
+"""Re-establishing connections whose peer died (swanctl.conf ``dpd_action = restart``) or
+deleted the IKE SA (``close_action = start``), with exponential backoff and jitter, never two
+IKE SAs for one connection (DESIGN.md §4)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .connection import ChildConfig, ConnectionConfig
 from .events import Address
 from .liveness import LivenessPolicy, restart_delay
+
+if TYPE_CHECKING:
+    from .hosts import TaskHost
 
 
 @dataclass(slots=True)
@@ -21,6 +27,12 @@ class Restart:
     attempt: int = 0
     at: float | None = None
     """When the next attempt starts; None while one is under way."""
+    children: tuple[str, ...] | None = None
+    """The children to bring up (None: all of the connection's)."""
+
+    def configs(self, connection: ConnectionConfig) -> list[ChildConfig] | None:
+        names = self.children
+        return None if names is None else [connection.child(name) for name in names]
 
 
 class Restarts:
@@ -32,9 +44,27 @@ class Restarts:
     def get(self, name: str) -> Restart | None:
         return self._by_name.get(name)
 
-    def begin(self, name: str, local: Address, remote: Address, now: float) -> None:
-        """The peer of ``name`` died: the first attempt starts at once."""
-        self._by_name[name] = Restart(local, remote, since=now, at=now)
+    def begin(
+        self,
+        name: str,
+        local: Address,
+        remote: Address,
+        now: float,
+        children: tuple[str, ...] | None = None,
+    ) -> None:
+        """The peer of ``name`` died (or deleted it): the first attempt starts at once."""
+        self._by_name[name] = Restart(local, remote, since=now, at=now, children=children)
+
+    def restart(self, sa: TaskHost, now: float, children: tuple[str, ...] | None = None) -> bool:
+        """Re-establish ``sa``'s connection (with ``children``, default all); a responder
+        only if it knows where the peer is. False if it cannot."""
+        connection = sa.connection
+        if connection is None or not (sa.initiator or connection.remote_addrs):
+            return False
+        remote = sa.remote if sa.initiator else (sa.remote[0], connection.remote_port)
+        local = (sa.local[0], connection.local_port)
+        self.begin(sa.name, local, remote, now, children)
+        return True
 
     def attempt_failed(
         self, name: str, policy: LivenessPolicy, draw: Callable[[], float], now: float

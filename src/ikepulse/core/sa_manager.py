@@ -18,6 +18,7 @@ from ..wire.message import (
     Message,
     decode_message,
 )
+from . import reconcile
 from .child_sa import ChildSa
 from .connection import ChildConfig, ConnectionConfig, Unique
 from .cookies import Cookies
@@ -75,6 +76,7 @@ class SaManager:
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
         self.restarts = Restarts()
+        self.reconciler = reconcile.Reconciler()
         self._events: deque[Event] = deque()
         self._cookies = Cookies(rng)
         self.qcd_secret = qcd_secret or rng.randbytes(32)
@@ -110,7 +112,7 @@ class SaManager:
 
     def get_timer(self) -> float | None:
         deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
-        deadlines.append(self.restarts.deadline())
+        deadlines += [self.restarts.deadline(), self.reconciler.deadline(self.sas.values())]
         return min((t for t in deadlines if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
@@ -122,7 +124,9 @@ class SaManager:
             if self.find(name):  # never two IKE SAs for one connection
                 self.restarts.end(name)
             else:
-                self.initiate(name, restart.local, restart.remote, now)
+                children = restart.configs(self.connection(name))
+                self.initiate(name, restart.local, restart.remote, now, children)
+        self.reconciler.act(self.sas, self.counters, now)
         self._reap(now)
 
     def esp_activity(
@@ -154,15 +158,11 @@ class SaManager:
         """The IKE SA holding the CHILD SA with inbound SPI ``spi_in``."""
         return next((sa for sa in self.sas.values() if sa.children.by_spi_in(spi_in)), None)
 
-    # --- recovery (dpd_action, unique = replace) --------------------------------------------
+    # --- recovery (dpd_action, close_action, unique = replace) --------------------------------
 
     def on_peer_dead(self, sa: IkeSa, now: float) -> None:
-        if sa.policy.dpd_action is not DpdAction.RESTART or sa.connection is None:
-            return
-        if sa.initiator or sa.connection.remote_addrs:
-            remote = sa.remote if sa.initiator else (sa.remote[0], sa.connection.remote_port)
-            local = (sa.local[0], sa.connection.local_port)
-            self.restarts.begin(sa.name, local, remote, now)
+        if sa.policy.dpd_action is DpdAction.RESTART:
+            self.restarts.restart(sa, now)
 
     def on_failed(self, sa: IkeSa, now: float) -> None:
         self.restarts.attempt_failed(sa.name, sa.policy, lambda: fraction(self.rng), now)
@@ -179,7 +179,9 @@ class SaManager:
         if unique is Unique.NO and not sa.initial_contact:
             return
         for other in self.siblings(sa):
-            if other.state is IkeState.ESTABLISHED:
+            # One established after ``sa`` began crossed it (simultaneous initiation): the
+            # peer's claim to hold no other SA predates it, so the reconciler decides.
+            if other.state is IkeState.ESTABLISHED and other.established_at <= sa.created_at:
                 other.replaced(now)
 
     def siblings(self, sa: IkeSa) -> list[IkeSa]:
@@ -327,6 +329,15 @@ class SaManager:
         self.local_addresses = tuple(addresses)
         for sa in list(self.sas.values()):
             sa.local_addresses_changed(self.local_addresses, source_for, now)
+
+    def acquire(self, name: str, now: float) -> int:
+        """Traffic hit a trap of ``name`` while its IKE SA is up: create the children it
+        lacks; how many were started."""
+        return self.reconciler.acquire(self.find(name), now)
+
+    def overlaps(self, name: str) -> dict[str, int]:
+        """IKE SAs and CHILD SA pairs of the connection beyond one each."""
+        return reconcile.overlaps(self.sas.values(), name)
 
     def liveness(self, name: str) -> str | None:
         """The liveness state of the connection's IKE SA, None if it has none."""

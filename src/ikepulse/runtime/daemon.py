@@ -15,6 +15,7 @@ from ..core.connection import StartAction
 from ..core.events import (
     ChildSaFailed,
     ChildSaInstalled,
+    ChildSaTrapped,
     Event,
     IkeSaDeleted,
     IkeSaEstablished,
@@ -200,8 +201,11 @@ class Daemon:
 
     def _on_trap(self, name: str) -> None:
         if not self.manager.find(name):
-            log.info("traffic for %s triggers negotiation (start_action = trap)", name)
+            log.info("traffic for %s triggers negotiation (trap)", name)
             self.initiate(name)
+        elif self.manager.acquire(name, self.now()):
+            log.info("traffic for %s triggers its missing CHILD SAs (trap)", name)
+            self.pump()
 
     def _send_udp(self, local: Address, data: bytes, dst: Address) -> None:
         endpoint = self._endpoint((local[0], self.settings.daemon.natt_port))
@@ -260,6 +264,9 @@ class Daemon:
                 connection = self.manager.connection(event.connection)
                 for child in connection.children:
                     self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
+        elif isinstance(event, ChildSaTrapped):  # close_action = trap
+            child = self.manager.connection(event.connection).child(event.child)
+            self.dataplane.add_trap(Trap(event.connection, child.local_ts, child.remote_ts))
         elif isinstance(event, TunnelRestored):
             self.restored[event.connection] = event
         self._wake(event)
@@ -364,6 +371,7 @@ class Daemon:
             "name": name,
             "liveness": liveness,
             "restart_attempts": restart.attempt if restart else 0,
+            "overlaps": self.manager.overlaps(name),
             "last_death": None
             if death is None
             else {

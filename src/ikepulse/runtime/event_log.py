@@ -10,6 +10,7 @@ from ..core.events import (
     ChildSaFailed,
     ChildSaInstalled,
     ChildSaRekeyed,
+    ChildSaTrapped,
     Event,
     IkeSaDeleted,
     IkeSaEstablished,
@@ -62,6 +63,10 @@ LINES: dict[type, tuple[int, Callable]] = {
         ),
     ),
     ChildSaDeleted: (logging.INFO, lambda e: f"CHILD SA {e.connection}{{{e.child}}} deleted"),
+    ChildSaTrapped: (
+        logging.INFO,
+        lambda e: f"CHILD SA {e.connection}{{{e.child}}} closed by the peer, trap installed",
+    ),
     PeerDead: (
         logging.WARNING,
         lambda e: (

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from ...wire.enums import NotifyType, ProtocolId
 from ...wire.payloads import DeletePayload, NotifyPayload, Payload
-from .. import succession
-from ..children import ChildEntry
+from .. import close_action, succession
+from ..children import LIVE, ChildEntry
 from ..renewal import RenewalPhase
 from ..task import Inbound, Status, Task
 
@@ -88,5 +88,9 @@ class ChildDelete(Task):
         return Status.DONE
 
     def finish(self, now: float) -> None:
+        """Remove them; the peer's delete of live ones (not after a rekey) closes them."""
+        closed = [] if self.initiator else [e.child.name for e in self.entries if e.phase in LIVE]
         for entry in self.entries:
             self.sa.children.remove(entry, by_peer=not self.initiator)
+        if closed:
+            close_action.child_closed(self.sa.manager, self.sa, closed, now)
