@@ -209,3 +209,21 @@ class ConnectionConfig:
             if child.name == name:
                 return child
         raise KeyError(f"connection {self.name!r} has no child {name!r}")
+
+
+def matching(
+    connections: tuple[ConnectionConfig, ...], remote: str, local: str
+) -> tuple[ConnectionConfig, ...]:
+    """The connections whose ``remote_addrs`` and ``local_addrs`` admit an IKE_SA_INIT from
+    ``remote`` to ``local`` (empty, ``%any`` or a prefix admit)."""
+
+    def accepts(addrs: tuple[str, ...], address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return not addrs or any(
+            addr in ("%any", "0.0.0.0/0", "::/0") or ip in ipaddress.ip_network(addr, strict=False)
+            for addr in addrs
+        )
+
+    return tuple(
+        c for c in connections if accepts(c.remote_addrs, remote) and accepts(c.local_addrs, local)
+    )

@@ -8,6 +8,7 @@ keys but can still compute the token, so its INVALID_IKE_SPI answer is believabl
 from __future__ import annotations
 
 import hmac
+from collections import deque
 
 from ..crypto.prf import prf_for
 from ..wire.enums import NotifyType, PrfId
@@ -47,3 +48,33 @@ def crash_answer(secret: bytes, msg: Message) -> bytes:
     return encode_message(
         Message(msg.spi_i, msg.spi_r, msg.exchange, flags, msg.message_id, notifies)
     )
+
+
+class ReportLimits:
+    """How often we tell peers their state is gone: INVALID_IKE_SPI crash answers at most
+    ``CRASH_ANSWERS_PER_SECOND``, an INVALID_SPI report per SPI at most every
+    ``SPI_REPORT_INTERVAL`` seconds (unauthenticated input must not make us a reflector)."""
+
+    CRASH_ANSWERS_PER_SECOND = 10
+    SPI_REPORT_INTERVAL = 5.0
+    SPIS_REMEMBERED = 1024
+
+    def __init__(self) -> None:
+        self._crash_answers: deque[float] = deque(maxlen=self.CRASH_ANSWERS_PER_SECOND)
+        self._spi_reports: dict[bytes, float] = {}
+
+    def crash_answer_allowed(self, now: float) -> bool:
+        answers = self._crash_answers
+        if len(answers) == answers.maxlen and now - answers[0] < 1.0:
+            return False
+        answers.append(now)
+        return True
+
+    def spi_report_allowed(self, spi: bytes, now: float) -> bool:
+        reports = self._spi_reports
+        if now - reports.get(spi, -self.SPI_REPORT_INTERVAL) < self.SPI_REPORT_INTERVAL:
+            return False
+        if len(reports) >= self.SPIS_REMEMBERED:
+            reports.clear()
+        reports[spi] = now
+        return True

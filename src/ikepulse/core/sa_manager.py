@@ -7,7 +7,6 @@ and drains ``next_event()`` (DESIGN.md §3.2).
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,22 +19,20 @@ from ..wire.message import (
 )
 from . import reconcile
 from .child_sa import ChildSa
-from .connection import ChildConfig, ConnectionConfig, Unique
+from .connection import ChildConfig, ConnectionConfig, Unique, matching
 from .cookies import Cookies
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
 from .liveness import DpdAction
 from .mobility import SourceFor
-from .qcd import crash_answer
+from .qcd import ReportLimits, crash_answer
 from .randomness import Rng, fraction
 from .restarts import Restarts
 from .state import IkeState
 from .status import ike_sa_status
 
 NATT_PORT = 4500
-CRASH_REPORTS_PER_SECOND = 10
-SPI_REPORT_INTERVAL = 5.0
 CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
 
@@ -80,8 +77,7 @@ class SaManager:
         self._events: deque[Event] = deque()
         self._cookies = Cookies(rng)
         self.qcd_secret = qcd_secret or rng.randbytes(32)
-        self._crash_reports: deque[float] = deque(maxlen=CRASH_REPORTS_PER_SECOND)
-        self._spi_reports: dict[bytes, float] = {}
+        self._reports = ReportLimits()
         self.local_addresses: tuple[str, ...] = ()
         """The host's usable addresses, as the runtime last reported them (MOBIKE lists
         them to peers and moves to one of them, RFC 4555)."""
@@ -391,7 +387,7 @@ class SaManager:
         existing = self._half_open.get((msg.spi_i, src))
         if existing is not None:
             return existing
-        candidates = self._candidates(src[0], dst[0])
+        candidates = matching(self.connections, src[0], dst[0])
         if not candidates:
             raise Dropped("no_connection", f"no connection accepts {src[0]}")
         if len(self._half_open) >= self.cookie_threshold and not self._cookies.valid(msg, src):
@@ -412,50 +408,28 @@ class SaManager:
         self._half_open[(msg.spi_i, src)] = sa
         return sa
 
-    def _candidates(self, remote: str, local: str) -> tuple[ConnectionConfig, ...]:
-        def accepts(addrs: tuple[str, ...], address: str) -> bool:
-            ip = ipaddress.ip_address(address)
-            return not addrs or any(
-                addr in ("%any", "0.0.0.0/0", "::/0")
-                or ip in ipaddress.ip_network(addr, strict=False)
-                for addr in addrs
-            )
-
-        return tuple(
-            c
-            for c in self.connections
-            if accepts(c.remote_addrs, remote) and accepts(c.local_addrs, local)
-        )
-
     # --- fast recovery (RFC 6290, RFC 7296 §2.21.4) ----------------------------------------
 
     def _report_crash(self, msg: Message, src: Address, dst: Address, now: float) -> None:
         """Answer a request for an IKE SA we do not know (we restarted) with INVALID_IKE_SPI
         and our QCD token, so the peer can believe it without waiting for its DPD budget."""
-        if len(self._crash_reports) == self._crash_reports.maxlen and (
-            now - self._crash_reports[0] < 1.0
-        ):
+        if not self._reports.crash_answer_allowed(now):
             self.counters["crash_reports_rate_limited"] += 1
             return
-        self._crash_reports.append(now)
         self.counters["crash_reports_sent"] += 1
         self.queue_datagram(crash_answer(self.qcd_secret, msg), dst, src)
 
     def esp_unknown_spi(self, spi: bytes, peer: str, now: float) -> None:
         """The data plane got ESP with an unknown SPI from ``peer``: tell it (INVALID_SPI,
-        protected by our IKE SA with it), at most once per SPI_REPORT_INTERVAL. An SPI we
-        allocated belongs to a CHILD SA being negotiated: the peer is just early."""
+        protected by our IKE SA with it), rate-limited per SPI. An SPI we allocated belongs
+        to a CHILD SA being negotiated: the peer is just early."""
         if spi in self._esp_spis:
-            return
-        if now - self._spi_reports.get(spi, -SPI_REPORT_INTERVAL) < SPI_REPORT_INTERVAL:
             return
         for sa in self.sas.values():
             if sa.remote[0] == peer and sa.state is IkeState.ESTABLISHED:
-                self._spi_reports[spi] = now
-                if len(self._spi_reports) > 1024:
-                    self._spi_reports.clear()
-                self.counters["invalid_spi_reports_sent"] += 1
-                sa.report_invalid_spi(spi, now)
+                if self._reports.spi_report_allowed(spi, now):
+                    self.counters["invalid_spi_reports_sent"] += 1
+                    sa.report_invalid_spi(spi, now)
                 return
 
     # --- housekeeping ----------------------------------------------------------------------
