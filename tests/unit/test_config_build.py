@@ -75,6 +75,11 @@ def test_builder_overrides_match_the_same_knobs_loaded():
     )
 
 
+@pytest.mark.parametrize("name", ["trap", "hold"])
+def test_dpd_action_trap_is_swanctls_name_for_hold(name):
+    assert _load(dpd_action=f'"{name}"').liveness.dpd_action is DpdAction.HOLD
+
+
 @pytest.mark.parametrize(
     "build",
     [

@@ -48,7 +48,7 @@ def liveness_from(section: ConnectionSection) -> LivenessPolicy:
     return LivenessPolicy(
         dpd_delay=section.dpd_delay,
         dpd_timeout=section.dpd_timeout,
-        dpd_action=DpdAction(section.dpd_action),
+        dpd_action=DpdAction("hold" if section.dpd_action == "trap" else section.dpd_action),
         nat_keepalive=section.nat_keepalive,
     )
 

@@ -167,7 +167,8 @@ class ConnectionSection(Strict):
     retransmit_jitter: float = Field(0.0, ge=0, le=100)
     dpd_delay: Duration = 30.0
     dpd_timeout: Duration = 15.0
-    dpd_action: Literal["clear", "hold", "restart"] = "restart"
+    dpd_action: Literal["clear", "trap", "hold", "restart"] = "restart"
+    """``trap`` is swanctl.conf's name, ``hold`` ipsec.conf's: both trap the selectors."""
     nat_keepalive: Duration = 20.0
     rekey_time: Duration = 14400.0
     reauth_time: Duration = 0.0
