@@ -71,7 +71,7 @@ def test_detection_within_budget_over_random_schedules(seed):
         run_until_idle(a, b, clock, until=target)
         clock.now = target
         if rng.random() < 0.5:
-            a.manager.esp_activity(child.spi_in, clock.now, clock.now)
+            a.manager.esp_activity([(child.spi_in, clock.now, clock.now, None)])
     assert sa.state is IkeState.ESTABLISHED
     last_life = sa.liveness.last_inbound
     unanswered = sa.liveness.unanswered_since
@@ -97,8 +97,8 @@ def test_a_steady_bidirectional_flow_costs_at_most_one_check_per_dpd_delay():
     start = clock.now
     while clock.now < start + 300:  # five minutes of traffic, ten packets a second each way
         clock.now += 0.1
-        a.manager.esp_activity(child.spi_in, clock.now, clock.now)
-        b.manager.esp_activity(peer_child.spi_in, clock.now, clock.now)
+        a.manager.esp_activity([(child.spi_in, clock.now, clock.now, None)])
+        b.manager.esp_activity([(peer_child.spi_in, clock.now, clock.now, None)])
         run_until_idle(a, b, clock, until=clock.now)
     for side in (a, b):
         assert 0 < informational_requests(side) <= 300 / policy.dpd_delay
@@ -193,7 +193,7 @@ def test_nat_keepalives_only_behind_nat_and_when_outbound_idle():
     before = b.keepalives_received
     for _ in range(100):  # outbound ESP every second: no keepalive needed
         clock.now += 1
-        a.manager.esp_activity(child.spi_in, None, clock.now)
+        a.manager.esp_activity([(child.spi_in, None, clock.now, None)])
         run_until_idle(a, b, clock, until=clock.now)
     assert b.keepalives_received == before
 

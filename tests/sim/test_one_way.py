@@ -39,7 +39,7 @@ def traffic(a, b, sa, clock, seconds: float, inbound: bool, outbound: bool, drop
     while clock.now < end and sa.state is IkeState.ESTABLISHED:
         clock.now += 0.1
         a.manager.esp_activity(
-            child.spi_in, clock.now if inbound else None, clock.now if outbound else None
+            [(child.spi_in, clock.now if inbound else None, clock.now if outbound else None, None)]
         )
         run_until_idle(a, b, clock, drop=drop, until=clock.now)
 

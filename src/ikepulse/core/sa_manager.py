@@ -8,7 +8,7 @@ and drains ``next_event()`` (DESIGN.md §3.2).
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..wire.buffer import DecodeError
@@ -35,6 +35,11 @@ from .status import ike_sa_status
 NATT_PORT = 4500
 CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
+
+
+EspActivity = tuple[bytes, float | None, float | None, float | None]
+"""(inbound SPI, last inbound, last outbound, first outbound since the last inbound), as the
+ESP plane's ``activity()`` reports a CHILD SA's traffic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,18 +130,13 @@ class SaManager:
         self.reconciler.act(self.sas, self.counters, now)
         self._reap(now)
 
-    def esp_activity(
-        self,
-        spi_in: bytes,
-        last_inbound: float | None,
-        last_outbound: float | None,
-        silent_since: float | None = None,
-    ) -> None:
-        """The data plane's per-CHILD SA traffic times, fed in before ``handle_timer``
-        (``silent_since``: the first packet out after the last one in)."""
-        sa = self._owner_of(spi_in)
-        if sa is not None:
-            sa.liveness.esp_activity(last_inbound, last_outbound, silent_since)
+    def esp_activity(self, activity: Iterable[EspActivity]) -> None:
+        """The data plane's traffic times per CHILD SA, fed in before ``handle_timer``: one
+        look-up table per call, not a scan of every IKE SA per CHILD SA."""
+        owners = {e.spi_in: sa for sa in self.sas.values() for e in sa.children.entries()}
+        for spi_in, last_inbound, last_outbound, silent_since in activity:
+            if (sa := owners.get(spi_in)) is not None:
+                sa.liveness.esp_activity(last_inbound, last_outbound, silent_since)
 
     def esp_peer_moved(self, spi_in: bytes, source: Address) -> None:
         """Authenticated, new ESP on ``spi_in`` came from a new address or port."""

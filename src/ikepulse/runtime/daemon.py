@@ -226,8 +226,7 @@ class Daemon:
         self._tick()
 
     def _tick(self) -> None:
-        for activity in self.dataplane.plane.activity():
-            self.manager.esp_activity(*activity)  # traffic times, for liveness
+        self.manager.esp_activity(self.dataplane.plane.activity())  # traffic, for liveness
         self.manager.handle_timer(self.now())
         self.pump()
 
