@@ -162,15 +162,20 @@ def _log_time(line_time: str, day: datetime) -> float:
     return stamp.timestamp()
 
 
+def declared_after(left, kind: str, limit: float, break_path) -> float | None:
+    """Seconds from ``break_path()`` until the left declares the peer dead, None if never."""
+    broken = time.time()
+    break_path()
+    at = verdict_time(left, kind, limit)
+    return None if at is None else at - broken
+
+
 def detection(kind: str, dpd_delay: float, tuned: bool, limit: float) -> float | None:
     with lab_up() as lab:
         responder(lab)
         left = left_gateway(lab, kind, dpd_delay, tuned)
         time.sleep(0.5)
-        blackholed = time.time()
-        lab.blackhole(lab.right)
-        at = verdict_time(left, kind, limit)
-        return None if at is None else at - blackholed
+        return declared_after(left, kind, limit, lambda: lab.blackhole(lab.right))
 
 
 def one_way_esp(kind: str, dpd_delay: float, tuned: bool, limit: float) -> float | None:
@@ -179,10 +184,7 @@ def one_way_esp(kind: str, dpd_delay: float, tuned: bool, limit: float) -> float
         left = left_gateway(lab, kind, dpd_delay, tuned)
         flood_ping(lab, lab.right_site, "203.0.113.2", limit + 5)
         time.sleep(1.0)
-        dropped = time.time()
-        lab.drop_sent(lab.left)
-        at = verdict_time(left, kind, limit)
-        return None if at is None else at - dropped
+        return declared_after(left, kind, limit, lambda: lab.drop_sent(lab.left))
 
 
 def one_way_checks(kind: str, dpd_delay: float, tuned: bool, limit: float) -> float | None:
@@ -190,10 +192,7 @@ def one_way_checks(kind: str, dpd_delay: float, tuned: bool, limit: float) -> fl
         responder(lab, extra="dpd_delay = 1s")
         left = left_gateway(lab, kind, dpd_delay, tuned)
         time.sleep(1.5)
-        dropped = time.time()
-        lab.drop_sent(lab.left)
-        at = verdict_time(left, kind, limit)
-        return None if at is None else at - dropped
+        return declared_after(left, kind, limit, lambda: lab.drop_sent(lab.left))
 
 
 def nat_remap_busy(kind: str, dpd_delay: float, tuned: bool, limit: float) -> float | None:

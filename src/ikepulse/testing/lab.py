@@ -421,33 +421,25 @@ class Lab:
 
     def blackhole(self, ns: Namespace) -> None:
         """Drop every IKE and ESP-in-UDP packet entering or leaving ``ns`` (a dead peer)."""
-        rules = self.workdir / f"blackhole-{ns.name}.nft"
-        rules.write_text(
-            "table inet blackhole {\n"
-            "  chain input {\n"
-            "    type filter hook input priority 0;\n"
-            "    udp dport { 500, 4500 } drop\n"
-            "  }\n"
-            "  chain output {\n"
-            "    type filter hook output priority 0;\n"
-            "    udp sport { 500, 4500 } drop\n"
-            "  }\n"
-            "}\n"
-        )
-        ns.run("nft", "-f", str(rules))
+        self._drop_ike_and_esp(ns, "blackhole", ("input", "dport"), ("output", "sport"))
 
     def drop_sent(self, ns: Namespace) -> None:
         """Drop every IKE and ESP-in-UDP packet ``ns`` sends, while what it receives still
         arrives (a path broken one way)."""
-        rules = self.workdir / f"drop-sent-{ns.name}.nft"
-        rules.write_text(
-            "table inet dropsent {\n"
-            "  chain output {\n"
-            "    type filter hook output priority 0;\n"
-            "    udp sport { 500, 4500 } drop\n"
+        self._drop_ike_and_esp(ns, "dropsent", ("output", "sport"))
+
+    def _drop_ike_and_esp(self, ns: Namespace, table: str, *hooks: tuple[str, str]) -> None:
+        """An nftables table ``table`` in ``ns`` dropping UDP 500/4500 at each (hook, port
+        field) of ``hooks``."""
+        chains = "".join(
+            f"  chain {hook} {{\n"
+            f"    type filter hook {hook} priority 0;\n"
+            f"    udp {port} {{ 500, 4500 }} drop\n"
             "  }\n"
-            "}\n"
+            for hook, port in hooks
         )
+        rules = self.workdir / f"{table}-{ns.name}.nft"
+        rules.write_text(f"table inet {table} {{\n{chains}}}\n")
         ns.run("nft", "-f", str(rules))
 
     def remap_nat(self) -> float:
