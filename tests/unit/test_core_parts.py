@@ -90,6 +90,17 @@ def test_esp_without_a_reply_calls_for_a_check_within_a_few_rtts():
     assert peer.deadline(policy, behind_nat=False) == 36.0  # unanswered since 5.5 + 30
 
 
+def test_the_earliest_unanswered_esp_of_any_child_counts():
+    policy = liveness_policy(dpd_delay=30, dpd_timeout=10, nat_keepalive=0)
+    peer = PeerLiveness(now=0.0)
+    peer.observe_rtt(0.010, retransmits=0)
+    peer.keepalive_sent(5.2)  # a keepalive proves nothing and hides nothing
+    peer.esp_activity(last_inbound=None, last_outbound=5.3, silent_since=5.0)
+    peer.esp_activity(last_inbound=None, last_outbound=5.1, silent_since=4.5)
+    assert peer.deadline(policy, behind_nat=False) == 5.0  # 4.5 + 0.5
+    assert peer.unanswered_since == 4.5
+
+
 def test_a_retransmitted_request_we_answered_calls_for_a_check_at_once():
     policy = liveness_policy(dpd_delay=30, dpd_timeout=10, nat_keepalive=0)
     peer = PeerLiveness(now=0.0)

@@ -165,9 +165,11 @@ class PeerLiveness:
         outbound packet after its last inbound one)."""
         if last_inbound is not None and last_inbound > self.last_inbound:
             self.sign_of_life(last_inbound)
-        if last_outbound is None or last_outbound <= self.last_outbound:
+        if last_outbound is None:
             return
         self.sent(last_outbound)
+        if silent_since is not None:
+            self.sent(silent_since)
         if last_outbound > self.last_inbound:
             first = silent_since if silent_since and silent_since > self.last_inbound else None
             first = last_outbound if first is None else first
@@ -175,9 +177,12 @@ class PeerLiveness:
                 self.esp_silent_since = first
 
     def sent(self, now: float) -> None:
-        """We sent something (not a keepalive) at ``now``."""
+        """We sent something (not a keepalive) at ``now`` (ESP times may come late and out
+        of order)."""
         self.last_outbound = max(self.last_outbound, now)
-        if self.unanswered_since is None and now > self.last_answer:
+        if now > self.last_answer and (
+            self.unanswered_since is None or now < self.unanswered_since
+        ):
             self.unanswered_since = now
 
     def observe_rtt(self, rtt: float, retransmits: int) -> None:
