@@ -101,15 +101,24 @@ class DaemonSection(Strict):
         return value
 
 
+AUTH_METHODS = ("psk", "eap-mschapv2")
+
+
 class AuthSection(Strict):
     auth: str = "psk"
     id: str | None = None
+    """Our identity (local), or the peer's: an identity, a ``*`` pattern or ``%any``."""
+    eap_id: str | None = None
+    """EAP identity: ours as a client (default: ``id``); as a gateway, set (even to
+    ``%any``) to ask the client for it with EAP-Identity and require this pattern."""
 
     @field_validator("auth")
     @classmethod
-    def _psk_only(cls, value: str) -> str:
-        if value != "psk":
-            raise ValueError(f'auth = {value!r} is not supported yet (only "psk")')
+    def _known_method(cls, value: str) -> str:
+        if value not in AUTH_METHODS:
+            raise ValueError(
+                f"auth = {value!r} is not supported yet (one of {', '.join(AUTH_METHODS)})"
+            )
         return value
 
 
@@ -173,6 +182,8 @@ class ConnectionSection(Strict):
     reauth_time: Duration = 0.0
     over_time: Duration | None = None
     rand_time: Duration | None = None
+    eap_timeout: Duration = 30.0
+    """Gateway: the longest wait for the client's next EAP message."""
     children: dict[str, ChildSection] = {}
 
     @field_validator("version")
@@ -186,6 +197,9 @@ class ConnectionSection(Strict):
 
 
 class SecretSection(Strict):
+    """``[secrets.NAME]``; a NAME starting with ``eap`` holds an EAP user's password."""
+
+    id: str | None = None
     ids: list[str] = []
     secret: str | None = None
     secret_file: str | None = None
