@@ -177,7 +177,10 @@ class Credentials:
 
     def eap_password(self, user: Identity, server: Identity | None = None) -> bytes | None:
         """The EAP password of ``user`` (a secret that lists the user, best if it also
-        lists ``server``)."""
+        lists ``server``). Never for ``server`` itself: a secret listing the gateway and a
+        user would otherwise let a client log in as the gateway with that user's password."""
+        if user == server:
+            return None
         candidates = tuple(s for s in self.eap if user in s.ids)
         wanted = (user,) if server is None else (user, server)
         found = _best(candidates, wanted, anonymous=False)
