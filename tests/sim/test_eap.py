@@ -157,3 +157,23 @@ def test_eap_timeout_fails_the_half_open_sa():
     assert failed.notify == NotifyType.AUTHENTICATION_FAILED
     assert b.manager.status(0.0, lambda spi: {}) == []
     assert sa.state is IkeState.FAILED  # the client gave up after its retransmissions
+
+
+def test_a_gateway_silent_during_eap_fails_the_client_with_authentication_failed():
+    a, b = peers()
+
+    def drop(datagram):  # the gateway goes silent after its MS-CHAPv2 challenge
+        msg = decode_message(datagram.data)
+        return (
+            datagram.src[0] == RIGHT[0]
+            and msg.exchange == ExchangeType.IKE_AUTH
+            and (msg.message_id > 1)
+        )
+
+    sa, _ = connect(a, b, drop=drop)
+    (failed,) = a.of(IkeSaFailed)
+    assert failed.reason.startswith("EAP timeout: the gateway stopped answering: no response")
+    assert failed.notify == NotifyType.AUTHENTICATION_FAILED
+    assert a.manager.status(0.0, lambda spi: {}) == []
+    (gateway,) = b.of(IkeSaFailed)
+    assert "EAP timeout: carol did not answer within 10s" in gateway.reason

@@ -135,8 +135,9 @@ class Task:
         return Status.DONE
 
     def round_timeout(self) -> tuple[float, IkeError] | None:
-        """Responder, a leading task between rounds: how long to wait for the peer's next
-        request, and the error the IKE SA fails with when it does not come."""
+        """A leading task between rounds: how long to wait for the peer's next request
+        (responder), and the error the IKE SA fails with when it does not come (also the
+        initiator's, when its request of a later round goes unanswered)."""
         return None
 
     def finish(self, now: float) -> None:

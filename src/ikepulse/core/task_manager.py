@@ -164,11 +164,15 @@ class TaskManager:
         if active.retransmits >= tries:
             waited = now - active.sent_at
             self._active = None
-            self.sa.no_response(
+            reason = (
                 f"no response to {active.exchange.name} after {active.retransmits} "
-                f"retransmits ({waited:.1f}s)",
-                now,
+                f"retransmits ({waited:.1f}s)"
             )
+            stalled = active.tasks[0].round_timeout() if active.tasks[0].leads else None
+            if stalled is not None:  # the peer went silent between rounds (EAP)
+                self.sa.fail(f"{stalled[1].reason}: {reason}", stalled[1].notify, now)
+                return
+            self.sa.no_response(reason, now)
             return
         active.retransmits += 1
         active.last_sent = now

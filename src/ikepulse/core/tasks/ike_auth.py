@@ -248,6 +248,8 @@ class IkeAuth(Task):
         return Status.NEED_MORE
 
     def round_timeout(self) -> tuple[float, IkeError] | None:
+        if self.eap_peer is not None:
+            return 0.0, AuthenticationFailed("EAP timeout: the gateway stopped answering")
         if self.eap_server is None:
             return None
         wait = self.sa.connection.eap_timeout
