@@ -76,6 +76,12 @@ def test_an_eap_secret_needs_a_user():
         parse_config(GATEWAY + '[secrets.eap-x]\nsecret = "pw"\n', "g.toml")
 
 
+def test_eap_on_both_ends_is_refused():
+    text = GATEWAY.replace('auth = "psk", id = "gw.example"', 'auth = "eap-mschapv2", id = "gw"')
+    with pytest.raises(ConfigError, match="cannot both be EAP methods"):
+        parse_config(text, "g.toml")
+
+
 def test_unknown_auth_method_is_named():
     with pytest.raises(ConfigError, match=r"remote\.auth: auth = 'eap-tls' is not supported"):
         parse_config(GATEWAY.replace('"eap-mschapv2"', '"eap-tls"'), "g.toml")

@@ -186,6 +186,13 @@ class ConnectionSection(Strict):
     """Gateway: the longest wait for the client's next EAP message."""
     children: dict[str, ChildSection] = {}
 
+    @model_validator(mode="after")
+    def _one_eap_side(self) -> ConnectionSection:
+        """EAP authenticates a client to its gateway, never both ends (RFC 7296 §2.16)."""
+        if self.local.auth.startswith("eap") and self.remote.auth.startswith("eap"):
+            raise ValueError("local.auth and remote.auth cannot both be EAP methods")
+        return self
+
     @field_validator("version")
     @classmethod
     def _ikev2(cls, value: int) -> int:

@@ -57,8 +57,8 @@ def select_connection(
     for connection in candidates:
         if me is not None and connection.local_id != me:
             continue
-        if connection.remote_auth.eap != eap:
-            continue
+        if connection.remote_auth.eap != eap or connection.local_auth.eap:
+            continue  # an EAP client's connection never answers
         score = identity_match(connection.remote_id, peer)
         if score > best_score:
             best, best_score = connection, score
@@ -101,13 +101,12 @@ class IkeAuth(Task):
         return psk_auth(sk.prf, key, octets)
 
     def _own_auth(self, connection: ConnectionConfig) -> AuthPayload | None:
-        """Our AUTH by ``local.auth``: PSK; None for an EAP client (its AUTH uses the MSK)."""
+        """Our AUTH by ``local.auth``: PSK; None for an EAP client (its AUTH uses the MSK;
+        ``select_connection`` never picks its connection as responder)."""
         if connection.local_auth is AuthClass.PSK:
             key = connection.shared_key(self.peer or connection.remote_id)
             return AuthPayload(AuthMethod.SHARED_KEY_MIC, self._auth_data(key, self.own_id, True))
-        if self.initiator:
-            return None
-        raise AuthenticationFailed(f"local.auth {connection.local_auth.value} is for clients")
+        return None
 
     def _verify(self, connection: ConnectionConfig, peer: Identity, auth, key: bytes) -> None:
         if auth is None or auth.method != AuthMethod.SHARED_KEY_MIC:
