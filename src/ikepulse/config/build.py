@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..core.connection import (
+    AuthClass,
     ChildConfig,
     CloseAction,
     ConnectionConfig,
+    Credentials,
     Identity,
     Mode,
     RetransmitPolicy,
+    Secret,
     StartAction,
     Unique,
 )
@@ -85,9 +88,13 @@ def connection_from(
     psk: bytes,
     proposals: tuple[CryptoProposal, ...],
     children: tuple[ChildConfig, ...],
+    credentials: Credentials,
+    local_eap_id: Identity | None = None,
+    remote_eap_id: Identity | None = None,
 ) -> ConnectionConfig:
     """One ``connections.NAME`` section, with what the loader resolves around it: the
-    identities, the PSK from ``secrets``, the parsed proposals and the children."""
+    identities (EAP ones too), the PSK from ``secrets`` and all secrets, the parsed
+    proposals and the children."""
     return ConnectionConfig(
         name=name,
         local_id=local_id,
@@ -109,6 +116,13 @@ def connection_from(
         over_time=section.over_time,
         rand_time=section.rand_time,
         unique=Unique(section.unique),
+        local_auth=AuthClass(section.local.auth),
+        remote_auth=AuthClass(section.remote.auth),
+        local_eap_id=local_eap_id,
+        remote_eap_id=remote_eap_id,
+        ask_eap_identity=section.remote.eap_id is not None,
+        eap_timeout=section.eap_timeout,
+        credentials=credentials,
     )
 
 
@@ -132,7 +146,8 @@ def connection_config(
     name: str, *, local_id: Identity, remote_id: Identity | None, psk: bytes, **overrides
 ) -> ConnectionConfig:
     """A connection with the default ``connections.NAME`` settings (default IKE proposals,
-    no children) and ``overrides`` (ConnectionConfig fields)."""
+    no children, ``psk`` as the one secret, for anyone) and ``overrides`` (ConnectionConfig
+    fields)."""
     unconfigured = connection_from(
         name,
         ConnectionSection(),
@@ -141,5 +156,6 @@ def connection_config(
         psk=psk,
         proposals=DEFAULT_IKE_PROPOSALS,
         children=(),
+        credentials=Credentials(shared=(Secret((), psk),)),
     )
     return replace(unconfigured, **overrides)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..core.connection import ConnectionConfig, Identity
+from ..core.connection import ConnectionConfig, Credentials, Identity, Secret
 from .build import child_from, connection_from
 from .proposals import (
     DEFAULT_ESP_PROPOSALS,
@@ -85,9 +85,13 @@ def parse_config(text: str, path: str = "<string>") -> Settings:
         raise ConfigError("\n".join(problems)) from None
     problems: list[str] = []
     connections = []
+    try:
+        credentials = _credentials(parsed.secrets, path)
+    except ConfigError as exc:
+        raise ConfigError(str(exc)) from None
     for name, section in parsed.connections.items():
         try:
-            connections.append(_connection(name, section, parsed.secrets, path))
+            connections.append(_connection(name, section, credentials, path))
         except ConfigError as exc:
             problems.append(str(exc))
     if problems:
@@ -136,8 +140,13 @@ def _identity(text: str, key: str) -> Identity:
         raise ConfigError(f"{key}: {exc}") from None
 
 
+def _optional_identity(text: str | None, key: str) -> Identity | None:
+    """An identity or pattern; ``%any`` (or nothing) is None."""
+    return None if text in (None, "%any") else _identity(text, key)
+
+
 def _connection(
-    name: str, section: ConnectionSection, secrets: dict[str, SecretSection], path: str
+    name: str, section: ConnectionSection, credentials: Credentials, path: str
 ) -> ConnectionConfig:
     prefix = f"{path}: connections.{name}"
     try:
@@ -160,43 +169,54 @@ def _connection(
         local_text = section.local.id or next(
             (a for a in section.local_addrs if a != "%any" and "/" not in a), None
         )
-        if local_text is None:
+        if local_text is None or local_text == "%any":
             raise ConfigError("local.id: needed when local_addrs has no single address")
         local_id = _identity(local_text, "local.id")
-        remote_id = _identity(section.remote.id, "remote.id") if section.remote.id else None
+        remote_id = _optional_identity(section.remote.id, "remote.id")
+        local_eap_id = _optional_identity(section.local.eap_id, "local.eap_id")
+        remote_eap_id = _optional_identity(section.remote.eap_id, "remote.eap_id")
     except ConfigError as exc:
         raise ConfigError(f"{prefix}.{exc}") from None
-    psk = _find_secret(local_id, remote_id, secrets, path)
-    if psk is None:
+    psk = credentials.shared_key(local_id, remote_id)
+    uses_psk = "psk" in (section.local.auth, section.remote.auth)
+    if psk is None and uses_psk:
         raise ConfigError(
             f"{prefix}: no [secrets] entry matches ids {local_id} and {remote_id or '%any'}"
         )
+    user = local_eap_id or local_id
+    if section.local.auth.startswith("eap") and credentials.eap_password(user) is None:
+        raise ConfigError(f"{prefix}: no [secrets.eap-*] entry with id {user} (local.auth)")
     return connection_from(
         name,
         section,
         local_id=local_id,
         remote_id=remote_id,
-        psk=psk,
+        psk=psk or b"",
         proposals=proposals,
         children=children,
+        credentials=credentials,
+        local_eap_id=local_eap_id,
+        remote_eap_id=remote_eap_id,
     )
 
 
-def _find_secret(
-    local: Identity, remote: Identity | None, secrets: dict[str, SecretSection], path: str
-) -> bytes | None:
-    """The best matching secret, as strongSwan ranks them: both ids, one id, no ids."""
-    best, best_score = None, -1
+def _credentials(secrets: dict[str, SecretSection], path: str) -> Credentials:
+    """Every ``[secrets]`` entry; a name starting with ``eap`` is an EAP password."""
+    shared, eap = [], []
     for name, entry in secrets.items():
-        ids = {_identity(i, f"secrets.{name}.ids") for i in entry.ids}
-        if ids and not ids & {local, remote}:
-            continue
-        score = len(ids & {local, remote}) if ids else 0
-        if score > best_score:
-            best, best_score = (name, entry), score
-    if best is None:
-        return None
-    name, entry = best
+        texts = ([entry.id] if entry.id else []) + list(entry.ids)
+        ids = tuple(_identity(text, f"secrets.{name}.ids") for text in texts)
+        secret = Secret(ids, _secret_value(name, entry, path))
+        if name.startswith("eap"):
+            if not ids:
+                raise ConfigError(f"{path}: secrets.{name}: an EAP secret needs id (the user)")
+            eap.append(secret)
+        else:
+            shared.append(secret)
+    return Credentials(tuple(shared), tuple(eap))
+
+
+def _secret_value(name: str, entry: SecretSection, path: str) -> bytes:
     if (entry.secret is None) == (entry.secret_file is None):
         raise ConfigError(f"{path}: secrets.{name}: set exactly one of secret and secret_file")
     if entry.secret is not None:

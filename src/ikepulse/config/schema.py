@@ -101,15 +101,24 @@ class DaemonSection(Strict):
         return value
 
 
+AUTH_METHODS = ("psk", "eap-mschapv2")
+
+
 class AuthSection(Strict):
     auth: str = "psk"
     id: str | None = None
+    """Our identity (local), or the peer's: an identity, a ``*`` pattern or ``%any``."""
+    eap_id: str | None = None
+    """EAP identity: ours as a client (default: ``id``); as a gateway, set (even to
+    ``%any``) to ask the client for it with EAP-Identity and require this pattern."""
 
     @field_validator("auth")
     @classmethod
-    def _psk_only(cls, value: str) -> str:
-        if value != "psk":
-            raise ValueError(f'auth = {value!r} is not supported yet (only "psk")')
+    def _known_method(cls, value: str) -> str:
+        if value not in AUTH_METHODS:
+            raise ValueError(
+                f"auth = {value!r} is not supported yet (one of {', '.join(AUTH_METHODS)})"
+            )
         return value
 
 
@@ -174,7 +183,16 @@ class ConnectionSection(Strict):
     reauth_time: Duration = 0.0
     over_time: Duration | None = None
     rand_time: Duration | None = None
+    eap_timeout: Duration = 30.0
+    """Gateway: the longest wait for the client's next EAP message."""
     children: dict[str, ChildSection] = {}
+
+    @model_validator(mode="after")
+    def _one_eap_side(self) -> ConnectionSection:
+        """EAP authenticates a client to its gateway, never both ends (RFC 7296 §2.16)."""
+        if self.local.auth.startswith("eap") and self.remote.auth.startswith("eap"):
+            raise ValueError("local.auth and remote.auth cannot both be EAP methods")
+        return self
 
     @field_validator("version")
     @classmethod
@@ -187,6 +205,9 @@ class ConnectionSection(Strict):
 
 
 class SecretSection(Strict):
+    """``[secrets.NAME]``; a NAME starting with ``eap`` holds an EAP user's password."""
+
+    id: str | None = None
     ids: list[str] = []
     secret: str | None = None
     secret_file: str | None = None

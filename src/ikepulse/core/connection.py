@@ -7,6 +7,7 @@ and ``ikepulse.config`` builds them (DESIGN.md §3.11).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -56,6 +57,26 @@ class CloseAction(Enum):
     """Negotiate it again at once: on the same IKE SA, or with a new one if that went."""
 
 
+class AuthClass(Enum):
+    """How one side of a connection authenticates (swanctl.conf ``local.auth``/``remote.auth``)."""
+
+    PSK = "psk"
+    EAP_MSCHAPV2 = "eap-mschapv2"
+    """EAP-MSCHAPv2 (RFC 7296 §2.16): the client's side; its gateway uses its own method."""
+
+    @property
+    def eap(self) -> bool:
+        return self.value.startswith("eap")
+
+
+MATCH_NONE = 0
+MATCH_ANY = 1
+"""``%any`` (a connection without ``remote.id``)."""
+MATCH_WILDCARD = 2
+"""A ``*`` pattern; more literal characters add to it, so the most specific wins."""
+MATCH_PERFECT = 1 << 16
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An IKE identity (§3.5), parsed from text the way strongSwan does."""
@@ -85,6 +106,22 @@ class Identity:
             return cls(IdType.ID_DER_ASN1_DN, name.public_bytes())
         return cls(IdType.ID_FQDN, text.encode())
 
+    def matches(self, peer: Identity) -> int:
+        """How well ``peer`` (an identity a peer sent) fits this one used as a pattern, as
+        strongSwan ranks it: MATCH_PERFECT for the same identity, MATCH_WILDCARD and up for
+        an FQDN or RFC 822 pattern with ``*`` (``*.example.com``, ``*@example.com``; case
+        ignored), MATCH_NONE otherwise."""
+        if self == peer:
+            return MATCH_PERFECT
+        if self.id_type != peer.id_type or b"*" not in self.data:
+            return MATCH_NONE
+        if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
+            parts = self.data.lower().split(b"*")
+            regex = b".*".join(re.escape(part) for part in parts)
+            if re.fullmatch(regex, peer.data.lower(), re.DOTALL):
+                return MATCH_WILDCARD + sum(len(part) for part in parts)
+        return MATCH_NONE
+
     def __str__(self) -> str:
         if self.id_type in (IdType.ID_IPV4_ADDR, IdType.ID_IPV6_ADDR) and len(self.data) in (4, 16):
             return str(ipaddress.ip_address(self.data))
@@ -96,6 +133,58 @@ class Identity:
             except (ValueError, AttributeError):
                 pass
         return self.data.hex()
+
+
+def identity_match(pattern: Identity | None, peer: Identity) -> int:
+    """How well ``peer`` fits ``pattern`` (None is ``%any``); MATCH_NONE (0) if not at all."""
+    return MATCH_ANY if pattern is None else pattern.matches(peer)
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """One ``secrets.NAME`` entry: the identities it is for (none: anyone) and its value."""
+
+    ids: tuple[Identity, ...]
+    data: bytes = field(repr=False)
+
+
+def _best(secrets: tuple[Secret, ...], wanted: tuple[Identity, ...], anonymous: bool):
+    """The secret listing most of ``wanted``; one listing ids, none of them wanted, never
+    fits; one listing no ids fits with the lowest rank if ``anonymous``."""
+    best, best_score = None, -1
+    for secret in secrets:
+        score = sum(1 for i in set(wanted) if i in secret.ids)
+        if secret.ids and not score or not secret.ids and not anonymous:
+            continue
+        if score > best_score:
+            best, best_score = secret, score
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    shared: tuple[Secret, ...] = ()
+    """IKE pre-shared keys."""
+    eap: tuple[Secret, ...] = ()
+    """EAP passwords (``secrets.eap-*``)."""
+
+    def shared_key(self, local: Identity, remote: Identity | None) -> bytes | None:
+        """The PSK for ``local`` and ``remote``: a secret listing both, then one listing
+        either (a group key naming only the gateway), then one listing none."""
+        wanted = (local,) if remote is None else (local, remote)
+        found = _best(self.shared, wanted, anonymous=True)
+        return None if found is None else found.data
+
+    def eap_password(self, user: Identity, server: Identity | None = None) -> bytes | None:
+        """The EAP password of ``user`` (a secret that lists the user, best if it also
+        lists ``server``). Never for ``server`` itself: a secret listing the gateway and a
+        user would otherwise let a client log in as the gateway with that user's password."""
+        if user == server:
+            return None
+        candidates = tuple(s for s in self.eap if user in s.ids)
+        wanted = (user,) if server is None else (user, server)
+        found = _best(candidates, wanted, anonymous=False)
+        return None if found is None else found.data
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +282,24 @@ class ConnectionConfig:
     rand_time: float | None
     """Random reduction of rekey_time and reauth_time; None: over_time, as in strongSwan."""
     unique: Unique
+    local_auth: AuthClass
+    remote_auth: AuthClass
+    local_eap_id: Identity | None
+    """Client: the identity we give in EAP (None: our IKE identity)."""
+    remote_eap_id: Identity | None
+    """Gateway: ask the client for its EAP identity (EAP-Identity) and require it to fit
+    this pattern (None: no EAP-Identity round, the client's IKE identity is its user name)."""
+    ask_eap_identity: bool
+    eap_timeout: float
+    """Gateway: how long to wait for the client's next EAP message before giving up."""
+    credentials: Credentials = field(repr=False)
+    """Every secret of the configuration, looked up at run time by the peer's identity."""
+
+    def shared_key(self, peer: Identity | None) -> bytes:
+        """The PSK for us and ``peer``: the best ``[secrets]`` entry (both ids, then one,
+        e.g. a group key listing only ours), else the one resolved when loading."""
+        found = self.credentials.shared_key(self.local_id, peer)
+        return self.psk if found is None else found
 
     @property
     def ike_over_time(self) -> float:

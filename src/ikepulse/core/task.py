@@ -100,6 +100,12 @@ class Inbound:
 class Task:
     """Base class; ``initiator`` is the role in *this exchange*, not in the IKE SA."""
 
+    leads = False
+    """A task that may take several rounds of its exchange (EAP in IKE_AUTH, §2.16). While
+    it answers NEED_MORE the exchange's other tasks wait: as initiator they built into the
+    first request and process only the last response; as responder they processed the
+    first request and build only into the last response."""
+
     def __init__(self, sa: TaskHost, initiator: bool) -> None:
         self.sa = sa
         self.initiator = initiator
@@ -127,6 +133,12 @@ class Task:
     def process(self, msg: Inbound) -> Status:
         """Consume the incoming message; raise an IkeError to fail."""
         return Status.DONE
+
+    def round_timeout(self) -> tuple[float, IkeError] | None:
+        """A leading task between rounds: how long to wait for the peer's next request
+        (responder), and the error the IKE SA fails with when it does not come (also the
+        initiator's, when its request of a later round goes unanswered)."""
+        return None
 
     def finish(self, now: float) -> None:
         """The exchange completed (response processed, or our response sent)."""

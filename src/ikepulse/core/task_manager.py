@@ -59,11 +59,22 @@ class _Active:
         return None if self.waits is None else len(self.waits) - 1
 
 
+@dataclass(slots=True)
+class _Held:
+    """Responder: an exchange of several rounds whose leading task wants more (§2.16)."""
+
+    exchange: ExchangeType
+    tasks: list[Task]
+    deadline: float
+    error: IkeError
+
+
 class TaskManager:
     def __init__(self, sa: ExchangeHost) -> None:
         self.sa = sa
         self._queue: deque[tuple[Request, list[float] | None]] = deque()
         self._active: _Active | None = None
+        self._held: _Held | None = None
         self.next_request_id = 0
         self.expected_request_id = 0
         self._last_request: bytes | None = None
@@ -97,6 +108,7 @@ class TaskManager:
         """Forget every request, the one in flight included (the SA is gone or retired)."""
         self._queue.clear()
         self._active = None
+        self._held = None
 
     def initiate(self, now: float) -> None:
         if self._active is not None or not self._queue or self.sa.state in FINAL:
@@ -105,10 +117,16 @@ class TaskManager:
         self._send_request(request.purpose, request.exchange, request.tasks, now, waits)
 
     def _send_request(
-        self, purpose: Purpose, exchange: ExchangeType, tasks: list[Task], now: float, waits=None
+        self,
+        purpose: Purpose,
+        exchange: ExchangeType,
+        tasks: list[Task],
+        now: float,
+        waits=None,
+        builders: list[Task] | None = None,
     ) -> None:
         payloads: list[Payload] = []
-        for task in tasks:
+        for task in tasks if builders is None else builders:
             task.build(payloads)
         mid = self.next_request_id
         log.info(
@@ -130,9 +148,15 @@ class TaskManager:
 
     @property
     def deadline(self) -> float | None:
-        return None if self._active is None else self._active.deadline
+        times = [t.deadline for t in (self._active, self._held) if t is not None]
+        return min(times, default=None)
 
     def on_timer(self, now: float) -> None:
+        held = self._held
+        if held is not None and now >= held.deadline:
+            self._held = None
+            self.sa.fail(held.error.reason, held.error.notify, now)
+            return
         active = self._active
         if active is None or now < active.deadline:
             return
@@ -140,11 +164,15 @@ class TaskManager:
         if active.retransmits >= tries:
             waited = now - active.sent_at
             self._active = None
-            self.sa.no_response(
+            reason = (
                 f"no response to {active.exchange.name} after {active.retransmits} "
-                f"retransmits ({waited:.1f}s)",
-                now,
+                f"retransmits ({waited:.1f}s)"
             )
+            stalled = active.tasks[0].round_timeout() if active.tasks[0].leads else None
+            if stalled is not None:  # the peer went silent between rounds (EAP)
+                self.sa.fail(f"{stalled[1].reason}: {reason}", stalled[1].notify, now)
+                return
+            self.sa.no_response(reason, now)
             return
         active.retransmits += 1
         active.last_sent = now
@@ -223,7 +251,13 @@ class TaskManager:
         active = self._active
         assert active is not None
         try:
-            pending = [t for t in active.tasks if t.process(inbound) is Status.NEED_MORE]
+            pending, held = [], []
+            for i, task in enumerate(active.tasks):
+                if task.process(inbound) is Status.NEED_MORE:
+                    pending.append(task)
+                    if task.leads:  # the others wait for its last round
+                        held = active.tasks[i + 1 :]
+                        break
         except IkeError as exc:
             self._active = None
             self.sa.fail(exc.reason, exc.notify, now)
@@ -236,7 +270,8 @@ class TaskManager:
         if pending:
             if active.exchange != ExchangeType.IKE_SA_INIT:
                 self.next_request_id += 1
-            self._send_request(active.purpose, active.exchange, pending, now)
+            tasks = pending + held
+            self._send_request(active.purpose, active.exchange, tasks, now, builders=pending)
             return
         self.next_request_id += 1
         for task in active.tasks:
@@ -253,18 +288,34 @@ class TaskManager:
             ):
                 # A responder's first round trip: our IKE_SA_INIT answer to this request.
                 self.sa.liveness.observe_rtt(now - self._last_response_sent, 0)
+        held = self._held
+        if held is not None and held.exchange == inbound.message.exchange:
+            self._held = None
+        else:
+            held = None
+        more: Task | None = None
         try:
-            tasks = self.sa.responder_tasks(inbound)
-            for task in tasks:
-                task.process(inbound)
+            if held is not None:
+                tasks = held.tasks  # a later round: only the leading task takes part
+                if held.tasks[0].process(inbound) is Status.NEED_MORE:
+                    more = held.tasks[0]
+            else:
+                tasks = self.sa.responder_tasks(inbound)
+                for task in tasks:
+                    if task.process(inbound) is Status.NEED_MORE and task.leads:
+                        more = more or task
         except IkeError as exc:
             path = (inbound.dst, inbound.src)
             self._respond_error(raw, inbound.message, exc.notify, exc.data, exc.reason, now, path)
             return
         payloads: list[Payload] = []
-        for task in tasks:
+        for task in [more] if more is not None else tasks:
             task.build(payloads)
         self._respond(raw, inbound.message, payloads, now, path=(inbound.dst, inbound.src))
+        if more is not None:
+            wait, error = more.round_timeout() or (self.sa.retransmit.timeout, IkeError("stalled"))
+            self._held = _Held(inbound.message.exchange, tasks, now + wait, error)
+            return
         for task in tasks:
             task.finish(now)
         self.initiate(now)

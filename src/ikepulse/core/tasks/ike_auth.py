@@ -1,105 +1,259 @@
-"""IKE_AUTH identities and PSK authentication (RFC 7296 §1.2, §2.15)."""
+"""IKE_AUTH identities and authentication: PSK (RFC 7296 §1.2, §2.15) and EAP (§2.16).
+
+With EAP the exchange takes several rounds; this task leads it, the others wait:
+
+    client (initiator)                          gateway (responder)
+    IDi [IDr] SA TSi TSr  (no AUTH)          ->
+                                             <-  IDr AUTH(gateway's method) EAP(Request)
+    EAP(Response)                            ->
+                                             <-  EAP(Request) ...  EAP(Success)
+    AUTH(MSK)                                ->
+                                             <-  AUTH(MSK) SA TSi TSr
+
+The last two AUTH payloads use the EAP MSK as the shared secret over the same signed
+octets as the first round's (§2.16).
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import TYPE_CHECKING
 
 from ...crypto.auth import psk_auth, signed_octets
 from ...wire.enums import AuthMethod, NotifyType
-from ...wire.payloads import AuthPayload, IdiPayload, IdrPayload, NotifyPayload, Payload
-from ..connection import ConnectionConfig, Identity
-from ..errors import AuthenticationFailed
+from ...wire.payloads import (
+    AuthPayload,
+    EapPayload,
+    IdiPayload,
+    IdrPayload,
+    NotifyPayload,
+    Payload,
+)
+from ..connection import AuthClass, ConnectionConfig, Identity, identity_match
+from ..eap import EapPeer, EapServer
+from ..errors import AuthenticationFailed, IkeError
 from ..qcd import qcd_token
 from ..task import Inbound, Status, Task
 
 if TYPE_CHECKING:
     from ..hosts import TaskHost
 
+log = logging.getLogger("ikepulse.ike")
+
 
 def _identity(payload) -> Identity:
     return Identity(payload.id_type, payload.data)
 
 
+def select_connection(
+    candidates: tuple[ConnectionConfig, ...], peer: Identity, me: Identity | None, eap: bool
+) -> ConnectionConfig:
+    """The candidate whose ``remote.id`` fits the peer's IDi best (an exact identity before a
+    ``*`` pattern before ``%any``; ties in configuration order), whose ``local.id`` is the
+    IDr the peer asked for, and whose ``remote.auth`` is EAP exactly when the peer sent no
+    AUTH (§2.15, §2.16; strongSwan's peer configuration lookup)."""
+    best, best_score = None, 0
+    for connection in candidates:
+        if me is not None and connection.local_id != me:
+            continue
+        if connection.remote_auth.eap != eap or connection.local_auth.eap:
+            continue  # an EAP client's connection never answers
+        score = identity_match(connection.remote_id, peer)
+        if score > best_score:
+            best, best_score = connection, score
+    if best is None:
+        method = "EAP" if eap else "AUTH"
+        raise AuthenticationFailed(f"no connection for peer identity {peer} ({method})")
+    return best
+
+
 class IkeAuth(Task):
+    leads = True
+
     def __init__(self, sa: TaskHost, initiator: bool) -> None:
         super().__init__(sa, initiator)
         self.peer: Identity | None = None
         self.peer_token: bytes | None = None
         self.initial_contact = False
         """Responder: the peer said it holds no other IKE SA with us (§2.4)."""
+        self.own_id: bytes = b""
+        self.peer_id: bytes = b""
+        """The ID payload bodies the AUTH payloads sign (IDx', §2.15)."""
+        self.eap_server: EapServer | None = None
+        self.eap_peer: EapPeer | None = None
+        self.eap_out: EapPayload | None = None
+        """The EAP message for our next message."""
+        self.msk: bytes | None = None
+        self.msk_auth_sent = False
 
-    def _auth_data(self, connection: ConnectionConfig, id_body: bytes, ours: bool) -> bytes:
-        """AUTH over our (``ours``) or the peer's signed octets (§2.15)."""
+    # --- AUTH payloads --------------------------------------------------------------------
+
+    def _auth_data(self, key: bytes, id_body: bytes, ours: bool) -> bytes:
+        """AUTH over our (``ours``) or the peer's signed octets, ``key`` the shared secret."""
         sa = self.sa
-        i_am_initiator = sa.initiator
-        signer_is_initiator = i_am_initiator if ours else not i_am_initiator
+        signer_is_initiator = sa.initiator if ours else not sa.initiator
         sk = sa.sk
         message = sk.sent_init if ours else sk.received_init
         other_nonce = sk.nonce_r if signer_is_initiator else sk.nonce_i
         sk_p = sk.keys.sk_pi if signer_is_initiator else sk.keys.sk_pr
         octets = signed_octets(message, other_nonce, sk.prf, sk_p, id_body)
-        return psk_auth(sk.prf, connection.psk, octets)
+        return psk_auth(sk.prf, key, octets)
+
+    def _own_auth(self, connection: ConnectionConfig) -> AuthPayload | None:
+        """Our AUTH by ``local.auth``: PSK; None for an EAP client (its AUTH uses the MSK;
+        ``select_connection`` never picks its connection as responder)."""
+        if connection.local_auth is AuthClass.PSK:
+            key = connection.shared_key(self.peer or connection.remote_id)
+            return AuthPayload(AuthMethod.SHARED_KEY_MIC, self._auth_data(key, self.own_id, True))
+        return None
+
+    def _verify(self, connection: ConnectionConfig, peer: Identity, auth, key: bytes) -> None:
+        if auth is None or auth.method != AuthMethod.SHARED_KEY_MIC:
+            method = "no AUTH payload" if auth is None else f"auth method {auth.method.name}"
+            raise AuthenticationFailed(f"{method}; {connection.remote_auth.value} is configured")
+        expected = self._auth_data(key, self.peer_id, ours=False)
+        if not hmac.compare_digest(expected, auth.data):
+            what = "MSK-based AUTH" if self.msk is not None else "PSK AUTH"
+            raise AuthenticationFailed(
+                f"{what} of {peer} does not verify"
+                + (" (wrong pre-shared key?)" if self.msk is None else "")
+            )
+        self.peer = peer
+
+    def _msk_auth(self) -> AuthPayload:
+        self.msk_auth_sent = True
+        return AuthPayload(AuthMethod.SHARED_KEY_MIC, self._auth_data(self.msk, self.own_id, True))
+
+    # --- build ----------------------------------------------------------------------------
 
     def build(self, out: list[Payload]) -> None:
+        if self.eap_out is not None:  # a round of EAP
+            out.append(self.eap_out)
+            self.eap_out = None
+            return
+        if self.msk is not None:  # the last round: AUTH with the MSK (§2.16)
+            out.append(self._msk_auth())
+            return
         sa, connection = self.sa, self.sa.connection
         own_id = (IdiPayload if self.initiator else IdrPayload)(
             connection.local_id.id_type, connection.local_id.data
         )
+        self.own_id = own_id.body
         out.append(own_id)
         if self.initiator and not sa.manager.holds_other_sa(sa):
             # §2.4: we hold no other IKE SA with this peer, so it should drop any it has.
             out.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
-        if self.initiator and connection.remote_id is not None:
+        if (
+            self.initiator
+            and connection.remote_id is not None
+            and b"*" not in (connection.remote_id.data)
+        ):
             out.append(IdrPayload(connection.remote_id.id_type, connection.remote_id.data))
-        auth = self._auth_data(connection, own_id.body, ours=True)
-        out.append(AuthPayload(AuthMethod.SHARED_KEY_MIC, auth))
+        auth = self._own_auth(connection)
+        if auth is not None:
+            out.append(auth)
+        if self.eap_server is not None:
+            out.append(self.eap_server.start())
         token = qcd_token(sa.manager.qcd_secret, sa.spi_i, sa.spi_r)
         out.append(NotifyPayload(NotifyType.QUICK_CRASH_DETECTION, token))
 
-    def _verify(self, connection: ConnectionConfig, peer_id, auth: AuthPayload | None) -> None:
-        if auth is None or auth.method != AuthMethod.SHARED_KEY_MIC:
-            method = "no AUTH payload" if auth is None else f"auth method {auth.method.name}"
-            raise AuthenticationFailed(f"{method}; only PSK is configured")
-        expected = self._auth_data(connection, peer_id.body, ours=False)
-        if not hmac.compare_digest(expected, auth.data):
-            raise AuthenticationFailed(
-                f"PSK AUTH of {_identity(peer_id)} does not verify (wrong pre-shared key?)"
-            )
-        self.peer = _identity(peer_id)
+    # --- process --------------------------------------------------------------------------
 
     def process(self, msg: Inbound) -> Status:
-        if self.initiator:
-            if msg.first(AuthPayload) is None:  # errors about the CHILD SA come with AUTH
-                msg.raise_error_notify("IKE_AUTH")
+        return self._process_response(msg) if self.initiator else self._process_request(msg)
+
+    def _process_response(self, msg: Inbound) -> Status:
+        connection = self.sa.connection
+        auth, eap = msg.first(AuthPayload), msg.first(EapPayload)
+        if auth is None and eap is None:  # errors about the CHILD SA come with AUTH
+            msg.raise_error_notify("IKE_AUTH")
+        if self.peer is None:  # the first response: the gateway's identity and AUTH
             peer_id = msg.first(IdrPayload)
             if peer_id is None:
                 raise AuthenticationFailed("IKE_AUTH response without IDr")
-            wanted = self.sa.connection.remote_id
-            if wanted is not None and _identity(peer_id) != wanted:
-                raise AuthenticationFailed(f"peer is {_identity(peer_id)}, expected {wanted}")
-            self._verify(self.sa.connection, peer_id, msg.first(AuthPayload))
+            peer = _identity(peer_id)
+            if not identity_match(connection.remote_id, peer):
+                raise AuthenticationFailed(f"peer is {peer}, expected {connection.remote_id}")
+            if connection.remote_auth.eap:
+                raise AuthenticationFailed("remote.auth EAP is for a gateway's clients")
+            self.peer_id = peer_id.body
+            self._verify(connection, peer, auth, connection.shared_key(peer))
             self._remember_token(msg)
+            if not connection.local_auth.eap:
+                return Status.DONE
+            user = connection.local_eap_id or connection.local_id
+            password = connection.credentials.eap_password(user, peer) or b""
+            self.eap_peer = EapPeer(self.sa.rng, user, password)
+            if eap is None:
+                raise AuthenticationFailed("the gateway did not start EAP")
+        if self.msk_auth_sent:
+            self._verify(connection, self.peer, auth, self.msk)
+            log.info("%s: EAP authentication as %s complete", self.sa.label, self.eap_peer.user)
             return Status.DONE
+        if eap is None:
+            raise AuthenticationFailed("IKE_AUTH response without EAP during EAP")
+        self.eap_out = self.eap_peer.process(eap)
+        if self.eap_peer.succeeded:
+            self.msk = self.eap_peer.msk
+        return Status.NEED_MORE
+
+    def _process_request(self, msg: Inbound) -> Status:
+        auth = msg.first(AuthPayload)
+        if self.eap_server is not None:  # a later round
+            return self._eap_round(msg, auth)
         peer_id, my_id = msg.first(IdiPayload), msg.first(IdrPayload)
         if peer_id is None:
             raise AuthenticationFailed("IKE_AUTH request without IDi")
-        connection = self._select(_identity(peer_id), my_id and _identity(my_id))
-        self._verify(connection, peer_id, msg.first(AuthPayload))
+        peer = _identity(peer_id)
+        connection = select_connection(
+            self.sa.candidates, peer, my_id and _identity(my_id), eap=auth is None
+        )
+        self.peer_id = peer_id.body
+        if connection.remote_auth.eap:
+            self.peer = peer
+            self.eap_server = EapServer(
+                self.sa.rng,
+                str(connection.local_id).encode(),
+                lambda user: connection.credentials.eap_password(user, connection.local_id),
+                peer,
+                connection.ask_eap_identity,
+                connection.remote_eap_id,
+            )
+        else:
+            self._verify(connection, peer, auth, connection.shared_key(peer))
         self.sa.select_connection(connection)
         self.initial_contact = msg.notify(NotifyType.INITIAL_CONTACT) is not None
         self._remember_token(msg)
-        return Status.DONE
+        return Status.DONE if self.eap_server is None else Status.NEED_MORE
 
-    def _select(self, peer: Identity, me: Identity | None) -> ConnectionConfig:
-        """The first candidate whose identities match (§2.15; strongSwan peer config lookup)."""
-        for connection in self.sa.candidates:
-            if connection.remote_id not in (None, peer):
-                continue
-            if me is not None and connection.local_id != me:
-                continue
-            return connection
-        raise AuthenticationFailed(f"no connection for peer identity {peer}")
+    def _eap_round(self, msg: Inbound, auth: AuthPayload | None) -> Status:
+        server = self.eap_server
+        if server.succeeded:
+            if auth is None:
+                raise AuthenticationFailed("no AUTH after EAP Success")
+            self.msk = server.msk
+            self._verify(self.sa.connection, self.peer, auth, server.msk)
+            log.info("%s: EAP-MSCHAPv2 user %s authenticated", self.sa.label, server.user)
+            return Status.DONE
+        eap = msg.first(EapPayload)
+        if eap is None:
+            raise AuthenticationFailed(f"IKE_AUTH request from {self.peer} without EAP")
+        try:
+            self.eap_out = server.process(eap)
+        except AuthenticationFailed as exc:
+            log.warning("%s: %s", self.sa.label, exc.reason)
+            raise
+        return Status.NEED_MORE
+
+    def round_timeout(self) -> tuple[float, IkeError] | None:
+        if self.eap_peer is not None:
+            return 0.0, AuthenticationFailed("EAP timeout: the gateway stopped answering")
+        if self.eap_server is None:
+            return None
+        wait = self.sa.connection.eap_timeout
+        user = self.eap_server.identity
+        return wait, AuthenticationFailed(f"EAP timeout: {user} did not answer within {wait:g}s")
 
     def _remember_token(self, msg: Inbound) -> None:
         notify = msg.notify(NotifyType.QUICK_CRASH_DETECTION)
