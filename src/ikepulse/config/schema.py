@@ -173,6 +173,8 @@ class ConnectionSection(Strict):
     reauth_time: Duration = 0.0
     over_time: Duration | None = None
     rand_time: Duration | None = None
+    fragmentation: Literal["yes", "accept", "force", "no"] = "yes"
+    fragment_size: int = Field(1280, ge=256, le=65535)
     children: dict[str, ChildSection] = {}
 
     @field_validator("version")

@@ -14,6 +14,7 @@ from cryptography import x509
 
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
+from .fragments import FragmentPolicy
 from .liveness import LivenessPolicy
 from .proposal import CryptoProposal
 
@@ -193,6 +194,8 @@ class ConnectionConfig:
     rand_time: float | None
     """Random reduction of rekey_time and reauth_time; None: over_time, as in strongSwan."""
     unique: Unique
+    fragmentation: FragmentPolicy
+    """IKE fragmentation (RFC 7383): announce it, use it, and the datagram size."""
 
     @property
     def ike_over_time(self) -> float:
