@@ -7,10 +7,6 @@ import random
 
 import pytest
 
-from ikepulse.crypto.cipher import cipher_for
-from ikepulse.crypto.errors import IntegrityError
-from ikepulse.crypto.integ import integ_for
-from ikepulse.crypto.sk import SkCrypter
 from ikepulse.core.fragments import Fragmentation, FragmentPolicy, Fragments, max_message
 from ikepulse.core.reassembly import (
     MAX_BYTES,
@@ -20,6 +16,10 @@ from ikepulse.core.reassembly import (
     Reassembly,
     late_fragment,
 )
+from ikepulse.crypto.cipher import cipher_for
+from ikepulse.crypto.errors import IntegrityError
+from ikepulse.crypto.integ import integ_for
+from ikepulse.crypto.sk import SkCrypter
 from ikepulse.wire.enums import EncrId, ExchangeType, IntegId, PayloadType
 from ikepulse.wire.message import (
     FLAG_INITIATOR,
