@@ -217,12 +217,16 @@ def test_a_new_message_id_discards_the_incomplete_older_message():
     assert add(r, 1, 2, mid=2).plaintext == b"1,2,"
 
 
-def test_an_incomplete_message_expires():
+def test_an_incomplete_message_expires_and_its_retransmission_completes_whole():
     counts = Counts()
     r = Reassembly(counts)
-    add(r, 1, 2, now=0.0)
-    assert add(r, 2, 2, now=MAX_SECONDS + 1) is None
-    assert counts == {"fragments_dropped_timeout": 1} and r.held == 1
+    add(r, 1, 3, now=0.0)
+    add(r, 2, 3, now=0.0)
+    later = MAX_SECONDS + 1
+    assert add(r, 1, 3, now=later) is None  # not a duplicate: the old collection is gone
+    assert counts == {"fragments_dropped_timeout": 2} and r.held == 1
+    add(r, 2, 3, now=later)
+    assert add(r, 3, 3, now=later).plaintext == b"1,2,3,"
 
 
 def test_more_bytes_than_the_limit_drop_the_whole_message():

@@ -113,7 +113,7 @@ class Fragments:
         if not policy.announced:
             raise FragmentDropped("not_negotiated", "fragmentation = no")
         buffer = self._responses if msg.is_response else self._requests
-        buffer.check(msg, skf.number, skf.total)
+        buffer.check(msg, skf.number, skf.total, now)
         try:
             chunk = open_chunk(raw, msg)
         except CryptoError as exc:

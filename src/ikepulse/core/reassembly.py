@@ -70,8 +70,11 @@ class Reassembly:
         """Fragments kept for the message being collected."""
         return len(self._chunks)
 
-    def check(self, msg: Message, number: int, total: int) -> None:
-        """Refuse, before any decryption, a fragment that could never be kept."""
+    def check(self, msg: Message, number: int, total: int, now: float) -> None:
+        """Refuse, before any decryption, a fragment that could never be kept (an expired
+        collection is gone first: a retransmission starts it over whole)."""
+        if self._key is not None and now - self._started > MAX_SECONDS:
+            self._discard("timeout")
         if not 1 <= number <= total:
             raise FragmentDropped("invalid_number", f"fragment {number} of {total}")
         if total > MAX_FRAGMENTS:
@@ -89,11 +92,9 @@ class Reassembly:
         """Keep the authenticated ``chunk``; the whole message once every fragment is in.
         A new message ID (or exchange), a larger total (§2.6: the sender re-fragmented)
         or an expired collection starts over."""
-        self.check(msg, number, total)
+        self.check(msg, number, total, now)
         key = (msg.message_id, msg.exchange)
-        if self._key is not None and now - self._started > MAX_SECONDS:
-            self._discard("timeout")
-        elif self._key is not None and (key != self._key or total > self._total):
+        if self._key is not None and (key != self._key or total > self._total):
             self._discard("superseded")
         if self._key is None:
             self._key, self._total, self._started = key, total, now
