@@ -258,3 +258,21 @@ def test_many_hostile_fragments_never_raise_anything_else_and_hold_little():
         except FragmentDropped:
             pass
         assert r.held <= MAX_FRAGMENTS
+
+
+@pytest.mark.parametrize(
+    ("exchange", "mode", "reason"),
+    [
+        (ExchangeType.IKE_SA_INIT, Fragmentation.YES, "ike_sa_init"),
+        (ExchangeType.IKE_AUTH, Fragmentation.NO, "not_negotiated"),
+    ],
+)
+def test_fragments_never_used_are_dropped_before_any_decryption(exchange, mode, reason):
+    def never(raw, msg):
+        raise AssertionError("decrypted a fragment that is never used")
+
+    msg = Message(HEADER.spi_i, HEADER.spi_r, exchange, FLAG_INITIATOR, 0, fragment(1, 2).payloads)
+    fragments = Fragments(Counts())
+    with pytest.raises(FragmentDropped) as exc:
+        fragments.open(b"", msg, never, FragmentPolicy(mode, 1280), 0.0)
+    assert exc.value.statistic == f"fragments_dropped_{reason}" and fragments.held == 0
