@@ -8,6 +8,7 @@ from ikepulse.config.loader import ConfigError, load_config, parse_config
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
 from ikepulse.config.schema import parse_duration
 from ikepulse.core.connection import CloseAction, Identity, Mode, StartAction
+from ikepulse.core.fragments import Fragmentation
 
 EXAMPLE = """
 [daemon]
@@ -225,3 +226,29 @@ def test_default_rand_time_is_at_most_half_the_rekey_interval():
     text = EXAMPLE.replace('mode = "tunnel"', 'mode = "tunnel"\nrekey_time = 60\nlife_time = "1h"')
     (child,) = parse_config(text, "ex.toml").connections[0].children
     assert child.time_limits(1.0) == (30, 3600)
+
+
+@pytest.mark.parametrize("mode", ["yes", "accept", "force", "no"])
+def test_fragmentation_per_connection_defaults_to_yes_and_1280(mode):
+    (c,) = parse_config(EXAMPLE, "ex.toml").connections
+    assert (c.fragmentation.mode, c.fragmentation.size) == (Fragmentation.YES, 1280)
+    text = EXAMPLE.replace(
+        "version = 2", f'version = 2\nfragmentation = "{mode}"\nfragment_size = 576'
+    )
+    (c,) = parse_config(text, "ex.toml").connections
+    assert (c.fragmentation.mode, c.fragmentation.size) == (Fragmentation(mode), 576)
+    assert c.fragmentation.announced is (mode != "no")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('fragmentation = "maybe"', "connections.site-b.fragmentation: Input should be 'yes'"),
+        ("fragment_size = 100", "connections.site-b.fragment_size: Input should be greater"),
+        ("fragment_size = 70000", "connections.site-b.fragment_size: Input should be less"),
+    ],
+)
+def test_bad_fragmentation_settings_are_named(line, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(EXAMPLE.replace("version = 2", f"version = 2\n{line}"), "ex.toml")
+    assert expected in str(info.value)

@@ -24,6 +24,7 @@ from ..core.connection import (
     StartAction,
     Unique,
 )
+from ..core.fragments import Fragmentation, FragmentPolicy
 from ..core.liveness import DpdAction, LivenessPolicy
 from ..core.proposal import CryptoProposal
 from ..wire.payloads import TrafficSelector
@@ -79,6 +80,11 @@ def child_from(
     )
 
 
+def fragmentation_from(section: ConnectionSection) -> FragmentPolicy:
+    """The ``fragmentation`` and ``fragment_size`` keys (RFC 7383)."""
+    return FragmentPolicy(Fragmentation(section.fragmentation), section.fragment_size)
+
+
 def connection_from(
     name: str,
     section: ConnectionSection,
@@ -123,12 +129,18 @@ def connection_from(
         ask_eap_identity=section.remote.eap_id is not None,
         eap_timeout=section.eap_timeout,
         credentials=credentials,
+        fragmentation=fragmentation_from(section),
     )
 
 
 def liveness_policy(**overrides) -> LivenessPolicy:
     """The default liveness policy with ``overrides`` (LivenessPolicy fields)."""
     return replace(liveness_from(ConnectionSection()), **overrides)
+
+
+def fragment_policy(**overrides) -> FragmentPolicy:
+    """The default fragmentation policy with ``overrides`` (FragmentPolicy fields)."""
+    return replace(fragmentation_from(ConnectionSection()), **overrides)
 
 
 def retransmit_policy(**overrides) -> RetransmitPolicy:

@@ -185,6 +185,8 @@ class ConnectionSection(Strict):
     rand_time: Duration | None = None
     eap_timeout: Duration = 30.0
     """Gateway: the longest wait for the client's next EAP message."""
+    fragmentation: Literal["yes", "accept", "force", "no"] = "yes"
+    fragment_size: int = Field(1280, ge=256, le=65535)
     children: dict[str, ChildSection] = {}
 
     @model_validator(mode="after")

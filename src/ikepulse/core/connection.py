@@ -15,6 +15,7 @@ from cryptography import x509
 
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
+from .fragments import FragmentPolicy
 from .liveness import LivenessPolicy
 from .proposal import CryptoProposal
 
@@ -294,6 +295,9 @@ class ConnectionConfig:
     """Gateway: how long to wait for the client's next EAP message before giving up."""
     credentials: Credentials = field(repr=False)
     """Every secret of the configuration, looked up at run time by the peer's identity."""
+
+    fragmentation: FragmentPolicy
+    """IKE fragmentation (RFC 7383): announce it, use it, and the datagram size."""
 
     def shared_key(self, peer: Identity | None) -> bytes:
         """The PSK for us and ``peer``: the best ``[secrets]`` entry (both ids, then one,

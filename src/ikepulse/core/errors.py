@@ -71,7 +71,14 @@ class PeerReportedError(IkeError):
 class Dropped(Exception):
     """A message to drop silently; ``counter`` names the statistic it increments."""
 
+    prefix = "dropped_"
+
     def __init__(self, counter: str, reason: str) -> None:
         super().__init__(reason)
         self.counter = counter
         self.reason = reason
+
+    @property
+    def statistic(self) -> str:
+        """The counter's full name: ``prefix`` and ``counter``."""
+        return self.prefix + self.counter

@@ -4,7 +4,7 @@ The only module that imports the task modules. ``request`` builds our side of an
 ``classify`` decides, in one place, which responder tasks handle a new request.
 
     purpose             exchange          tasks
-    IKE_SA_INIT         IKE_SA_INIT       IkeInit, NatDetection
+    IKE_SA_INIT         IKE_SA_INIT       IkeInit, NatDetection, FragmentationSupport
     IKE_AUTH            IKE_AUTH          IkeAuth, MobikeSupport, IkeAuthChild (with a CHILD SA)
     CREATE_CHILD        CREATE_CHILD_SA   CreateChildSa
     REKEY_CHILD         CREATE_CHILD_SA   CreateChildSa (N(REKEY_SA))
@@ -27,6 +27,7 @@ from .errors import InvalidSyntax, NoAdditionalSas
 from .state import IkeState
 from .task import Inbound, Purpose, Request, Task
 from .tasks.create_child_sa import CreateChildSa
+from .tasks.fragmentation import FragmentationSupport
 from .tasks.ike_auth import IkeAuth
 from .tasks.ike_auth_child import IkeAuthChild
 from .tasks.ike_init import IkeInit
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
     from .hosts import TaskHost
 
 EXCHANGES: dict[Purpose, tuple[ExchangeType, tuple[type[Task], ...]]] = {
-    Purpose.IKE_SA_INIT: (ExchangeType.IKE_SA_INIT, (IkeInit, NatDetection)),
+    Purpose.IKE_SA_INIT: (
+        ExchangeType.IKE_SA_INIT,
+        (IkeInit, NatDetection, FragmentationSupport),
+    ),
     Purpose.IKE_AUTH: (ExchangeType.IKE_AUTH, (IkeAuth, MobikeSupport, IkeAuthChild)),
     Purpose.CREATE_CHILD: (ExchangeType.CREATE_CHILD_SA, (CreateChildSa,)),
     Purpose.REKEY_CHILD: (ExchangeType.CREATE_CHILD_SA, (CreateChildSa,)),

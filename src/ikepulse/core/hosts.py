@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..wire.message import Message
-    from ..wire.payloads import Payload
     from .child_sa import ChildSa
     from .children import Children
     from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
     from .events import Address, Event
+    from .fragments import Fragments, Opened
     from .mobility import Mobility
     from .negotiate import Suite
     from .peer_liveness import PeerLiveness
@@ -77,11 +77,13 @@ class ExchangeHost(Protocol):
     liveness: PeerLiveness
 
     def count(self, name: str) -> None: ...
-    def encode(
+    def datagrams(
         self, exchange, message_id: int, *, response: bool, payloads: list, zero_spi: bool = False
-    ) -> bytes: ...
-    def unprotect(self, raw: bytes, msg: Message) -> list[Payload]: ...
-    def send(self, packet: bytes, path: tuple[Address, Address] | None = None) -> None: ...
+    ) -> tuple[bytes, ...]: ...
+    def open(self, raw: bytes, msg: Message, now: float) -> Opened | None: ...
+    def send(
+        self, packets: tuple[bytes, ...], path: tuple[Address, Address] | None = None
+    ) -> None: ...
     def responder_tasks(self, inbound: Inbound) -> list[Task]: ...
     def authenticated_inbound(self, src: Address, dst: Address, now: float) -> None: ...
     def no_response(self, reason: str, now: float) -> None: ...
@@ -122,6 +124,7 @@ class TaskHost(ChildHost, Protocol):
     renewal: IkeRenewal
     liveness: PeerLiveness
     mobility: Mobility
+    fragments: Fragments
     tasks: TaskManager
     local_identity: Identity | None
     remote_identity: Identity | None

@@ -6,6 +6,7 @@
     liveness  PeerLiveness  signs of life, probes, keepalives, the verdict
     mobility  Mobility      MOBIKE: negotiated or not, the peer's addresses, the NAT mapping
     renewal   IkeRenewal    lifetimes, rekey and reauthentication in progress
+    fragments Fragments     RFC 7383: the peer's support, reassembly of SKF fragments
     tasks     TaskManager   message IDs, retransmission, the response cache
 
 Tasks see it as a ``hosts.TaskHost``, its task manager as a ``hosts.ExchangeHost``; it sees
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..wire.message import FLAG_INITIATOR, FLAG_RESPONSE, Message
-from ..wire.payloads import Payload
+from ..wire.payloads import EncryptedFragmentPayload, Payload
 from . import close_action, exchanges, succession
 from .children import LIVE, Children
 from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
@@ -30,6 +31,7 @@ from .events import (
     PeerDead,
     SaEndpointsChanged,
 )
+from .fragments import FragmentPolicy, Fragments, Opened
 from .liveness import LivenessPolicy
 from .mobility import Mobility, SourceFor, roam
 from .negotiate import Suite
@@ -84,6 +86,7 @@ class IkeSa:
         self.liveness = PeerLiveness(now)
         self.renewal = IkeRenewal()
         self.mobility = Mobility()
+        self.fragments = Fragments(self.count)
         self.tasks = TaskManager(self)
         self.child_configs: list[ChildConfig] = []
         """Initiator: the CHILD SAs to create, the first one in IKE_AUTH."""
@@ -110,6 +113,10 @@ class IkeSa:
     @property
     def policy(self) -> LivenessPolicy:
         return (self.connection or self.candidates[0]).liveness
+
+    @property
+    def fragment_policy(self) -> FragmentPolicy:
+        return (self.connection or self.candidates[0]).fragmentation
 
     @property
     def udp_encap(self) -> bool:
@@ -149,18 +156,40 @@ class IkeSa:
         self.sk.derive(suite, shared, nonces, (self.spi_i, self.spi_r), self.initiator, old)
 
     def encode(self, exchange, message_id, *, response, payloads: list[Payload], zero_spi=False):
+        """The message in one datagram (never fragmented)."""
+        (packet,) = self._protect(exchange, message_id, response, payloads, zero_spi, None)
+        return packet
+
+    def datagrams(
+        self, exchange, message_id, *, response, payloads: list[Payload], zero_spi=False
+    ) -> tuple[bytes, ...]:
+        """The message's datagrams: one, or its SKF fragments (RFC 7383 §2.5)."""
+        limit = self.fragments.limit(self.fragment_policy, self.local, self.remote)
+        packets = self._protect(exchange, message_id, response, payloads, zero_spi, limit)
+        if len(packets) > 1:
+            self.count("fragmented_messages_sent")
+        return packets
+
+    def _protect(self, exchange, message_id, response, payloads, zero_spi, limit):
         flags = (FLAG_INITIATOR if self.initiator else 0) | (FLAG_RESPONSE if response else 0)
         msg = Message(self.spi_i, bytes(8) if zero_spi else self.spi_r, exchange, flags, message_id)
-        return self.sk.protect(msg, payloads, keep_init=not zero_spi)
+        return self.sk.protect(msg, payloads, keep_init=not zero_spi, max_message=limit)
 
     def unprotect(self, raw: bytes, msg: Message) -> list[Payload]:
         return self.sk.unprotect(raw, msg)
 
-    def send(self, packet: bytes, path: tuple[Address, Address] | None = None) -> None:
-        """Send from our address to the peer's, or along ``path`` (a response goes back
-        to where its request came from, §2.11)."""
+    def open(self, raw: bytes, msg: Message, now: float) -> Opened | None:
+        """Verify and decrypt; a fragment is kept until its message is complete (None)."""
+        if isinstance(msg.encrypted, EncryptedFragmentPayload):
+            return self.fragments.open(raw, msg, self.sk.open_fragment, self.fragment_policy, now)
+        return raw, msg, self.sk.unprotect(raw, msg)
+
+    def send(self, packets: tuple[bytes, ...], path: tuple[Address, Address] | None = None):
+        """Send a message's datagrams from our address to the peer's, or along ``path`` (a
+        response goes back to where its request came from, §2.11)."""
         local, remote = path or (self.local, self.remote)
-        self.manager.queue_datagram(packet, local, remote, self)
+        for packet in packets:
+            self.manager.queue_datagram(packet, local, remote, self)
 
     def responder_tasks(self, inbound: Inbound) -> list[Task]:
         return exchanges.classify(self, inbound)
@@ -361,6 +390,7 @@ class IkeSa:
         self.local_identity, self.remote_identity = old.local_identity, old.remote_identity
         self.nat_local, self.nat_remote = old.nat_local, old.nat_remote
         self.mobility.carry_over(old.mobility)
+        self.fragments.carry_over(old.fragments)
         self.peer_qcd_token = old.peer_qcd_token
         self.liveness.carry_over(old.liveness, now)
         self.renewal.reinstated()

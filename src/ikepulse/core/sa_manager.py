@@ -354,7 +354,7 @@ class SaManager:
         except DecodeError:
             self.counters["dropped_malformed"] += 1
         except Dropped as drop:
-            self.counters[f"dropped_{drop.counter}"] += 1
+            self.counters[drop.statistic] += 1
         self._reap(now)
 
     def _dispatch(self, data: bytes, msg: Message, src: Address, dst: Address, now: float) -> None:

@@ -1,4 +1,5 @@
-"""The keys of an IKE SA and the SK payload they protect (RFC 7296 §2.14, §2.18, §3.14)."""
+"""The keys of an IKE SA and the SK (or SKF, RFC 7383 §2.5) payloads they protect
+(RFC 7296 §2.14, §2.18, §3.14)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..wire.buffer import DecodeError
 from ..wire.enums import ExchangeType
 from ..wire.message import Message, encode_encrypted, encode_message, open_encrypted
 from ..wire.payloads import EncryptedPayload, Payload
+from ..wire.skf import open_fragment, seal_fragments, sk_length
 from .errors import Dropped
 from .negotiate import Suite
 from .randomness import Rng
@@ -60,16 +62,35 @@ class SkProtection:
         self._out = SkCrypter(cipher, integ, *mine)
         self._in = SkCrypter(cipher, integ, *theirs)
 
-    def protect(self, msg: Message, payloads: list[Payload], keep_init: bool = True) -> bytes:
-        """The message with ``payloads`` inside an SK payload, or in the clear for
-        IKE_SA_INIT (kept, unless ``keep_init`` is off, for the AUTH payload)."""
+    def protect(
+        self,
+        msg: Message,
+        payloads: list[Payload],
+        keep_init: bool = True,
+        max_message: int | None = None,
+    ) -> tuple[bytes, ...]:
+        """The message's datagrams: ``payloads`` inside an SK payload, or in SKF fragments
+        when that would exceed ``max_message`` octets (RFC 7383 §2.5: a message that fits
+        goes whole), or in the clear for IKE_SA_INIT (kept, unless ``keep_init`` is off,
+        for the AUTH payload)."""
         if msg.exchange != ExchangeType.IKE_SA_INIT:
+            if max_message is not None and sk_length(msg, payloads, self._out) > max_message:
+                return tuple(
+                    seal_fragments(msg, payloads, self._out, self.rng.randbytes, max_message)
+                )
             iv = self.rng.randbytes(self._out.iv_size)
-            return encode_encrypted(msg, payloads, self._out, iv)
+            return (encode_encrypted(msg, payloads, self._out, iv),)
         data = encode_message(replace(msg, payloads=tuple(payloads)))
         if keep_init:
             self.sent_init = data
-        return data
+        return (data,)
+
+    def open_fragment(self, raw: bytes, msg: Message) -> bytes:
+        """Verify and decrypt one SKF fragment: its chunk of the inner payloads. Raises
+        Dropped before keys exist, CryptoError when it does not verify."""
+        if self._in is None:
+            raise Dropped("unauthenticated", f"{msg.exchange.name} fragment before keys exist")
+        return open_fragment(raw, msg, self._in)
 
     def unprotect(self, raw: bytes, msg: Message) -> list[Payload]:
         """Verify and decrypt; the inner payloads (none for IKE_SA_INIT). Raises Dropped."""

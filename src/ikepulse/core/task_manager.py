@@ -16,6 +16,7 @@ from ..wire.payloads import NotifyPayload, Payload
 from ..wire.rules import CriticalPayloadUnknown, RuleViolation, check_rules
 from .errors import Dropped, IkeError
 from .randomness import fraction
+from .reassembly import late_fragment
 from .state import FINAL, IkeState
 from .task import Inbound, Purpose, Request, Status, Task
 
@@ -46,7 +47,8 @@ class _Active:
     exchange: ExchangeType
     tasks: list[Task]
     message_id: int
-    packet: bytes
+    packets: tuple[bytes, ...]
+    """The request's datagrams (its SKF fragments, if fragmented): all resent (RFC 7383 §2.6)."""
     sent_at: float
     waits: list[float] | None = None
     """Explicit retransmission waits (liveness probes); None uses the retransmit policy."""
@@ -78,7 +80,8 @@ class TaskManager:
         self.next_request_id = 0
         self.expected_request_id = 0
         self._last_request: bytes | None = None
-        self._last_response: bytes | None = None
+        """The last request answered (its first fragment, if fragmented, RFC 7383 §2.6.1)."""
+        self._last_response: tuple[bytes, ...] | None = None
         self._last_response_sent = 0.0
         self._last_path = None
 
@@ -132,10 +135,10 @@ class TaskManager:
         log.info(
             "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads)
         )
-        packet = self.sa.encode(exchange, mid, response=False, payloads=payloads)
-        self._active = _Active(purpose, exchange, tasks, mid, packet, now, waits, last_sent=now)
+        packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
+        self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
-        self.sa.send(packet)
+        self.sa.send(packets)
 
     def _wait(self, active: _Active, attempt: int) -> float:
         if active.waits is not None:
@@ -178,7 +181,7 @@ class TaskManager:
         active.last_sent = now
         active.deadline = now + self._wait(active, active.retransmits)
         self.sa.count("retransmits_sent")
-        self.sa.send(active.packet)
+        self.sa.send(active.packets)
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -193,17 +196,23 @@ class TaskManager:
                 active.message_id,
                 active.exchange,
             ):
+                late_fragment(msg)
                 raise Dropped(
                     "unexpected_response", f"{msg.exchange.name} response {msg.message_id}"
                 )
         elif self.answer_retransmit(raw, msg, now, (dst, src)):
             return
         elif msg.message_id != self.expected_request_id:
+            if msg.message_id + 1 == self.expected_request_id:
+                late_fragment(msg)
             raise Dropped(
                 "invalid_message_id",
                 f"request {msg.message_id}, expected {self.expected_request_id}",
             )
-        inner = self.sa.unprotect(raw, msg)
+        opened = self.sa.open(raw, msg, now)
+        if opened is None:
+            return  # a fragment, kept until its message is complete
+        raw, msg, inner = opened
         try:
             check_rules(msg, inner)
         except RuleViolation as exc:
@@ -338,13 +347,13 @@ class TaskManager:
             msg.message_id,
             _summary(payloads),
         )
-        packet = self.sa.encode(
+        packets = self.sa.datagrams(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )
-        self._last_request, self._last_response, self._last_path = raw, packet, path
+        self._last_request, self._last_response, self._last_path = raw, packets, path
         self._last_response_sent = now
         self.expected_request_id = msg.message_id + 1
-        self.sa.send(packet, path)
+        self.sa.send(packets, path)
 
     def _respond_error(
         self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float, path

@@ -1,4 +1,5 @@
-"""IKE header and payload chain (RFC 7296 §3.1, §3.2), plus SK seal/open (§3.14).
+"""IKE header and payload chain (RFC 7296 §3.1, §3.2), plus SK seal/open (§3.14); SKF
+fragments are sealed and opened in ``skf``.
 
 ``decode_message`` turns a datagram into a ``Message`` whose SK payload is still opaque;
 ``open_encrypted`` turns it into the inner payloads once keys are known.
@@ -74,9 +75,8 @@ def _pull_chain(r: Reader, first: PayloadType) -> list[Payload]:
             if kind == PayloadType.SK:
                 payloads.append(EncryptedPayload(next_kind, r.rest()))
             elif kind == PayloadType.SKF:
+                # Numbers out of range are the reassembly's to count (RFC 7383 §2.6).
                 number, total = r.u16("fragment number"), r.u16("total fragments")
-                if not 1 <= number <= total:
-                    raise r.fail(f"fragment {number} of {total}")
                 payloads.append(EncryptedFragmentPayload(next_kind, number, total, r.rest()))
             elif kind in PAYLOAD_CLASSES:
                 payloads.append(PAYLOAD_CLASSES[kind].pull(r))
@@ -124,9 +124,10 @@ def decode_message(data: bytes) -> Message:
     return replace(header, payloads=tuple(_pull_chain(r, first)))
 
 
-def _push_chain(
+def push_chain(
     w: Writer, payloads: list[Payload] | tuple[Payload, ...], after: PayloadType
 ) -> None:
+    """Write ``payloads`` with their generic headers, the last one pointing at ``after``."""
     for i, payload in enumerate(payloads):
         if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
             next_kind = payload.first_inner
@@ -140,7 +141,8 @@ def _push_chain(
             payload.push(w)
 
 
-def _push_header(w: Writer, msg: Message, first: PayloadType) -> None:
+def push_header(w: Writer, msg: Message, first: PayloadType) -> None:
+    """The 28-byte IKE header, its length left 0 for the caller to patch (octets 24-27)."""
     w.bytes(msg.spi_i)
     w.bytes(msg.spi_r)
     w.u8(first)
@@ -155,8 +157,8 @@ def encode_message(msg: Message) -> bytes:
     """Encode a message whose payloads are all in the clear (or an already sealed SK)."""
     w = Writer()
     first = msg.payloads[0].TYPE if msg.payloads else PayloadType.NONE
-    _push_header(w, msg, first)
-    _push_chain(w, msg.payloads, PayloadType.NONE)
+    push_header(w, msg, first)
+    push_chain(w, msg.payloads, PayloadType.NONE)
     data = bytearray(w.getvalue())
     data[24:28] = len(data).to_bytes(4, "big")
     return bytes(data)
@@ -164,7 +166,7 @@ def encode_message(msg: Message) -> bytes:
 
 def encode_payloads(payloads: list[Payload] | tuple[Payload, ...]) -> bytes:
     w = Writer()
-    _push_chain(w, payloads, PayloadType.NONE)
+    push_chain(w, payloads, PayloadType.NONE)
     return w.getvalue()
 
 
@@ -190,8 +192,8 @@ def encode_encrypted(
     body_len = crypter.sealed_length(len(plaintext))
     w = Writer()
     first = msg.payloads[0].TYPE if msg.payloads else PayloadType.SK
-    _push_header(w, msg, first)
-    _push_chain(w, msg.payloads, PayloadType.SK)
+    push_header(w, msg, first)
+    push_chain(w, msg.payloads, PayloadType.SK)
     w.u8(first_inner)
     w.u8(0)
     w.u16(4 + body_len)
