@@ -16,6 +16,7 @@ from ..core.connection import (
     CloseAction,
     ConnectionConfig,
     Identity,
+    LocalPubkey,
     Mode,
     RetransmitPolicy,
     StartAction,
@@ -23,6 +24,7 @@ from ..core.connection import (
 )
 from ..core.liveness import DpdAction, LivenessPolicy
 from ..core.proposal import CryptoProposal
+from ..crypto.certs import Trust
 from ..wire.payloads import TrafficSelector
 from .proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 from .schema import ChildSection, ConnectionSection
@@ -85,9 +87,12 @@ def connection_from(
     psk: bytes,
     proposals: tuple[CryptoProposal, ...],
     children: tuple[ChildConfig, ...],
+    local_pubkey: LocalPubkey | None = None,
+    remote_trust: Trust | None = None,
 ) -> ConnectionConfig:
     """One ``connections.NAME`` section, with what the loader resolves around it: the
-    identities, the PSK from ``secrets``, the parsed proposals and the children."""
+    identities, the PSK from ``secrets``, the parsed proposals and the children, our
+    certificates and key and the peer's CAs (None: that side uses the PSK)."""
     return ConnectionConfig(
         name=name,
         local_id=local_id,
@@ -109,6 +114,8 @@ def connection_from(
         over_time=section.over_time,
         rand_time=section.rand_time,
         unique=Unique(section.unique),
+        local_pubkey=local_pubkey,
+        remote_trust=remote_trust,
     )
 
 

@@ -12,6 +12,10 @@ from enum import Enum
 
 from cryptography import x509
 
+from ..crypto import der
+from ..crypto.cert_ids import dn_text, parse_dn, rdns_of_der
+from ..crypto.certs import Trust
+from ..crypto.signature import PrivateKey
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
 from .liveness import LivenessPolicy
@@ -79,9 +83,9 @@ class Identity:
             return cls(IdType.ID_RFC822_ADDR, text.encode())
         if "=" in text:
             try:
-                name = x509.Name.from_rfc4514_string(text.replace(", ", ","))
+                name = parse_dn(text)
             except ValueError as exc:
-                raise ValueError(f"identity {text!r} is not a valid distinguished name") from exc
+                raise ValueError(f"identity {text!r} is not a distinguished name: {exc}") from None
             return cls(IdType.ID_DER_ASN1_DN, name.public_bytes())
         return cls(IdType.ID_FQDN, text.encode())
 
@@ -92,10 +96,21 @@ class Identity:
             return self.data.decode("utf-8", "replace")
         if self.id_type == IdType.ID_DER_ASN1_DN:
             try:
-                return x509.Name.from_der(self.data).rfc4514_string()  # type: ignore[attr-defined]
-            except (ValueError, AttributeError):
+                return dn_text(rdns_of_der(self.data))
+            except der.DerError:
                 pass
         return self.data.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPubkey:
+    """``local.auth = "pubkey"``: our certificate, the intermediates to send, our key."""
+
+    certs: tuple[x509.Certificate, ...]
+    """End-entity certificate first, then intermediate CA certificates."""
+    key: PrivateKey = field(repr=False)
+    pss: bool
+    """Sign with RSASSA-PSS (``auth = "rsa/pss"``) rather than PKCS#1 v1.5."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +208,10 @@ class ConnectionConfig:
     rand_time: float | None
     """Random reduction of rekey_time and reauth_time; None: over_time, as in strongSwan."""
     unique: Unique
+    local_pubkey: LocalPubkey | None
+    """``local.auth = "pubkey"``: our certificates and key; None authenticates with the PSK."""
+    remote_trust: Trust | None
+    """``remote.auth = "pubkey"``: the CAs the peer's certificate must chain to; None: PSK."""
 
     @property
     def ike_over_time(self) -> float:

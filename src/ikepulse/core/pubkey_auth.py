@@ -1,0 +1,141 @@
+"""Certificate authentication in IKE_AUTH (RFC 7296 §2.15, §3.6-§3.8; RFC 7427; RFC 4945).
+
+What we send: CERT payloads with our end-entity certificate and intermediates, CERTREQ
+naming the CAs we trust, AUTH signed with the method the peer can verify. What we check:
+the peer's AUTH signature with the key of its end-entity certificate, the chain to one of
+our CAs at the wall-clock time, and that the certificate names the identity it claims.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ..crypto import signature
+from ..crypto.algid import SignatureError
+from ..crypto.cert_ids import identities_in, in_certificate
+from ..crypto.certs import CertificateError, Trust, spki_sha1, validate
+from ..wire.buffer import DecodeError
+from ..wire.enums import AuthMethod, CertEncoding, HashAlgorithm, NotifyType
+from ..wire.message import decode_message
+from ..wire.payloads import AuthPayload, CertPayload, CertreqPayload, NotifyPayload
+from .connection import Identity, LocalPubkey
+from .errors import AuthenticationFailed
+
+if TYPE_CHECKING:
+    from .hosts import TaskHost
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_METHODS = frozenset(
+    {
+        AuthMethod.RSA_SIG,
+        AuthMethod.ECDSA_SHA256_P256,
+        AuthMethod.ECDSA_SHA384_P384,
+        AuthMethod.ECDSA_SHA512_P521,
+        AuthMethod.DIGITAL_SIGNATURE,
+    }
+)
+
+
+def hash_notify() -> NotifyPayload:
+    """SIGNATURE_HASH_ALGORITHMS with what we can verify (RFC 7427 §4)."""
+    data = b"".join(int(h).to_bytes(2, "big") for h in signature.OUR_HASHES)
+    return NotifyPayload(NotifyType.SIGNATURE_HASH_ALGORITHMS, data)
+
+
+def hashes_in(notify: NotifyPayload | None) -> frozenset[HashAlgorithm] | None:
+    if notify is None:
+        return None
+    data = notify.data[: len(notify.data) & ~1]
+    return frozenset(
+        HashAlgorithm(int.from_bytes(data[i : i + 2], "big")) for i in range(0, len(data), 2)
+    )
+
+
+def peer_hashes(sa: TaskHost) -> frozenset[HashAlgorithm] | None:
+    """The hashes the peer announced in its IKE_SA_INIT message, None if it did not."""
+    try:
+        message = decode_message(sa.sk.received_init)
+    except DecodeError:
+        return None
+    for payload in message.payloads:
+        if isinstance(payload, NotifyPayload) and (
+            payload.type == NotifyType.SIGNATURE_HASH_ALGORITHMS
+        ):
+            return hashes_in(payload)
+    return None
+
+
+def certreq(trust: Trust) -> CertreqPayload:
+    """One CERTREQ naming every CA we trust for the peer (§3.7)."""
+    data = b"".join(spki_sha1(ca) for ca in trust.cacerts)
+    return CertreqPayload(CertEncoding.X509_SIGNATURE, data)
+
+
+def cert_payloads(local: LocalPubkey) -> list[CertPayload]:
+    """Our end-entity certificate, then the intermediates (self-signed roots stay home)."""
+    ee, *rest = local.certs
+    out = [ee] + [c for c in rest if c.subject != c.issuer]
+    return [CertPayload(CertEncoding.X509_SIGNATURE, c.public_bytes(Encoding.DER)) for c in out]
+
+
+def sign(sa: TaskHost, local: LocalPubkey, octets: bytes) -> AuthPayload:
+    method, scheme = signature.choose(local.key, peer_hashes(sa), local.pss)
+    return AuthPayload(method, signature.sign(local.key, method, scheme, octets))
+
+
+def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Certificate]:
+    out = []
+    for payload in payloads:
+        if payload.encoding != CertEncoding.X509_SIGNATURE:
+            continue
+        try:
+            out.append(x509.load_der_x509_certificate(payload.data))
+        except ValueError as exc:
+            raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
+    if not out:
+        raise AuthenticationFailed(f"{peer} sent no X.509 certificate (CERT payload)")
+    return out
+
+
+def verify(
+    sa: TaskHost,
+    trust: Trust,
+    peer: Identity,
+    auth: AuthPayload,
+    certs: list[CertPayload],
+    octets: bytes,
+    now: float,
+) -> x509.Certificate:
+    """The peer's end-entity certificate, once its AUTH, its chain and its identity check
+    out; AuthenticationFailed saying which did not."""
+    if auth.method not in SIGNATURE_METHODS:
+        raise AuthenticationFailed(
+            f"{peer} uses auth method {auth.method.name}; this connection wants a signature"
+        )
+    ee, *intermediates = _certificates(certs, peer)
+    try:
+        key = signature.public_key_of(ee)
+        scheme = signature.verify(key, auth.method, auth.data, octets)
+    except SignatureError as exc:
+        raise AuthenticationFailed(f"AUTH of {peer} refused: {exc}") from None
+    at = dt.datetime.fromtimestamp(now + sa.manager.wall_offset, tz=dt.UTC)
+    try:
+        validate(ee, intermediates, trust, at)
+    except CertificateError as exc:
+        raise AuthenticationFailed(f"certificate of {peer} refused: {exc}") from None
+    if not in_certificate(peer.id_type, peer.data, ee):
+        names = "; ".join(identities_in(ee))
+        raise AuthenticationFailed(
+            f"{peer} is not an identity of its certificate (which names {names})"
+        )
+    log.info(
+        "%s: %s authenticated with %s (%s), certificate %s",
+        sa.label, peer, auth.method.name, scheme, identities_in(ee)[0],
+    )  # fmt: skip
+    return ee
