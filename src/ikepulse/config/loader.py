@@ -6,6 +6,7 @@ messages.
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,17 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..core.connection import ConnectionConfig, Identity
+from ..crypto.cert_ids import identities_in, in_certificate
+from ..wire.enums import IdType
 from .build import child_from, connection_from
+from .credentials import (
+    CredentialError,
+    PrivateKeys,
+    check_at,
+    local_pubkey,
+    remote_trust,
+    unused_side_keys,
+)
 from .proposals import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
@@ -65,15 +76,19 @@ def _message(error: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def load_config(path: str | Path) -> Settings:
+def load_config(path: str | Path, check_at: dt.datetime | None = None) -> Settings:
+    """The configuration at ``path``; with ``check_at`` also our certificates' validity and
+    chains at that time (``ikepulse check-config``)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), check_at)
 
 
-def parse_config(text: str, path: str = "<string>") -> Settings:
+def parse_config(
+    text: str, path: str = "<string>", check_at: dt.datetime | None = None
+) -> Settings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -85,11 +100,14 @@ def parse_config(text: str, path: str = "<string>") -> Settings:
         raise ConfigError("\n".join(problems)) from None
     problems: list[str] = []
     connections = []
+    keys = PrivateKeys(parsed.secrets)
     for name, section in parsed.connections.items():
         try:
-            connections.append(_connection(name, section, parsed.secrets, path))
+            connections.append(_connection(name, section, parsed.secrets, keys, path))
         except ConfigError as exc:
             problems.append(str(exc))
+    if check_at is not None and not problems:
+        problems.extend(_check_credentials(parsed, check_at, path))
     if problems:
         raise ConfigError("\n".join(problems))
     daemon = parsed.daemon
@@ -136,8 +154,33 @@ def _identity(text: str, key: str) -> Identity:
         raise ConfigError(f"{key}: {exc}") from None
 
 
+def _check_credentials(parsed: ConfigFile, at: dt.datetime, path: str) -> list[str]:
+    cacerts = []
+    for section in parsed.connections.values():
+        if section.remote.pubkey:
+            cacerts.extend(c for c in remote_trust(section.remote).cacerts)
+    return [
+        f"{path}: connections.{name}.{problem}"
+        for name, section in parsed.connections.items()
+        for problem in check_at(section.local, section.remote, cacerts, at)
+    ]
+
+
+def _credentials(section: ConnectionSection, keys: PrivateKeys):
+    """(our certificates and key, the peer's CAs), None for a PSK side."""
+    unused_side_keys(section.local, "local")
+    unused_side_keys(section.remote, "remote")
+    local = local_pubkey(section.local, keys) if section.local.pubkey else None
+    remote = remote_trust(section.remote) if section.remote.pubkey else None
+    return local, remote
+
+
 def _connection(
-    name: str, section: ConnectionSection, secrets: dict[str, SecretSection], path: str
+    name: str,
+    section: ConnectionSection,
+    secrets: dict[str, SecretSection],
+    keys: PrivateKeys,
+    path: str,
 ) -> ConnectionConfig:
     prefix = f"{path}: connections.{name}"
     try:
@@ -157,16 +200,34 @@ def _connection(
             )
             for child_name, child in section.children.items()
         )
+        try:
+            ours, trust = _credentials(section, keys)
+        except CredentialError as exc:
+            raise ConfigError(str(exc)) from None
         local_text = section.local.id or next(
             (a for a in section.local_addrs if a != "%any" and "/" not in a), None
         )
-        if local_text is None:
+        if ours is not None and section.local.id is None:
+            subject = ours.certs[0].subject.public_bytes()
+            local_id = Identity(IdType.ID_DER_ASN1_DN, subject)  # strongSwan's default
+        elif local_text is None:
             raise ConfigError("local.id: needed when local_addrs has no single address")
-        local_id = _identity(local_text, "local.id")
+        else:
+            local_id = _identity(local_text, "local.id")
+        if ours is not None and not in_certificate(
+            local_id.id_type, local_id.data, ours.certs[0]
+        ):
+            names = "; ".join(identities_in(ours.certs[0]))
+            raise ConfigError(
+                f"local.id: {local_id} is not in {section.local.certs[0]} (it names {names})"
+            )
         remote_id = _identity(section.remote.id, "remote.id") if section.remote.id else None
     except ConfigError as exc:
         raise ConfigError(f"{prefix}.{exc}") from None
-    psk = _find_secret(local_id, remote_id, secrets, path)
+    if ours is not None and trust is not None:
+        psk = b""
+    else:
+        psk = _find_secret(local_id, remote_id, secrets, path)
     if psk is None:
         raise ConfigError(
             f"{prefix}: no [secrets] entry matches ids {local_id} and {remote_id or '%any'}"
@@ -179,6 +240,8 @@ def _connection(
         psk=psk,
         proposals=proposals,
         children=children,
+        local_pubkey=ours,
+        remote_trust=trust,
     )
 
 
@@ -188,6 +251,12 @@ def _find_secret(
     """The best matching secret, as strongSwan ranks them: both ids, one id, no ids."""
     best, best_score = None, -1
     for name, entry in secrets.items():
+        if entry.private_key is not None:
+            if entry.secret is not None or entry.secret_file is not None:
+                raise ConfigError(
+                    f"{path}: secrets.{name}: a private_key entry holds no secret or secret_file"
+                )
+            continue
         ids = {_identity(i, f"secrets.{name}.ids") for i in entry.ids}
         if ids and not ids & {local, remote}:
             continue

@@ -101,16 +101,31 @@ class DaemonSection(Strict):
         return value
 
 
+PUBKEY_AUTHS = ("pubkey", "rsa", "ecdsa", "ed25519", "rsa/pss")
+"""swanctl.conf's public-key ``auth`` values; ``rsa/pss`` signs with RSASSA-PSS."""
+
+
 class AuthSection(Strict):
     auth: str = "psk"
     id: str | None = None
+    certs: list[str] = []
+    """local: our certificate (end entity first, then intermediates), PEM or DER files."""
+    cacerts: list[str] = []
+    """remote: CA certificates the peer's certificate must chain to."""
+    crls: list[str] = []
+    """remote: CRL files (PEM or DER) of those CAs."""
+    revocation: Literal["strict", "ifuri", "relaxed"] = "relaxed"
 
     @field_validator("auth")
     @classmethod
-    def _psk_only(cls, value: str) -> str:
-        if value != "psk":
-            raise ValueError(f'auth = {value!r} is not supported yet (only "psk")')
+    def _known_auth(cls, value: str) -> str:
+        if value != "psk" and value not in PUBKEY_AUTHS:
+            raise ValueError(f"auth = {value!r} is not supported (psk, {', '.join(PUBKEY_AUTHS)})")
         return value
+
+    @property
+    def pubkey(self) -> bool:
+        return self.auth in PUBKEY_AUTHS
 
 
 class ChildSection(Strict):
@@ -189,6 +204,8 @@ class SecretSection(Strict):
     ids: list[str] = []
     secret: str | None = None
     secret_file: str | None = None
+    private_key: str | None = None
+    """A PEM or DER private key file (RSA, ECDSA or Ed25519), found by its certificate."""
 
 
 class ConfigFile(Strict):
