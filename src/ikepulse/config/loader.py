@@ -214,9 +214,7 @@ def _connection(
             raise ConfigError("local.id: needed when local_addrs has no single address")
         else:
             local_id = _identity(local_text, "local.id")
-        if ours is not None and not in_certificate(
-            local_id.id_type, local_id.data, ours.certs[0]
-        ):
+        if ours is not None and not in_certificate(local_id.id_type, local_id.data, ours.certs[0]):
             names = "; ".join(identities_in(ours.certs[0]))
             raise ConfigError(
                 f"local.id: {local_id} is not in {section.local.certs[0]} (it names {names})"
