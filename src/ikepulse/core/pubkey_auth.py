@@ -92,7 +92,7 @@ def sign(sa: TaskHost, local: LocalPubkey, octets: bytes) -> AuthPayload:
 def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Certificate]:
     out = []
     for payload in payloads:
-        if payload.encoding != CertEncoding.X509_SIGNATURE:
+        if type(payload) is not CertPayload or payload.encoding != CertEncoding.X509_SIGNATURE:
             continue
         try:
             out.append(x509.load_der_x509_certificate(payload.data))
@@ -100,6 +100,7 @@ def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Cert
             raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
     if not out:
         raise AuthenticationFailed(f"{peer} sent no X.509 certificate (CERT payload)")
+    # CERTREQ payloads are CertPayloads too (§3.7 shares §3.6's layout): skipped above.
     return out
 
 
