@@ -139,7 +139,7 @@ class IkeAuth(Task):
             c
             for c in self.sa.candidates
             if (c.remote_id is None or id_matches(c.remote_id, peer))
-            and (me is None or c.local_id == me)
+            and (me is None or id_matches(c.local_id, me))
         ]
         for connection in found:
             if (connection.remote_trust is not None) == pubkey:
