@@ -25,13 +25,14 @@ LEFT_DN, RIGHT_DN = "C=CH, O=lab, CN=left", "C=CH, O=lab, CN=right"
 
 
 def start(lab, *, left, right, left_cas, right_cas, left_remote_id=RIGHT_DN,
-          right_remote_id=LEFT_DN, pss=False):  # fmt: skip
+          right_remote_id=LEFT_DN, pss=False, charon_options=""):  # fmt: skip
     """strongSwan on the right with ``right`` (list: EE first), trusting ``right_cas``;
     ikepulse on the left with ``left``, trusting ``left_cas``."""
     charon = lab.charon(lab.right)
     install_for_charon(charon.workdir, right, right_cas)
     conf = swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr)
-    charon.start(swanctl_with_certs(conf, swanctl_auth(right[0], right_remote_id, pss=pss)))
+    auth = swanctl_auth(right[0], right_remote_id, pss=pss)
+    charon.start(swanctl_with_certs(conf, auth), charon_options)
     daemon = lab.ikepulse(lab.left)
     lines, secrets = ikepulse_auth(left, left_remote_id, left_cas, pss=pss)
     conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
@@ -79,6 +80,29 @@ def test_certificates_both_roles(lab, kind, initiator):
         assert method[kind] in log.split(f"authentication of '{LEFT_DN}' with")[1][:80]
     daemon_log = daemon.log.read_text()
     assert "authenticated with DIGITAL_SIGNATURE" in daemon_log
+
+
+@pytest.mark.parametrize("initiator", ["ikepulse", "strongswan"])
+@pytest.mark.parametrize(
+    "kind, method", [("rsa2048", "RSA_SIG"), ("ecdsa384", "ECDSA_SHA384_P384")]
+)
+def test_classic_methods_with_a_peer_without_rfc7427(lab, kind, method, initiator):
+    """strongSwan with ``signature_authentication = no`` announces no hash algorithms:
+    both sides sign with the classic method for the key (RFC 7296 §3.8, RFC 4754)."""
+    pki = LabPki(lab.workdir / "pki")
+    ca = pki.ca("ca", "C=CH, O=lab, CN=Lab CA", kind)
+    left = pki.issue(ca, "left", LEFT_DN, kind)
+    right = pki.issue(ca, "right", RIGHT_DN, kind)
+    charon, daemon = start(lab, left=[left], right=[right], left_cas=[ca.cert],
+                           right_cas=[ca.cert],
+                           charon_options="signature_authentication = no")  # fmt: skip
+    initiate(initiator, charon, daemon)
+    established(charon, daemon)
+    assert f"authenticated with {method}" in daemon.log.read_text()
+    sent = [
+        line for line in charon.log.read_text().splitlines() if "generating IKE_SA_INIT" in line
+    ]
+    assert sent and not any("N(HASH_ALG)" in line for line in sent)
 
 
 def test_three_level_chain(lab):
