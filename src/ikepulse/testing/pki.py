@@ -162,3 +162,43 @@ def crl(issuer: Issued, revoked: tuple[int, ...] = (), next_update: dt.datetime 
 
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
+
+
+LEFT_DN, RIGHT_DN = "C=CH, O=test, CN=left.example", "C=CH, O=test, CN=right.example"
+
+
+def cert_peers(
+    root: Issued,
+    kind: str,
+    *,
+    ike: str = "aes256gcm16-prfsha256-x25519",
+    seed: int = 1,
+    issued: dict | None = None,
+):
+    """Two in-memory peers (``testing.loopback``) that authenticate with ``kind``
+    certificates from ``root``, their clocks at ``NOW``. Returns (left, right, clock).
+    ``issued`` keeps the certificates made for reuse by the next call."""
+    import random
+
+    from ..core.connection import LocalPubkey
+    from ..core.sa_manager import SaManager
+    from ..crypto.certs import Revocation, Trust
+    from .loopback import LEFT, LEFT_NET, RIGHT, RIGHT_NET, Clock, Peer, connection
+
+    clock = Clock()
+    offset = NOW.timestamp() - clock.now
+    trust = Trust((root.cert,), (), Revocation.RELAXED)
+    sides = []
+    for own, other, nets in ((LEFT_DN, RIGHT_DN, (LEFT_NET, RIGHT_NET)),
+                             (RIGHT_DN, LEFT_DN, (RIGHT_NET, LEFT_NET))):  # fmt: skip
+        if issued is None or own not in issued:
+            made = root.issue(own, new_key(kind.removesuffix("-pss")))
+            if issued is not None:
+                issued[own] = made
+        else:
+            made = issued[own]
+        creds = LocalPubkey((made.cert,), made.key, kind.endswith("-pss"))
+        sides.append(connection(own, other, *nets, ike=ike, local_pubkey=creds, remote_trust=trust))
+    a = Peer(SaManager([sides[0]], random.Random(seed), wall_offset=offset), LEFT)
+    b = Peer(SaManager([sides[1]], random.Random(seed + 1), wall_offset=offset), RIGHT)
+    return a, b, clock
