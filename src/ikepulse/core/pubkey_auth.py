@@ -13,10 +13,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ..crypto import signature
-from ..crypto.algid import SignatureError
+from ..crypto.algid import Scheme, SignatureError
 from ..crypto.cert_ids import identities_in, in_certificate
 from ..crypto.certs import CertificateError, Trust, spki_sha1, validate
 from ..wire.buffer import DecodeError
@@ -104,6 +105,43 @@ def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Cert
     return out
 
 
+def check_peer(
+    trust: Trust,
+    peer: Identity,
+    auth: AuthPayload,
+    certs: list[CertPayload],
+    octets: bytes,
+    at: dt.datetime,
+) -> tuple[x509.Certificate, Scheme]:
+    """The peer's end-entity certificate and signature scheme, once its AUTH, its chain
+    (at wall-clock time ``at``) and its identity check out; AuthenticationFailed saying
+    which did not, whatever the peer sent."""
+    if auth.method not in SIGNATURE_METHODS:
+        raise AuthenticationFailed(
+            f"{peer} uses auth method {auth.method.name}; this connection wants a signature"
+        )
+    ee, *intermediates = _certificates(certs, peer)
+    try:
+        try:
+            key = signature.public_key_of(ee)
+            scheme = signature.verify(key, auth.method, auth.data, octets)
+        except SignatureError as exc:
+            raise AuthenticationFailed(f"AUTH of {peer} refused: {exc}") from None
+        try:
+            validate(ee, intermediates, trust, at)
+        except CertificateError as exc:
+            raise AuthenticationFailed(f"certificate of {peer} refused: {exc}") from None
+        if not in_certificate(peer.id_type, peer.data, ee):
+            names = "; ".join(identities_in(ee))
+            raise AuthenticationFailed(
+                f"{peer} is not an identity of its certificate (which names {names})"
+            )
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        # pyca parses extensions and names lazily: a malformed one surfaces here.
+        raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
+    return ee, scheme
+
+
 def verify(
     sa: TaskHost,
     trust: Trust,
@@ -113,28 +151,9 @@ def verify(
     octets: bytes,
     now: float,
 ) -> x509.Certificate:
-    """The peer's end-entity certificate, once its AUTH, its chain and its identity check
-    out; AuthenticationFailed saying which did not."""
-    if auth.method not in SIGNATURE_METHODS:
-        raise AuthenticationFailed(
-            f"{peer} uses auth method {auth.method.name}; this connection wants a signature"
-        )
-    ee, *intermediates = _certificates(certs, peer)
-    try:
-        key = signature.public_key_of(ee)
-        scheme = signature.verify(key, auth.method, auth.data, octets)
-    except SignatureError as exc:
-        raise AuthenticationFailed(f"AUTH of {peer} refused: {exc}") from None
+    """``check_peer`` at the wall-clock time of ``now``, logged."""
     at = dt.datetime.fromtimestamp(now + sa.manager.wall_offset, tz=dt.UTC)
-    try:
-        validate(ee, intermediates, trust, at)
-    except CertificateError as exc:
-        raise AuthenticationFailed(f"certificate of {peer} refused: {exc}") from None
-    if not in_certificate(peer.id_type, peer.data, ee):
-        names = "; ".join(identities_in(ee))
-        raise AuthenticationFailed(
-            f"{peer} is not an identity of its certificate (which names {names})"
-        )
+    ee, scheme = check_peer(trust, peer, auth, certs, octets, at)
     log.info(
         "%s: %s authenticated with %s (%s), certificate %s",
         sa.label, peer, auth.method.name, scheme, identities_in(ee)[0],
