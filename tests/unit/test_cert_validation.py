@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ikepulse.core.connection import Identity
@@ -123,13 +124,13 @@ def test_ifuri_refuses_only_certificates_that_name_a_crl_uri(root, leaf, kind):
         not_valid_after=cert.not_valid_after_utc,
         extensions=[*cert.extensions],
     ).add_extension(x509.CRLDistributionPoints([point]), critical=False)  # fmt: skip
-    with_uri = builder.sign(root.key, pki._hash(root.key))
+    with_uri = builder.sign(root.key, pki.signing_hash(root.key))
     with pytest.raises(CertificateError, match="ifuri"):
         validate(with_uri, [], ifuri, NOW)
 
 
 def test_bad_signature_refused(root, leaf):
-    der = bytearray(leaf.cert.public_bytes(pki.serialization.Encoding.DER))
+    der = bytearray(leaf.cert.public_bytes(Encoding.DER))
     der[-3] ^= 0x01  # inside the signature value
     tampered = x509.load_der_x509_certificate(bytes(der))
     with pytest.raises(CertificateError, match="does not verify|signature"):

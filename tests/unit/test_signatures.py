@@ -7,8 +7,10 @@ import hashlib
 import hmac
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from ikepulse.crypto.algid import (
     RSA_PSS,
@@ -183,12 +185,12 @@ def test_rsa_exponent_0_or_1_in_a_certificate_refused_cleanly(exponent):
     """A certificate with e = 0 or 1 (the signature then verifies for any message)."""
     key = pki.new_key("rsa2048", public_exponent=3)
     cert = pki.certificate("C=CH, O=test, CN=bad", key)
-    der = cert.public_bytes(pki.serialization.Encoding.DER)
+    der = cert.public_bytes(Encoding.DER)
     n = key.public_key().public_numbers().n.to_bytes(256, "big")
     assert der.count(n + b"\x02\x01\x03") == 1
     bad = der.replace(n + b"\x02\x01\x03", n + b"\x02\x01" + bytes([exponent]))
     with pytest.raises(SignatureError, match="unusable public key"):
-        public_key_of(pki.x509.load_der_x509_certificate(bad))
+        public_key_of(x509.load_der_x509_certificate(bad))
 
 
 def test_small_rsa_key_refused():

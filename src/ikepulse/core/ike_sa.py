@@ -370,6 +370,7 @@ class IkeSa:
         self.nat_local, self.nat_remote = old.nat_local, old.nat_remote
         self.mobility.carry_over(old.mobility)
         self.peer_qcd_token = old.peer_qcd_token
+        self.peer_certificate = old.peer_certificate
         self.liveness.carry_over(old.liveness, now)
         self.renewal.reinstated()
         self.state_to(IkeState.CONNECTING)

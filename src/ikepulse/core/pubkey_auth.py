@@ -97,7 +97,7 @@ def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Cert
             continue
         try:
             out.append(x509.load_der_x509_certificate(payload.data))
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
     if not out:
         raise AuthenticationFailed(f"{peer} sent no X.509 certificate (CERT payload)")

@@ -84,7 +84,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise SignatureError(f"not a PEM or DER certificate ({exc})") from None
 
 

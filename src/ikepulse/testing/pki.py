@@ -15,8 +15,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ..crypto.cert_ids import parse_dn
 
-__all__ = ["serialization", "x509"]
-
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 """The moment test certificates are made around."""
 
@@ -36,7 +34,8 @@ def new_key(kind: str, public_exponent: int = 65537):
     raise ValueError(f"unknown key type {kind}")
 
 
-def _hash(key):
+def signing_hash(key):
+    """The hash a CA key signs certificates and CRLs with (None for Ed25519)."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
@@ -124,7 +123,7 @@ def certificate(
     if pss and isinstance(signer, rsa.RSAPrivateKey):
         scheme = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH)
         return builder.sign(signer, hashes.SHA256(), rsa_padding=scheme)
-    return builder.sign(signer, _hash(signer))
+    return builder.sign(signer, signing_hash(signer))
 
 
 def _general_name(text: str) -> x509.GeneralName:
@@ -158,7 +157,7 @@ def crl(issuer: Issued, revoked: tuple[int, ...] = (), next_update: dt.datetime 
             .revocation_date(NOW - dt.timedelta(days=1))
             .build()
         )
-    return builder.sign(issuer.key, _hash(issuer.key))
+    return builder.sign(issuer.key, signing_hash(issuer.key))
 
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
