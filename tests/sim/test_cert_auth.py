@@ -80,6 +80,17 @@ def test_certificates_of_each_key_type_establish(root, kind):
     assert ike_sa_status(right_sa, 0.0)["peer_certificate"]["subject"] == LEFT_DN
 
 
+def test_status_text_shows_the_peer_certificate(root):
+    from ikepulse.cli.status import format_status
+
+    a, b, clock = peers(credentials(root, LEFT_DN, "ecdsa256"),
+                        credentials(root, RIGHT_DN, "ecdsa256"), [root])  # fmt: skip
+    sa = run(a, b, clock)
+    text = format_status([ike_sa_status(sa, 0.0)])
+    expiry = (pki.NOW + dt.timedelta(days=365)).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"peer certificate '{RIGHT_DN}', expires {expiry} UTC" in text
+
+
 def test_three_level_chain_sends_the_intermediate(root):
     mid = root.issue("C=CH, O=test, CN=Intermediate", pki.new_key("ecdsa256"), ca=True)
     left = mid.issue(LEFT_DN, pki.new_key("ecdsa384"))

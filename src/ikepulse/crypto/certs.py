@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+from .cert_ids import dn_text, rdns_of_name
 from .errors import CryptoError
 
 MAX_DEPTH = 8
@@ -70,7 +71,8 @@ def spki_sha1(cert: x509.Certificate) -> bytes:
 
 
 def describe(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string() or f"serial {cert.serial_number:x}"
+    """A certificate for messages: its subject as strongSwan writes DNs."""
+    return dn_text(rdns_of_name(cert.subject)) or f"serial {cert.serial_number:x}"
 
 
 def _eku_ok(policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
