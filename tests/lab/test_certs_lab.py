@@ -12,6 +12,7 @@ from ikepulse.testing.lab import ikepulse_conf, swanctl_conf, wait_for
 from ikepulse.testing.lab_pki import (
     KINDS,
     LabPki,
+    crl,
     ikepulse_auth,
     ikepulse_with_certs,
     install_for_charon,
@@ -25,7 +26,8 @@ LEFT_DN, RIGHT_DN = "C=CH, O=lab, CN=left", "C=CH, O=lab, CN=right"
 
 
 def start(lab, *, left, right, left_cas, right_cas, left_remote_id=RIGHT_DN,
-          right_remote_id=LEFT_DN, pss=False, charon_options=""):  # fmt: skip
+          right_remote_id=LEFT_DN, pss=False, charon_options="", crls=(),
+          revocation="relaxed"):  # fmt: skip
     """strongSwan on the right with ``right`` (list: EE first), trusting ``right_cas``;
     ikepulse on the left with ``left``, trusting ``left_cas``."""
     charon = lab.charon(lab.right)
@@ -34,7 +36,8 @@ def start(lab, *, left, right, left_cas, right_cas, left_remote_id=RIGHT_DN,
     auth = swanctl_auth(right[0], right_remote_id, pss=pss)
     charon.start(swanctl_with_certs(conf, auth), charon_options)
     daemon = lab.ikepulse(lab.left)
-    lines, secrets = ikepulse_auth(left, left_remote_id, left_cas, pss=pss)
+    lines, secrets = ikepulse_auth(left, left_remote_id, left_cas, pss=pss, crls=crls,
+                                   revocation=revocation)  # fmt: skip
     conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
     daemon.start(ikepulse_with_certs(conf, lines, secrets))
     return charon, daemon
@@ -172,3 +175,25 @@ def test_wrong_id_refused(lab):
     daemon.cli("up", "lab", "--timeout", "5", check=False)
     wait_for(lambda: "no matching peer config found" in charon.log.read_text(), 10, "refusal")
     assert not [s for s in daemon.status() if s["state"] == "ESTABLISHED"]
+
+
+def test_revoked_certificate_refused_and_strict_revocation(lab):
+    """A CRL made by ``pki --signcrl`` revokes strongSwan's certificate; another CRL that does
+    not list it lets the same certificate through under ``revocation = strict``."""
+    pki = LabPki(lab.workdir / "pki")
+    ca = pki.ca("ca", "C=CH, O=lab, CN=Lab CA")
+    left = pki.issue(ca, "left", LEFT_DN, "ecdsa256")
+    right = pki.issue(ca, "right", RIGHT_DN, "ecdsa256")
+    revoked = crl(pki.dir, ca, [right])
+    charon, daemon = start(lab, left=[left], right=[right], left_cas=[ca.cert],
+                           right_cas=[ca.cert], crls=[revoked], revocation="strict")  # fmt: skip
+    daemon.cli("up", "lab", "--timeout", "5", check=False)
+    _refused_by_ikepulse(daemon, f"{RIGHT_DN} is revoked")
+    daemon.stop()
+    good = crl(lab.workdir, ca, [left])  # lists another certificate
+    daemon = lab.ikepulse(lab.left, "ikepulse2")
+    lines, secrets = ikepulse_auth([left], RIGHT_DN, [ca.cert], crls=[good], revocation="strict")
+    conf = ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr)
+    daemon.start(ikepulse_with_certs(conf, lines, secrets))
+    daemon.cli("up", "lab", "--timeout", "10")
+    established(charon, daemon)

@@ -78,6 +78,17 @@ class LabPki:
         return Pem(cert, key, dn, KINDS[kind][2])
 
 
+def crl(directory: Path, issuer: Pem, revoked: list[Pem]) -> Path:
+    """A CRL from ``issuer`` revoking ``revoked`` (``pki --signcrl``)."""
+    path = directory / f"{issuer.cert.stem}.crl"
+    args = ["--signcrl", "--cacert", str(issuer.cert), "--cakey", str(issuer.key),
+            "--lifetime", "7", "--outform", "pem"]  # fmt: skip
+    for pem in revoked:
+        args += ["--cert", str(pem.cert)]
+    path.write_bytes(_pki(*args))
+    return path
+
+
 def install_for_charon(workdir: Path, own: list[Pem], cas: list[Path]) -> None:
     """Our certificate(s) in ``x509/`` (intermediates too), the key of the first in
     ``private/``, trusted CAs in ``x509ca/``, beside the swanctl.conf in ``workdir``."""
@@ -105,15 +116,23 @@ def swanctl_auth(own: Pem, remote_id: str, *, pss: bool = False, remote_ca: Path
 
 
 def ikepulse_auth(
-    own: list[Pem], remote_id: str, cacerts: list[Path], *, pss: bool = False
+    own: list[Pem],
+    remote_id: str,
+    cacerts: list[Path],
+    *,
+    pss: bool = False,
+    crls: list[Path] = (),
+    revocation: str = "relaxed",
 ) -> tuple[str, str]:
     """ikepulse's ``local``/``remote`` lines and its ``[secrets]`` entry for certificates."""
     certs = ", ".join(f'"{p.cert}"' for p in own)
     cas = ", ".join(f'"{c}"' for c in cacerts)
+    crl_list = ", ".join(f'"{c}"' for c in crls)
     auth = "rsa/pss" if pss else "pubkey"
     lines = (
         f'local = {{ auth = "{auth}", id = "{own[0].dn}", certs = [{certs}] }}\n'
-        f'remote = {{ auth = "pubkey", id = "{remote_id}", cacerts = [{cas}] }}\n'
+        f'remote = {{ auth = "pubkey", id = "{remote_id}", cacerts = [{cas}], '
+        f'crls = [{crl_list}], revocation = "{revocation}" }}\n'
     )
     secrets = f'[secrets.own-key]\nprivate_key = "{own[0].key}"\n'
     return lines, secrets
