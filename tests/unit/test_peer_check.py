@@ -4,6 +4,7 @@ certificate, or AuthenticationFailed with a reason (never another exception)."""
 from __future__ import annotations
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -82,3 +83,27 @@ def test_mutated_certificates_and_auth_data_get_a_verdict(setup, data):
         check_peer(trust, PEER, new_auth, payloads(new_certs), OCTETS, pki.NOW)
     except AuthenticationFailed as exc:
         assert exc.reason
+
+
+def test_we_send_the_intermediates_the_peer_lacks():
+    """CERTREQ names the CAs a peer has (§3.7): the chain we send stops below the first."""
+    from ikepulse.core.connection import LocalPubkey
+    from ikepulse.core.pubkey_auth import cert_payloads, certreq, requested
+    from ikepulse.crypto.certs import spki_sha1
+
+    root = pki.ca("C=CH, O=test, CN=Root")
+    mid = root.issue("C=CH, O=test, CN=Mid", pki.new_key("ecdsa256"), ca=True)
+    sub = mid.issue("C=CH, O=test, CN=Sub", pki.new_key("ecdsa256"), ca=True)
+    leaf = sub.issue("C=CH, O=test, CN=gw", pki.new_key("ecdsa256"))
+    ours = LocalPubkey((leaf.cert, sub.cert, mid.cert, root.cert), leaf.key, False)
+
+    def sent(wanted):
+        return [x509.load_der_x509_certificate(p.data) for p in cert_payloads(ours, wanted)]
+
+    assert sent(None) == [leaf.cert, sub.cert, mid.cert]  # never the self-signed root
+    assert sent(frozenset({spki_sha1(root.cert)})) == [leaf.cert, sub.cert, mid.cert]
+    assert sent(frozenset({spki_sha1(mid.cert)})) == [leaf.cert, sub.cert]
+    assert sent(frozenset({spki_sha1(sub.cert)})) == [leaf.cert]
+    two = certreq(Trust((root.cert, mid.cert), (), Revocation.RELAXED))
+    assert requested([two]) == {spki_sha1(root.cert), spki_sha1(mid.cert)}
+    assert requested([]) is None

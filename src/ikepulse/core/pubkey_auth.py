@@ -60,11 +60,7 @@ def hashes_in(notify: NotifyPayload | None) -> frozenset[HashAlgorithm] | None:
 
 def peer_hashes(sa: TaskHost) -> frozenset[HashAlgorithm] | None:
     """The hashes the peer announced in its IKE_SA_INIT message, None if it did not."""
-    try:
-        message = decode_message(sa.sk.received_init)
-    except DecodeError:
-        return None
-    for payload in message.payloads:
+    for payload in peer_init_payloads(sa):
         if isinstance(payload, NotifyPayload) and (
             payload.type == NotifyType.SIGNATURE_HASH_ALGORITHMS
         ):
@@ -78,10 +74,35 @@ def certreq(trust: Trust) -> CertreqPayload:
     return CertreqPayload(CertEncoding.X509_SIGNATURE, data)
 
 
-def cert_payloads(local: LocalPubkey) -> list[CertPayload]:
-    """Our end-entity certificate, then the intermediates (self-signed roots stay home)."""
+def requested(payloads) -> frozenset[bytes] | None:
+    """The CA key hashes named in X.509 CERTREQ payloads (§3.7), None without any."""
+    reqs = [
+        p
+        for p in payloads
+        if isinstance(p, CertreqPayload) and p.encoding == CertEncoding.X509_SIGNATURE
+    ]
+    if not reqs:
+        return None
+    return frozenset(r.data[i : i + 20] for r in reqs for i in range(0, len(r.data) - 19, 20))
+
+
+def peer_init_payloads(sa: TaskHost) -> tuple:
+    """The payloads of the peer's IKE_SA_INIT message (empty if it does not decode)."""
+    try:
+        return decode_message(sa.sk.received_init).payloads
+    except DecodeError:
+        return ()
+
+
+def cert_payloads(local: LocalPubkey, wanted: frozenset[bytes] | None) -> list[CertPayload]:
+    """Our end-entity certificate, then the intermediates up to the first CA the peer named
+    in its CERTREQ (it has that one), all of them when it named none; roots stay home."""
     ee, *rest = local.certs
-    out = [ee] + [c for c in rest if c.subject != c.issuer]
+    out = [ee]
+    for ca in rest:
+        if ca.subject == ca.issuer or (wanted and spki_sha1(ca) in wanted):
+            break
+        out.append(ca)
     return [CertPayload(CertEncoding.X509_SIGNATURE, c.public_bytes(Encoding.DER)) for c in out]
 
 

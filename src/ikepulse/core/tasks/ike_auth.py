@@ -41,6 +41,8 @@ class IkeAuth(Task):
         """Responder: the peer said it holds no other IKE SA with us (§2.4)."""
         self.peer_cert: x509.Certificate | None = None
         """The peer's end-entity certificate, when it authenticated with one."""
+        self.wanted_cas: frozenset[bytes] | None = None
+        """The CAs the peer's CERTREQ names (SHA-1 of their keys), None without one."""
 
     def _octets(self, id_body: bytes, ours: bool) -> bytes:
         """Our (``ours``) or the peer's signed octets (§2.15)."""
@@ -68,7 +70,9 @@ class IkeAuth(Task):
         )
         out.append(own_id)
         if connection.local_pubkey is not None:
-            out.extend(pubkey_auth.cert_payloads(connection.local_pubkey))
+            if self.initiator:  # the responder's CERTREQ came in IKE_SA_INIT
+                self.wanted_cas = pubkey_auth.requested(pubkey_auth.peer_init_payloads(sa))
+            out.extend(pubkey_auth.cert_payloads(connection.local_pubkey, self.wanted_cas))
         if self.initiator and not sa.manager.holds_other_sa(sa):
             # §2.4: we hold no other IKE SA with this peer, so it should drop any it has.
             out.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
@@ -127,6 +131,7 @@ class IkeAuth(Task):
         pubkey = auth is not None and auth.method != AuthMethod.SHARED_KEY_MIC
         connection = self._select(_identity(peer_id), my_id and _identity(my_id), pubkey)
         self._verify(connection, peer_id, msg)
+        self.wanted_cas = pubkey_auth.requested(msg.payloads)
         self.sa.select_connection(connection)
         self.initial_contact = msg.notify(NotifyType.INITIAL_CONTACT) is not None
         self._remember_token(msg)
