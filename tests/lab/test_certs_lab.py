@@ -109,17 +109,20 @@ def test_classic_methods_with_a_peer_without_rfc7427(lab, kind, method, initiato
 
 
 def test_three_level_chain(lab):
-    """root -> intermediate -> end entity on both sides; each sends its intermediate."""
+    """root -> intermediate -> end entity, each side under an intermediate of its own: each
+    sends the intermediate the other lacks (strongSwan's CERTREQ names root and its own)."""
     pki = LabPki(lab.workdir / "pki")
     root = pki.ca("root", "C=CH, O=lab, CN=Root CA", "ecdsa384")
-    mid = pki.issue(root, "mid", "C=CH, O=lab, CN=Intermediate CA", "ecdsa256", ca=True)
-    left = pki.issue(mid, "left", LEFT_DN, "ecdsa256")
-    right = pki.issue(mid, "right", RIGHT_DN, "rsa2048")
-    charon, daemon = start(lab, left=[left, mid], right=[right, mid], left_cas=[root.cert],
-                           right_cas=[root.cert])  # fmt: skip
+    mid_left = pki.issue(root, "midl", "C=CH, O=lab, CN=Left Intermediate", "ecdsa256", ca=True)
+    mid_right = pki.issue(root, "midr", "C=CH, O=lab, CN=Right Intermediate", "rsa2048", ca=True)
+    left = pki.issue(mid_left, "left", LEFT_DN, "ecdsa256")
+    right = pki.issue(mid_right, "right", RIGHT_DN, "rsa2048")
+    charon, daemon = start(lab, left=[left, mid_left], right=[right, mid_right],
+                           left_cas=[root.cert], right_cas=[root.cert])  # fmt: skip
     initiate("ikepulse", charon, daemon)
     established(charon, daemon)
-    assert 'received issuer cert "C=CH, O=lab, CN=Intermediate CA"' in charon.log.read_text()
+    assert 'received issuer cert "C=CH, O=lab, CN=Left Intermediate"' in charon.log.read_text()
+    assert "CN=Right Intermediate" in charon.log.read_text().split("sending issuer cert")[1][:80]
 
 
 def _refused_by_ikepulse(daemon, why: str) -> None:
