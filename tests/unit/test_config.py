@@ -99,7 +99,12 @@ def test_secret_never_shown():
             "ex.toml: connections.site-b.proposals: Input should be a valid list",
         ),
         ("version = 2", "version = 1", "IKEv1 (version = 1) is not supported yet"),
-        ('local = { auth = "psk"', 'local = { auth = "pubkey"', "not supported yet"),
+        (
+            'local = { auth = "psk"',
+            'local = { auth = "pubkey"',
+            'local.certs: needed with auth = "pubkey"',
+        ),
+        ('local = { auth = "psk"', 'local = { auth = "xauth"', "auth = 'xauth' is not supported"),
         (
             "version = 2",
             'version = 2\nretransmit_timeout = "fast"',

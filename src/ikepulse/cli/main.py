@@ -35,11 +35,14 @@ def main(ctx: click.Context, socket_path: str) -> None:
     ctx.obj = socket_path
 
 
-def _load(path: str):
+def _load(path: str, check_credentials: bool = False):
+    import datetime as dt
+
     from ..config.loader import ConfigError, load_config
 
+    at = dt.datetime.now(dt.UTC) if check_credentials else None
     try:
-        return load_config(path)
+        return load_config(path, check_at=at)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -69,8 +72,8 @@ def daemon(config_path: str, log_level: str | None) -> None:
 @main.command("check-config")
 @click.argument("path")
 def check_config(path: str) -> None:
-    """Validate a configuration file."""
-    settings = _load(path)
+    """Validate a configuration file, its certificates and keys (expiry, chains, key match)."""
+    settings = _load(path, check_credentials=True)
     names = ", ".join(c.name for c in settings.connections) or "none"
     click.echo(f"{path}: OK ({len(settings.connections)} connection(s): {names})")
 

@@ -56,6 +56,10 @@ def format_status(ike_sas: list[dict]) -> str:
         lines.append(f"  established {_ago(sa['established'])}{renewals}")
         if sa["state"] == "ESTABLISHED":
             lines.append(f"  liveness {_liveness(sa['liveness'])}")
+        cert = sa.get("peer_certificate")
+        if cert:
+            expiry = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(cert["not_after"]))
+            lines.append(f"  peer certificate '{cert['subject']}', expires {expiry}")
         for child in sa["children"]:
             encap = "-in-UDP" if child["udp_encap"] else ""
             lines.append(

@@ -18,6 +18,7 @@ from ..core.connection import (
     ConnectionConfig,
     Credentials,
     Identity,
+    LocalPubkey,
     Mode,
     RetransmitPolicy,
     Secret,
@@ -27,9 +28,10 @@ from ..core.connection import (
 from ..core.fragments import Fragmentation, FragmentPolicy
 from ..core.liveness import DpdAction, LivenessPolicy
 from ..core.proposal import CryptoProposal
+from ..crypto.certs import Trust
 from ..wire.payloads import TrafficSelector
 from .proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
-from .schema import ChildSection, ConnectionSection
+from .schema import AuthSection, ChildSection, ConnectionSection
 
 
 def selectors(texts: list[str]) -> tuple[TrafficSelector, ...]:
@@ -97,10 +99,13 @@ def connection_from(
     credentials: Credentials,
     local_eap_id: Identity | None = None,
     remote_eap_id: Identity | None = None,
+    local_pubkey: LocalPubkey | None = None,
+    remote_trust: Trust | None = None,
 ) -> ConnectionConfig:
     """One ``connections.NAME`` section, with what the loader resolves around it: the
     identities (EAP ones too), the PSK from ``secrets`` and all secrets, the parsed
-    proposals and the children."""
+    proposals and the children, our certificates and key and the peer's CAs (None: that
+    side does not use a certificate)."""
     return ConnectionConfig(
         name=name,
         local_id=local_id,
@@ -122,15 +127,22 @@ def connection_from(
         over_time=section.over_time,
         rand_time=section.rand_time,
         unique=Unique(section.unique),
-        local_auth=AuthClass(section.local.auth),
-        remote_auth=AuthClass(section.remote.auth),
+        local_auth=auth_class(section.local),
+        remote_auth=auth_class(section.remote),
         local_eap_id=local_eap_id,
         remote_eap_id=remote_eap_id,
         ask_eap_identity=section.remote.eap_id is not None,
         eap_timeout=section.eap_timeout,
         credentials=credentials,
         fragmentation=fragmentation_from(section),
+        local_pubkey=local_pubkey,
+        remote_trust=remote_trust,
     )
+
+
+def auth_class(side: AuthSection) -> AuthClass:
+    """swanctl.conf's ``auth`` of one side; its public-key spellings are all PUBKEY."""
+    return AuthClass.PUBKEY if side.pubkey else AuthClass(side.auth)
 
 
 def liveness_policy(**overrides) -> LivenessPolicy:

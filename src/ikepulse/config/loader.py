@@ -6,6 +6,7 @@ messages.
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,17 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..core.connection import ConnectionConfig, Credentials, Identity, Secret
+from ..crypto.cert_ids import identities_in, in_certificate
+from ..wire.enums import IdType
 from .build import child_from, connection_from
+from .credentials import (
+    CredentialError,
+    PrivateKeys,
+    check_at,
+    local_pubkey,
+    remote_trust,
+    unused_side_keys,
+)
 from .proposals import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
@@ -65,15 +76,19 @@ def _message(error: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def load_config(path: str | Path) -> Settings:
+def load_config(path: str | Path, check_at: dt.datetime | None = None) -> Settings:
+    """The configuration at ``path``; with ``check_at`` also our certificates' validity and
+    chains at that time (``ikepulse check-config``)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), check_at)
 
 
-def parse_config(text: str, path: str = "<string>") -> Settings:
+def parse_config(
+    text: str, path: str = "<string>", check_at: dt.datetime | None = None
+) -> Settings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -89,11 +104,14 @@ def parse_config(text: str, path: str = "<string>") -> Settings:
         credentials = _credentials(parsed.secrets, path)
     except ConfigError as exc:
         raise ConfigError(str(exc)) from None
+    keys = PrivateKeys(parsed.secrets)
     for name, section in parsed.connections.items():
         try:
-            connections.append(_connection(name, section, credentials, path))
+            connections.append(_connection(name, section, credentials, keys, path))
         except ConfigError as exc:
             problems.append(str(exc))
+    if check_at is not None and not problems:
+        problems.extend(_check_credentials(parsed, check_at, path))
     if problems:
         raise ConfigError("\n".join(problems))
     daemon = parsed.daemon
@@ -145,8 +163,33 @@ def _optional_identity(text: str | None, key: str) -> Identity | None:
     return None if text in (None, "%any") else _identity(text, key)
 
 
+def _check_credentials(parsed: ConfigFile, at: dt.datetime, path: str) -> list[str]:
+    cacerts = []
+    for section in parsed.connections.values():
+        if section.remote.pubkey:
+            cacerts.extend(c for c in remote_trust(section.remote).cacerts)
+    return [
+        f"{path}: connections.{name}.{problem}"
+        for name, section in parsed.connections.items()
+        for problem in check_at(section.local, section.remote, cacerts, at)
+    ]
+
+
+def _certificates(section: ConnectionSection, keys: PrivateKeys):
+    """(our certificates and key, the peer's CAs), None for a side without certificates."""
+    unused_side_keys(section.local, "local")
+    unused_side_keys(section.remote, "remote")
+    local = local_pubkey(section.local, keys) if section.local.pubkey else None
+    remote = remote_trust(section.remote) if section.remote.pubkey else None
+    return local, remote
+
+
 def _connection(
-    name: str, section: ConnectionSection, credentials: Credentials, path: str
+    name: str,
+    section: ConnectionSection,
+    credentials: Credentials,
+    keys: PrivateKeys,
+    path: str,
 ) -> ConnectionConfig:
     prefix = f"{path}: connections.{name}"
     try:
@@ -166,12 +209,25 @@ def _connection(
             )
             for child_name, child in section.children.items()
         )
+        try:
+            ours, trust = _certificates(section, keys)
+        except CredentialError as exc:
+            raise ConfigError(str(exc)) from None
         local_text = section.local.id or next(
             (a for a in section.local_addrs if a != "%any" and "/" not in a), None
         )
-        if local_text is None or local_text == "%any":
+        if ours is not None and section.local.id is None:
+            subject = ours.certs[0].subject.public_bytes()
+            local_id = Identity(IdType.ID_DER_ASN1_DN, subject)  # strongSwan's default
+        elif local_text is None or local_text == "%any":
             raise ConfigError("local.id: needed when local_addrs has no single address")
-        local_id = _identity(local_text, "local.id")
+        else:
+            local_id = _identity(local_text, "local.id")
+        if ours is not None and not in_certificate(local_id.id_type, local_id.data, ours.certs[0]):
+            names = "; ".join(identities_in(ours.certs[0]))
+            raise ConfigError(
+                f"local.id: {local_id} is not in {section.local.certs[0]} (it names {names})"
+            )
         remote_id = _optional_identity(section.remote.id, "remote.id")
         local_eap_id = _optional_identity(section.local.eap_id, "local.eap_id")
         remote_eap_id = _optional_identity(section.remote.eap_id, "remote.eap_id")
@@ -197,6 +253,8 @@ def _connection(
         credentials=credentials,
         local_eap_id=local_eap_id,
         remote_eap_id=remote_eap_id,
+        local_pubkey=ours,
+        remote_trust=trust,
     )
 
 
@@ -204,6 +262,12 @@ def _credentials(secrets: dict[str, SecretSection], path: str) -> Credentials:
     """Every ``[secrets]`` entry; a name starting with ``eap`` is an EAP password."""
     shared, eap = [], []
     for name, entry in secrets.items():
+        if entry.private_key is not None:
+            if entry.secret is not None or entry.secret_file is not None:
+                raise ConfigError(
+                    f"{path}: secrets.{name}: a private_key entry holds no secret or secret_file"
+                )
+            continue
         texts = ([entry.id] if entry.id else []) + list(entry.ids)
         ids = tuple(_identity(text, f"secrets.{name}.ids") for text in texts)
         secret = Secret(ids, _secret_value(name, entry, path))

@@ -101,7 +101,9 @@ class DaemonSection(Strict):
         return value
 
 
-AUTH_METHODS = ("psk", "eap-mschapv2")
+PUBKEY_AUTHS = ("pubkey", "rsa", "ecdsa", "ed25519", "rsa/pss")
+"""swanctl.conf's public-key ``auth`` values; ``rsa/pss`` signs with RSASSA-PSS."""
+AUTH_METHODS = ("psk", *PUBKEY_AUTHS, "eap-mschapv2")
 
 
 class AuthSection(Strict):
@@ -111,15 +113,24 @@ class AuthSection(Strict):
     eap_id: str | None = None
     """EAP identity: ours as a client (default: ``id``); as a gateway, set (even to
     ``%any``) to ask the client for it with EAP-Identity and require this pattern."""
+    certs: list[str] = []
+    """local: our certificate (end entity first, then intermediates), PEM or DER files."""
+    cacerts: list[str] = []
+    """remote: CA certificates the peer's certificate must chain to."""
+    crls: list[str] = []
+    """remote: CRL files (PEM or DER) of those CAs."""
+    revocation: Literal["strict", "ifuri", "relaxed"] = "relaxed"
 
     @field_validator("auth")
     @classmethod
     def _known_method(cls, value: str) -> str:
         if value not in AUTH_METHODS:
-            raise ValueError(
-                f"auth = {value!r} is not supported yet (one of {', '.join(AUTH_METHODS)})"
-            )
+            raise ValueError(f"auth = {value!r} is not supported ({', '.join(AUTH_METHODS)})")
         return value
+
+    @property
+    def pubkey(self) -> bool:
+        return self.auth in PUBKEY_AUTHS
 
 
 class ChildSection(Strict):
@@ -213,6 +224,8 @@ class SecretSection(Strict):
     ids: list[str] = []
     secret: str | None = None
     secret_file: str | None = None
+    private_key: str | None = None
+    """A PEM or DER private key file (RSA, ECDSA or Ed25519), found by its certificate."""
 
 
 class ConfigFile(Strict):

@@ -13,6 +13,10 @@ from enum import Enum
 
 from cryptography import x509
 
+from ..crypto import der
+from ..crypto.cert_ids import dn_matches, dn_text, is_dn_pattern, parse_dn, rdns_of_der
+from ..crypto.certs import Trust
+from ..crypto.signature import PrivateKey
 from ..wire.enums import IdType
 from ..wire.payloads import TrafficSelector
 from .fragments import FragmentPolicy
@@ -62,6 +66,8 @@ class AuthClass(Enum):
     """How one side of a connection authenticates (swanctl.conf ``local.auth``/``remote.auth``)."""
 
     PSK = "psk"
+    PUBKEY = "pubkey"
+    """A certificate's key (RFC 7296 §2.15, RFC 7427)."""
     EAP_MSCHAPV2 = "eap-mschapv2"
     """EAP-MSCHAPv2 (RFC 7296 §2.16): the client's side; its gateway uses its own method."""
 
@@ -101,20 +107,36 @@ class Identity:
             return cls(IdType.ID_RFC822_ADDR, text.encode())
         if "=" in text:
             try:
-                name = x509.Name.from_rfc4514_string(text.replace(", ", ","))
+                name = parse_dn(text)
             except ValueError as exc:
-                raise ValueError(f"identity {text!r} is not a valid distinguished name") from exc
+                raise ValueError(f"identity {text!r} is not a distinguished name: {exc}") from None
             return cls(IdType.ID_DER_ASN1_DN, name.public_bytes())
         return cls(IdType.ID_FQDN, text.encode())
 
+    @property
+    def is_pattern(self) -> bool:
+        """Names many peers (``*`` in an FQDN or RFC 822 name, a ``*`` RDN value in a DN):
+        never sent as IDr (§3.5)."""
+        if self.id_type == IdType.ID_DER_ASN1_DN:
+            try:
+                return is_dn_pattern(rdns_of_der(self.data))
+            except der.DerError:
+                return False
+        return self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR) and b"*" in self.data
+
     def matches(self, peer: Identity) -> int:
         """How well ``peer`` (an identity a peer sent) fits this one used as a pattern, as
-        strongSwan ranks it: MATCH_PERFECT for the same identity, MATCH_WILDCARD and up for
-        an FQDN or RFC 822 pattern with ``*`` (``*.example.com``, ``*@example.com``; case
-        ignored), MATCH_NONE otherwise."""
+        strongSwan ranks it: MATCH_PERFECT for the same identity (a DN compared by value),
+        MATCH_WILDCARD and up for an FQDN or RFC 822 pattern with ``*`` (``*.example.com``,
+        ``*@example.com``; case ignored) or a DN with ``*`` RDN values, more literal parts
+        ranking higher; MATCH_NONE otherwise."""
         if self == peer:
             return MATCH_PERFECT
-        if self.id_type != peer.id_type or b"*" not in self.data:
+        if self.id_type != peer.id_type:
+            return MATCH_NONE
+        if self.id_type == IdType.ID_DER_ASN1_DN:
+            return _dn_match(self.data, peer.data)
+        if b"*" not in self.data:
             return MATCH_NONE
         if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
             parts = self.data.lower().split(b"*")
@@ -130,10 +152,23 @@ class Identity:
             return self.data.decode("utf-8", "replace")
         if self.id_type == IdType.ID_DER_ASN1_DN:
             try:
-                return x509.Name.from_der(self.data).rfc4514_string()  # type: ignore[attr-defined]
-            except (ValueError, AttributeError):
+                return dn_text(rdns_of_der(self.data))
+            except der.DerError:
                 pass
         return self.data.hex()
+
+
+def _dn_match(pattern: bytes, claimed: bytes) -> int:
+    """A DN pattern against a claimed DN, attribute by attribute (values compared by value,
+    whatever their ASN.1 string type)."""
+    try:
+        want, have = rdns_of_der(pattern), rdns_of_der(claimed)
+    except der.DerError:
+        return MATCH_NONE
+    if not dn_matches(want, have):
+        return MATCH_NONE
+    literal = sum(1 for rdn in want for _, value in rdn if value != "*")
+    return MATCH_PERFECT if not is_dn_pattern(want) else MATCH_WILDCARD + literal
 
 
 def identity_match(pattern: Identity | None, peer: Identity) -> int:
@@ -186,6 +221,17 @@ class Credentials:
         wanted = (user,) if server is None else (user, server)
         found = _best(candidates, wanted, anonymous=False)
         return None if found is None else found.data
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPubkey:
+    """``local.auth = "pubkey"``: our certificate, the intermediates to send, our key."""
+
+    certs: tuple[x509.Certificate, ...]
+    """End-entity certificate first, then intermediate CA certificates."""
+    key: PrivateKey = field(repr=False)
+    pss: bool
+    """Sign with RSASSA-PSS (``auth = "rsa/pss"``) rather than PKCS#1 v1.5."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +344,11 @@ class ConnectionConfig:
 
     fragmentation: FragmentPolicy
     """IKE fragmentation (RFC 7383): announce it, use it, and the datagram size."""
+
+    local_pubkey: LocalPubkey | None
+    """``local.auth = "pubkey"``: our certificates and key; None authenticates with the PSK."""
+    remote_trust: Trust | None
+    """``remote.auth = "pubkey"``: the CAs the peer's certificate must chain to; None: PSK."""
 
     def shared_key(self, peer: Identity | None) -> bytes:
         """The PSK for us and ``peer``: the best ``[secrets]`` entry (both ids, then one,

@@ -4,7 +4,8 @@ The only module that imports the task modules. ``request`` builds our side of an
 ``classify`` decides, in one place, which responder tasks handle a new request.
 
     purpose             exchange          tasks
-    IKE_SA_INIT         IKE_SA_INIT       IkeInit, NatDetection, FragmentationSupport
+    IKE_SA_INIT         IKE_SA_INIT       IkeInit, NatDetection, FragmentationSupport,
+                                          SignatureInit
     IKE_AUTH            IKE_AUTH          IkeAuth, MobikeSupport, IkeAuthChild (with a CHILD SA)
     CREATE_CHILD        CREATE_CHILD_SA   CreateChildSa
     REKEY_CHILD         CREATE_CHILD_SA   CreateChildSa (N(REKEY_SA))
@@ -35,6 +36,7 @@ from .tasks.ike_rekey import IkeRekey
 from .tasks.informational import ChildDelete, IkeDelete, InvalidSpiReport, LivenessCheck
 from .tasks.mobike import Kind, Mobike, MobikeSupport
 from .tasks.natd import NatDetection
+from .tasks.signature_init import SignatureInit
 
 if TYPE_CHECKING:
     from .hosts import TaskHost
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 EXCHANGES: dict[Purpose, tuple[ExchangeType, tuple[type[Task], ...]]] = {
     Purpose.IKE_SA_INIT: (
         ExchangeType.IKE_SA_INIT,
-        (IkeInit, NatDetection, FragmentationSupport),
+        (IkeInit, NatDetection, FragmentationSupport, SignatureInit),
     ),
     Purpose.IKE_AUTH: (ExchangeType.IKE_AUTH, (IkeAuth, MobikeSupport, IkeAuthChild)),
     Purpose.CREATE_CHILD: (ExchangeType.CREATE_CHILD_SA, (CreateChildSa,)),

@@ -11,6 +11,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from ..wire.message import Message
     from .child_sa import ChildSa
     from .children import Children
@@ -36,6 +38,7 @@ class SaRegistry(Protocol):
     rng: Rng
     natt_port: int
     qcd_secret: bytes
+    wall_offset: float
     counters: Counter[str]
     local_addresses: tuple[str, ...]
     reconciler: Reconciler
@@ -146,6 +149,7 @@ class TaskHost(ChildHost, Protocol):
         rekeyed: TaskHost | None = None,
     ) -> None: ...
     def nat_detected(self, local: bool, remote: bool) -> None: ...
+    def certified(self, certificate: x509.Certificate) -> None: ...
     def float_to_natt_port(self, natt_supported: bool = False) -> None: ...
     def update_hosts(
         self, local: Address, remote: Address, nat: tuple[bool, bool] | None = None

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+
 from ..wire.message import FLAG_INITIATOR, FLAG_RESPONSE, Message
 from ..wire.payloads import EncryptedFragmentPayload, Payload
 from . import close_action, exchanges, succession
@@ -79,6 +81,8 @@ class IkeSa:
         self.local_identity: Identity | None = None
         self.remote_identity: Identity | None = None
         self.peer_qcd_token: bytes | None = None
+        self.peer_certificate: x509.Certificate | None = None
+        """The end-entity certificate the peer authenticated with (RFC 7296 §3.6)."""
         self.initial_contact = False
         """Responder: the peer said it holds no other IKE SA with us (§2.4)."""
         self.sk = SkProtection(self.rng)
@@ -276,6 +280,10 @@ class IkeSa:
         self.start(Purpose.IKE_SA_INIT, now)
         self.start(Purpose.IKE_AUTH, now, *self.child_configs[:1])
 
+    def certified(self, certificate: x509.Certificate) -> None:
+        """The peer proved its identity with this certificate."""
+        self.peer_certificate = certificate
+
     def established(self, now, local_id, remote_id, peer_qcd_token, initial_contact) -> None:
         """IKE_AUTH completed (§1.2): both identities are proven."""
         self.local_identity, self.remote_identity = local_id, remote_id
@@ -392,6 +400,7 @@ class IkeSa:
         self.mobility.carry_over(old.mobility)
         self.fragments.carry_over(old.fragments)
         self.peer_qcd_token = old.peer_qcd_token
+        self.peer_certificate = old.peer_certificate
         self.liveness.carry_over(old.liveness, now)
         self.renewal.reinstated()
         self.state_to(IkeState.CONNECTING)

@@ -64,11 +64,14 @@ class SaManager:
         cookie_threshold: int = 10,
         natt_port: int = NATT_PORT,
         qcd_secret: bytes | None = None,
+        wall_offset: float = 0.0,
     ) -> None:
         """``qcd_secret`` should survive restarts (RFC 6290); without one, a fresh one is
-        drawn and crash reports after a restart are not believed by peers."""
+        drawn and crash reports after a restart are not believed by peers. ``wall_offset``
+        turns ``now`` into Unix time, for certificate validity."""
         self.connections = tuple(connections)
         self.rng = rng
+        self.wall_offset = wall_offset
         self.natt_port = natt_port
         self.cookie_threshold = cookie_threshold
         self.counters: Counter[str] = Counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..crypto.cert_ids import dn_text, rdns_of_name
 from .children import ChildEntry
 from .ike_sa import IkeSa
 
@@ -39,6 +40,16 @@ def _child(sa: IkeSa, entry: ChildEntry, to_wall: float, traffic: dict) -> dict[
         "life_packets": limits.life_packets,
         "udp_encap": sa.udp_encap,
         **traffic,
+    }
+
+
+def _certificate(cert) -> dict[str, Any] | None:
+    """The peer's certificate: its subject and the Unix time it expires."""
+    if cert is None:
+        return None
+    return {
+        "subject": dn_text(rdns_of_name(cert.subject)),
+        "not_after": cert.not_valid_after_utc.timestamp(),
     }
 
 
@@ -78,6 +89,7 @@ def ike_sa_status(
             "probes_sent": sa.liveness.probes_sent,
             "probes_unanswered": sa.liveness.probes_unanswered,
         },
+        "peer_certificate": _certificate(sa.peer_certificate),
         "children": [
             _child(sa, entry, to_wall, traffic(entry.spi_in)) for entry in sa.children.entries()
         ],

@@ -70,6 +70,8 @@ class Inbound:
     """Where the message came from (the peer's address and port as we see them)."""
     dst: tuple[str, int] | None = None
     """Where it arrived (our address and port)."""
+    now: float = 0.0
+    """When it arrived, on the core's clock."""
 
     def all(self, cls: type) -> list:
         return [p for p in self.payloads if isinstance(p, cls)]

@@ -228,7 +228,7 @@ class TaskManager:
             return
         self.sa.authenticated_inbound(src, dst, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
-        inbound = Inbound(msg, outer + tuple(inner), raw, src, dst)
+        inbound = Inbound(msg, outer + tuple(inner), raw, src, dst, now)
         log.info(
             "%s: received %s %s %d %s",
             self.sa.label,

@@ -75,6 +75,7 @@ class Daemon:
             secrets.SystemRandom(),
             natt_port=settings.daemon.natt_port,
             qcd_secret=load_qcd_secret(Path(settings.daemon.state_dir)),
+            wall_offset=time.time() - time.monotonic(),
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}

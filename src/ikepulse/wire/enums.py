@@ -320,3 +320,13 @@ class EapCode(IanaEnum):
     RESPONSE = 2
     SUCCESS = 3
     FAILURE = 4
+
+
+class HashAlgorithm(IanaEnum):
+    """RFC 7427 §7 / RFC 8420 hash algorithms in the SIGNATURE_HASH_ALGORITHMS notify."""
+
+    SHA1 = 1
+    SHA2_256 = 2
+    SHA2_384 = 3
+    SHA2_512 = 4
+    IDENTITY = 5

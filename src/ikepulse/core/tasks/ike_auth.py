@@ -1,4 +1,5 @@
-"""IKE_AUTH identities and authentication: PSK (RFC 7296 §1.2, §2.15) and EAP (§2.16).
+"""IKE_AUTH identities and authentication: PSK and certificates (RFC 7296 §1.2, §2.15,
+RFC 7427), and EAP (§2.16).
 
 With EAP the exchange takes several rounds; this task leads it, the others wait:
 
@@ -20,16 +21,20 @@ import hmac
 import logging
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+
 from ...crypto.auth import psk_auth, signed_octets
 from ...wire.enums import AuthMethod, NotifyType
 from ...wire.payloads import (
     AuthPayload,
+    CertPayload,
     EapPayload,
     IdiPayload,
     IdrPayload,
     NotifyPayload,
     Payload,
 )
+from .. import pubkey_auth
 from ..connection import AuthClass, ConnectionConfig, Identity, identity_match
 from ..eap import EapPeer, EapServer
 from ..errors import AuthenticationFailed, IkeError
@@ -47,21 +52,28 @@ def _identity(payload) -> Identity:
 
 
 def select_connection(
-    candidates: tuple[ConnectionConfig, ...], peer: Identity, me: Identity | None, eap: bool
+    candidates: tuple[ConnectionConfig, ...],
+    peer: Identity,
+    me: Identity | None,
+    auth: AuthPayload | None,
 ) -> ConnectionConfig:
     """The candidate whose ``remote.id`` fits the peer's IDi best (an exact identity before a
     ``*`` pattern before ``%any``; ties in configuration order), whose ``local.id`` is the
     IDr the peer asked for, and whose ``remote.auth`` is EAP exactly when the peer sent no
-    AUTH (§2.15, §2.16; strongSwan's peer configuration lookup)."""
-    best, best_score = None, 0
+    AUTH; one whose ``remote.auth`` (PSK or certificate) fits the AUTH method first (§2.15,
+    §2.16; strongSwan's peer configuration lookup)."""
+    eap = auth is None
+    pubkey = auth is not None and auth.method != AuthMethod.SHARED_KEY_MIC
+    best, best_key = None, None
     for connection in candidates:
-        if me is not None and connection.local_id != me:
+        if me is not None and not identity_match(connection.local_id, me):
             continue
         if connection.remote_auth.eap != eap or connection.local_auth.eap:
             continue  # an EAP client's connection never answers
         score = identity_match(connection.remote_id, peer)
-        if score > best_score:
-            best, best_score = connection, score
+        key = ((connection.remote_auth is AuthClass.PUBKEY) == pubkey, score)
+        if score and (best_key is None or key > best_key):
+            best, best_key = connection, key
     if best is None:
         method = "EAP" if eap else "AUTH"
         raise AuthenticationFailed(f"no connection for peer identity {peer} ({method})")
@@ -86,27 +98,51 @@ class IkeAuth(Task):
         """The EAP message for our next message."""
         self.msk: bytes | None = None
         self.msk_auth_sent = False
+        self.peer_cert: x509.Certificate | None = None
+        """The peer's end-entity certificate, when it authenticated with one."""
+        self.wanted_cas: frozenset[bytes] | None = None
+        """The CAs the peer's CERTREQ names (SHA-1 of their keys), None without one."""
 
     # --- AUTH payloads --------------------------------------------------------------------
 
-    def _auth_data(self, key: bytes, id_body: bytes, ours: bool) -> bytes:
-        """AUTH over our (``ours``) or the peer's signed octets, ``key`` the shared secret."""
+    def _octets(self, id_body: bytes, ours: bool) -> bytes:
+        """Our (``ours``) or the peer's signed octets (§2.15)."""
         sa = self.sa
         signer_is_initiator = sa.initiator if ours else not sa.initiator
         sk = sa.sk
         message = sk.sent_init if ours else sk.received_init
         other_nonce = sk.nonce_r if signer_is_initiator else sk.nonce_i
         sk_p = sk.keys.sk_pi if signer_is_initiator else sk.keys.sk_pr
-        octets = signed_octets(message, other_nonce, sk.prf, sk_p, id_body)
-        return psk_auth(sk.prf, key, octets)
+        return signed_octets(message, other_nonce, sk.prf, sk_p, id_body)
+
+    def _auth_data(self, key: bytes, id_body: bytes, ours: bool) -> bytes:
+        """AUTH over our (``ours``) or the peer's signed octets, ``key`` the shared secret."""
+        return psk_auth(self.sa.sk.prf, key, self._octets(id_body, ours))
 
     def _own_auth(self, connection: ConnectionConfig) -> AuthPayload | None:
-        """Our AUTH by ``local.auth``: PSK; None for an EAP client (its AUTH uses the MSK;
-        ``select_connection`` never picks its connection as responder)."""
+        """Our AUTH by ``local.auth``: PSK or a signature; None for an EAP client (its AUTH
+        uses the MSK; ``select_connection`` never picks its connection as responder)."""
+        if connection.local_auth is AuthClass.PUBKEY:
+            octets = self._octets(self.own_id, ours=True)
+            return pubkey_auth.sign(self.sa, connection.local_pubkey, octets)
         if connection.local_auth is AuthClass.PSK:
             key = connection.shared_key(self.peer or connection.remote_id)
             return AuthPayload(AuthMethod.SHARED_KEY_MIC, self._auth_data(key, self.own_id, True))
         return None
+
+    def _verify_peer(self, connection: ConnectionConfig, peer: Identity, msg: Inbound) -> None:
+        """The peer's AUTH by ``remote.auth``: a certificate chain and signature, or PSK."""
+        auth = msg.first(AuthPayload)
+        if connection.remote_auth is not AuthClass.PUBKEY:
+            self._verify(connection, peer, auth, connection.shared_key(peer))
+            return
+        if auth is None:
+            raise AuthenticationFailed(f"no AUTH payload from {peer}")
+        octets = self._octets(self.peer_id, ours=False)
+        certs = msg.all(CertPayload)
+        trust = connection.remote_trust
+        self.peer_cert = pubkey_auth.verify(self.sa, trust, peer, auth, certs, octets, msg.now)
+        self.peer = peer
 
     def _verify(self, connection: ConnectionConfig, peer: Identity, auth, key: bytes) -> None:
         if auth is None or auth.method != AuthMethod.SHARED_KEY_MIC:
@@ -141,15 +177,18 @@ class IkeAuth(Task):
         )
         self.own_id = own_id.body
         out.append(own_id)
+        if connection.local_auth is AuthClass.PUBKEY:
+            if self.initiator:  # the responder's CERTREQ came in IKE_SA_INIT
+                self.wanted_cas = pubkey_auth.requested(pubkey_auth.peer_init_payloads(sa))
+            out.extend(pubkey_auth.cert_payloads(connection.local_pubkey, self.wanted_cas))
         if self.initiator and not sa.manager.holds_other_sa(sa):
             # §2.4: we hold no other IKE SA with this peer, so it should drop any it has.
             out.append(NotifyPayload(NotifyType.INITIAL_CONTACT))
-        if (
-            self.initiator
-            and connection.remote_id is not None
-            and b"*" not in (connection.remote_id.data)
-        ):
-            out.append(IdrPayload(connection.remote_id.id_type, connection.remote_id.data))
+        if self.initiator and connection.remote_auth is AuthClass.PUBKEY:
+            out.append(pubkey_auth.certreq(connection.remote_trust))
+        remote_id = connection.remote_id
+        if self.initiator and remote_id is not None and not remote_id.is_pattern:
+            out.append(IdrPayload(remote_id.id_type, remote_id.data))
         auth = self._own_auth(connection)
         if auth is not None:
             out.append(auth)
@@ -178,7 +217,7 @@ class IkeAuth(Task):
             if connection.remote_auth.eap:
                 raise AuthenticationFailed("remote.auth EAP is for a gateway's clients")
             self.peer_id = peer_id.body
-            self._verify(connection, peer, auth, connection.shared_key(peer))
+            self._verify_peer(connection, peer, msg)
             self._remember_token(msg)
             if not connection.local_auth.eap:
                 return Status.DONE
@@ -206,9 +245,7 @@ class IkeAuth(Task):
         if peer_id is None:
             raise AuthenticationFailed("IKE_AUTH request without IDi")
         peer = _identity(peer_id)
-        connection = select_connection(
-            self.sa.candidates, peer, my_id and _identity(my_id), eap=auth is None
-        )
+        connection = select_connection(self.sa.candidates, peer, my_id and _identity(my_id), auth)
         self.peer_id = peer_id.body
         if connection.remote_auth.eap:
             self.peer = peer
@@ -221,7 +258,8 @@ class IkeAuth(Task):
                 connection.remote_eap_id,
             )
         else:
-            self._verify(connection, peer, auth, connection.shared_key(peer))
+            self._verify_peer(connection, peer, msg)
+        self.wanted_cas = pubkey_auth.requested(msg.payloads)
         self.sa.select_connection(connection)
         self.initial_contact = msg.notify(NotifyType.INITIAL_CONTACT) is not None
         self._remember_token(msg)
@@ -261,6 +299,8 @@ class IkeAuth(Task):
             self.peer_token = notify.data
 
     def finish(self, now: float) -> None:
+        if self.peer_cert is not None:
+            self.sa.certified(self.peer_cert)
         self.sa.established(
             now, self.sa.connection.local_id, self.peer, self.peer_token, self.initial_contact
         )
