@@ -11,8 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ikepulse.core.connection import Identity
-from ikepulse.core.connection import identity_match
+from ikepulse.core.connection import Identity, identity_match
 from ikepulse.crypto.cert_ids import in_certificate
 from ikepulse.crypto.certs import CertificateError, Revocation, Trust, spki_sha1, validate
 from ikepulse.testing import pki

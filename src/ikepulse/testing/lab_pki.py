@@ -19,6 +19,9 @@ KINDS = {
     "ecdsa384": ("ecdsa", "384", "pkcs1"),
     "ed25519": ("ed25519", "", "pkcs1"),
 }
+"""The key types every certificate test runs with."""
+KEY_TYPES = {**KINDS, "rsa4096": ("rsa", "4096", "pkcs1")}
+"""What ``LabPki`` can make: also large keys, for chains that need IKE fragmentation."""
 
 
 def _pki(*args: str) -> bytes:
@@ -47,7 +50,7 @@ class LabPki:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def key(self, name: str, kind: str) -> Path:
-        key_type, size, _ = KINDS[kind]
+        key_type, size, _ = KEY_TYPES[kind]
         path = self.dir / f"{name}.key"
         args = ["--gen", "--type", key_type, "--outform", "pem"]
         path.write_bytes(_pki(*args, *(["--size", size] if size else [])))
@@ -56,7 +59,7 @@ class LabPki:
     def ca(self, name: str, dn: str, kind: str = "ecdsa256") -> Pem:
         key = self.key(name, kind)
         cert = self.dir / f"{name}.pem"
-        padding = KINDS[kind][2]
+        padding = KEY_TYPES[kind][2]
         cert.write_bytes(
             _pki("--self", "--ca", "--in", str(key), "--dn", dn, "--lifetime", "30",
                  "--rsa-padding", padding, "--outform", "pem")
@@ -75,7 +78,7 @@ class LabPki:
         if san:
             args += ["--san", san]
         cert.write_bytes(_pki(*args))
-        return Pem(cert, key, dn, KINDS[kind][2])
+        return Pem(cert, key, dn, KEY_TYPES[kind][2])
 
 
 def crl(directory: Path, issuer: Pem, revoked: list[Pem]) -> Path:
@@ -90,13 +93,15 @@ def crl(directory: Path, issuer: Pem, revoked: list[Pem]) -> Path:
 
 
 def install_for_charon(workdir: Path, own: list[Pem], cas: list[Path]) -> None:
-    """Our certificate(s) in ``x509/`` (intermediates too), the key of the first in
-    ``private/``, trusted CAs in ``x509ca/``, beside the swanctl.conf in ``workdir``."""
+    """Our certificate(s) in ``x509/`` (intermediates too; none for an EAP client), the key
+    of the first in ``private/``, trusted CAs in ``x509ca/``, beside the swanctl.conf in
+    ``workdir``."""
     for sub in ("x509", "x509ca", "private"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     for pem in own:
         shutil.copy(pem.cert, workdir / "x509" / pem.cert.name)
-    shutil.copy(own[0].key, workdir / "private" / own[0].key.name)
+    if own:
+        shutil.copy(own[0].key, workdir / "private" / own[0].key.name)
     for ca in cas:
         shutil.copy(ca, workdir / "x509ca" / ca.name)
 

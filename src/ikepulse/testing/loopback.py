@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ikepulse.config.build import child_config, connection_config, liveness_policy
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
-from ikepulse.core.connection import ConnectionConfig, Identity
+from ikepulse.core.connection import AuthClass, ConnectionConfig, Identity
 from ikepulse.core.ike_sa import IkeSa
 from ikepulse.core.liveness import LivenessPolicy
 from ikepulse.core.sa_manager import Datagram, SaManager
@@ -49,7 +49,12 @@ def connection(
 ) -> ConnectionConfig:
     """A connection with one child ``lan`` (``child``: more ChildConfig fields, ``extra``:
     more ConnectionConfig fields); liveness checks and rekeying are off unless asked for,
+    a side given certificates (``local_pubkey``, ``remote_trust``) authenticates with them,
     everything else has the configuration defaults."""
+    if extra.get("local_pubkey") is not None:
+        extra.setdefault("local_auth", AuthClass.PUBKEY)
+    if extra.get("remote_trust") is not None:
+        extra.setdefault("remote_auth", AuthClass.PUBKEY)
     lan = child_config(
         "lan",
         local_ts=(TrafficSelector.from_network(local_net),),
