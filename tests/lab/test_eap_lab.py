@@ -19,10 +19,12 @@ import subprocess
 import pytest
 
 from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, wait_for
+from ikepulse.testing.lab_pki import install_for_charon
 
 pytestmark = pytest.mark.lab
 
 GATEWAY_KEY = "gateway-key-0123456789"
+GATEWAY_BY_PSK = "      auth = psk\n      id = left.example"
 PASSWORD = "carol's password"
 
 
@@ -51,9 +53,12 @@ remote_ts = ["{RIGHT_NET}"]
     return daemon
 
 
-def strongswan_client(lab, local: str, secrets: str):
-    """strongSwan on the right as a road warrior of the ikepulse gateway."""
+def strongswan_client(lab, local: str, secrets: str, remote: str = GATEWAY_BY_PSK, cas=()):
+    """strongSwan on the right as a road warrior of the ikepulse gateway (``remote``: how
+    it authenticates the gateway, ``cas``: the CA files it trusts for that)."""
     charon = lab.charon(lab.right)
+    if cas:
+        install_for_charon(charon.workdir, [], list(cas))
     charon.start(f"""connections {{
   lab {{
     version = 2
@@ -65,8 +70,7 @@ def strongswan_client(lab, local: str, secrets: str):
 {local}
     }}
     remote {{
-      auth = psk
-      id = left.example
+{remote}
     }}
     children {{
       lan {{

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from test_certs_lab import established, initiate
-from test_eap_lab import pings_both_ways
+from test_eap_lab import PASSWORD, pings_both_ways, strongswan_client
 from test_fragmentation_lab import drop_ip_fragments, ip_fragments_dropped
 
 from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf
@@ -25,7 +25,6 @@ from ikepulse.testing.lab_pki import (
 pytestmark = pytest.mark.lab
 
 LEFT_DN, RIGHT_DN = "C=CH, O=lab, CN=left", "C=CH, O=lab, CN=right"
-PASSWORD = "carol's password"
 
 
 @pytest.mark.parametrize("initiator", ["ikepulse", "strongswan"])
@@ -79,39 +78,10 @@ private_key = "{gateway.key}"
 id = "carol"
 secret = "{PASSWORD}"
 """)
-    charon = lab.charon(lab.right)
-    install_for_charon(charon.workdir, [], [ca.cert])
-    charon.start(f"""connections {{
-  lab {{
-    version = 2
-    local_addrs = {lab.right_addr}
-    remote_addrs = {lab.left_addr}
-    proposals = aes256gcm16-prfsha256-x25519
-    mobike = no
-    local {{
-      auth = eap-mschapv2
-      eap_id = carol
-    }}
-    remote {{
-      auth = pubkey
-      id = "{LEFT_DN}"
-    }}
-    children {{
-      lan {{
-        local_ts = {RIGHT_NET}
-        remote_ts = {LEFT_NET}
-        esp_proposals = aes256gcm16
-      }}
-    }}
-  }}
-}}
-secrets {{
-  eap-carol {{
-    id = carol
-    secret = "{PASSWORD}"
-  }}
-}}
-""")
+    local = "      auth = eap-mschapv2\n      eap_id = carol"
+    secrets = f'  eap-carol {{\n    id = carol\n    secret = "{PASSWORD}"\n  }}'
+    gateway_by_cert = f'      auth = pubkey\n      id = "{LEFT_DN}"'
+    charon = strongswan_client(lab, local, secrets, remote=gateway_by_cert, cas=[ca.cert])
     charon.swanctl("--initiate", "--child", "lan", "--timeout", "10")
     (theirs,) = charon.list_sas()
     assert theirs["state"] == "ESTABLISHED" and theirs["remote-id"] == LEFT_DN
