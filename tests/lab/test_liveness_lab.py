@@ -48,7 +48,7 @@ def test_blackholed_peer_declared_dead_within_budget(lab, action):
     status = connection_status(daemon)
     death = status["last_death"]
     assert death["detected_after"] <= 5.0 + 0.05  # dpd_delay + dpd_timeout, timer slack
-    assert elapsed <= 5.5
+    assert elapsed <= 5.0 + 1.0  # the budget, plus status polling on a loaded machine
     assert death["action"] == action
     sas = daemon.status()
     if action == "clear":
