@@ -28,13 +28,14 @@ secret = "0123456789abcdef"
 """
 
 
-def connection(name: str, liveness: str, tally: EventTally, **extra) -> dict:
+def connection(name: str, remote: str, liveness: str, tally: EventTally, **extra) -> dict:
     """One entry of ``Daemon.status()["connections"]``."""
     return {
         "name": name,
         "liveness": liveness,
         "restart_attempts": 0,
         "overlaps": {"ike_sas": 0, "child_sas": 0},
+        "remote_addrs": [remote],
         "children": ["lan"],
         "totals": tally.of(name),
         "last_death": None,
@@ -60,8 +61,8 @@ def value(samples: dict, name: str, **labels) -> float:
 
 @pytest.fixture
 def tunnel():
-    """An established IKE SA with CHILD SA ``lan`` of connection ``site``, and a second
-    connection ``spare`` that is configured but never came up."""
+    """An established IKE SA with CHILD SA ``lan`` of connection ``site`` (peer known from
+    the SA), and a second connection ``spare`` that is configured but never came up."""
     a, _, sa, clock = established(QUIET)
     traffic: dict[str, dict] = {}
     tally = EventTally()
@@ -72,10 +73,8 @@ def tunnel():
             {
                 "ike_sas": a.manager.status(0.0, lambda spi: traffic.get(spi.hex(), {})),
                 "connections": [
-                    connection(
-                        "site", a.manager.liveness("site") or "down", tally, **state["site"]
-                    ),
-                    connection("spare", "down", tally),
+                    connection("site", "%any", a.manager.liveness("site"), tally, **state["site"]),
+                    connection("spare", "198.51.100.9", "down", tally),
                 ],
                 "counters": state["counters"],
             }
@@ -95,7 +94,9 @@ def test_an_up_tunnel_and_a_configured_down_one(tunnel):
     assert value(samples, "ikepulse_connection_up", connection="spare") == 0
     assert value(samples, "ikepulse_connection_configured", connection="spare") == 1
     assert value(samples, "ikepulse_child_up", connection="site", child="lan", peer=peer) == 1
-    assert value(samples, "ikepulse_child_up", connection="spare", child="lan", peer="") == 0
+    spare = {"connection": "spare", "child": "lan", "peer": "198.51.100.9"}
+    assert value(samples, "ikepulse_child_up", **spare) == 0
+    assert value(samples, "ikepulse_child_bytes_in_total", **spare) == 0
     site = {"connection": "site", "child": "lan", "peer": peer}
     assert value(samples, "ikepulse_child_bytes_in_total", **site) == 840
     assert value(samples, "ikepulse_child_packets_out_total", **site) == 5
@@ -106,9 +107,8 @@ def test_an_up_tunnel_and_a_configured_down_one(tunnel):
     assert value(samples, "ikepulse_inbound_idle_seconds", connection="site", peer=peer) == 2.5
     assert value(samples, "ikepulse_probes_sent_total", connection="site", peer=peer) == 0
     assert value(samples, "ikepulse_dead_peer_detections_total", connection="spare") == 0
-    assert ("ikepulse_rtt_seconds", frozenset({"connection": "spare", "peer": ""}.items())) not in (
-        samples
-    )
+    rtt = {dict(labels)["connection"] for name, labels in samples if name.endswith("rtt_seconds")}
+    assert rtt <= {"site"}  # no IKE SA, no round trips to tell
 
 
 def test_child_totals_survive_the_sa_that_carried_them(tunnel):

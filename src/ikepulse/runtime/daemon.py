@@ -381,6 +381,7 @@ class Daemon:
             "liveness": liveness,
             "restart_attempts": restart.attempt if restart else 0,
             "overlaps": self.manager.overlaps(name),
+            "remote_addrs": list(self.manager.connection(name).remote_addrs),
             "children": [child.name for child in self.manager.connection(name).children],
             "totals": self.tally.of(name),
             "last_death": None

@@ -67,7 +67,12 @@ def _primary(sas: list[dict]) -> dict | None:
     return sas[-1] if sas else None
 
 
-def _peer(sa: dict | None) -> str:
+def _peer(conn: dict, sa: dict | None) -> str:
+    """The ``peer`` label: the configured remote address when there is one (so a tunnel's
+    series stay the same while it is down), else the address its IKE SA talks to."""
+    configured = conn.get("remote_addrs") or ["%any"]
+    if "/" not in configured[0] and "%" not in configured[0] and configured[0] != "0.0.0.0":
+        return configured[0]
     return sa["remote"]["host"] if sa else ""
 
 
@@ -162,7 +167,7 @@ class IkepulseCollector:
             name = conn["name"]
             sas = by_connection.get(name, [])
             sa = _primary(sas)
-            peer = [name, _peer(sa)]
+            peer = [name, _peer(conn, sa)]
             established = sa is not None and sa["state"] == "ESTABLISHED"
             configured.add_metric([name], 1)
             up.add_metric([name], 1 if established else 0)
@@ -227,7 +232,7 @@ class IkepulseCollector:
                     installed[key] += 1
         totals = self._carry.totals(live)
         for conn in connections:
-            name, peer = conn["name"], _peer(_primary(by_connection.get(conn["name"], [])))
+            name, peer = conn["name"], _peer(conn, _primary(by_connection.get(conn["name"], [])))
             child_rekeys = conn.get("totals", {})
             for child in conn.get("children", ()):
                 series = [name, child, peer]
