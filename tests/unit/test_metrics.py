@@ -148,6 +148,7 @@ def test_detection_restore_and_daemon_counters(tunnel):
     state["counters"] = {
         "dropped_malformed": 3,
         "unknown_spi_drops": 2,
+        "dropped_unknown_spi": 5,
         "cookies_sent": 4,
         "ike_rekey_collisions": 1,
         "retransmits_sent": 9,
@@ -159,8 +160,9 @@ def test_detection_restore_and_daemon_counters(tunnel):
     assert value(samples, "ikepulse_restores_total", connection="site") == 1
     assert value(samples, "ikepulse_last_restore_downtime_seconds", connection="site") == 3.5
     assert value(samples, "ikepulse_overlapping_sas", connection="site", kind="ike_sas") == 1
-    assert value(samples, "ikepulse_drops_total", reason="malformed") == 3
-    assert value(samples, "ikepulse_drops_total", reason="unknown_spi") == 2
+    assert value(samples, "ikepulse_drops_total", layer="ike", reason="malformed") == 3
+    assert value(samples, "ikepulse_drops_total", layer="esp", reason="unknown_spi") == 2
+    assert value(samples, "ikepulse_drops_total", layer="ike", reason="unknown_spi") == 5
     assert value(samples, "ikepulse_cookies_sent_total") == 4
     assert value(samples, "ikepulse_rekey_collisions_total", sa="ike") == 1
     assert value(samples, "ikepulse_daemon_events_total", counter="retransmits_sent") == 9

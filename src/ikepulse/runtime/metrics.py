@@ -264,14 +264,18 @@ class IkepulseCollector:
         collisions.add_metric(["child"], counters.get("child_rekey_collisions", 0))
         yield collisions
         drops = CounterMetricFamily(
-            P + "drops", "Datagrams and packets dropped, by reason", labels=["reason"]
+            P + "drops",
+            "IKE datagrams and ESP packets dropped, by reason",
+            labels=["layer", "reason"],
         )
         other = CounterMetricFamily(
             P + "daemon_events", "Other daemon counters, by name", labels=["counter"]
         )
         for key, value in sorted(counters.items()):
-            if key.startswith("dropped_") or key.endswith(_DROPS):
-                drops.add_metric([_reason(key)], value)
+            if key.startswith("dropped_"):  # the IKE side (and runts on port 4500)
+                drops.add_metric(["ike", _reason(key)], value)
+            elif key.endswith(_DROPS):
+                drops.add_metric(["esp", _reason(key)], value)
             elif key not in _SHOWN:
                 other.add_metric([key], value)
         yield from (drops, other)
