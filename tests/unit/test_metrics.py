@@ -179,21 +179,52 @@ def test_the_endpoint_serves_metrics_and_nothing_else(tunnel):
         writer.close()
         return answer
 
-    async def main() -> tuple[bytes, bytes]:
+    async def main() -> tuple[bytes, bytes, bool]:
         server = MetricsServer("127.0.0.1:0", status)  # any free port
-        await server.start()
+        assert await server.start()
         try:
             port = server.port
-            return await get(port, "/metrics"), await get(port, "/secret")
+            taken = await MetricsServer(f"127.0.0.1:{port}", status).start()
+            return await get(port, "/metrics"), await get(port, "/secret"), taken
         finally:
             await server.close()
 
-    ok, missing = asyncio.run(main())
+    ok, missing, taken = asyncio.run(main())
+    assert not taken  # a port in use is refused, not raised
     head, _, body = ok.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK")
     names = {family.name for family in text_string_to_metric_families(body.decode())}
     assert {"ikepulse_connection_up", "ikepulse_child_bytes_in"} <= names
     assert missing.startswith(b"HTTP/1.1 404")
+
+
+def test_a_failing_collection_answers_500_and_the_server_goes_on(caplog):
+    calls = []
+
+    def status() -> dict:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("ike_sas")
+        return {"ike_sas": [], "connections": [], "counters": {}}
+
+    async def get(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    async def main() -> tuple[bytes, bytes]:
+        server = MetricsServer("127.0.0.1:0", status)
+        await server.start()
+        try:
+            return await get(server.port), await get(server.port)
+        finally:
+            await server.close()
+
+    failed, ok = asyncio.run(main())
+    assert failed.startswith(b"HTTP/1.1 500") and ok.startswith(b"HTTP/1.1 200")
+    assert "metrics collection failed" in caplog.text
 
 
 def test_metrics_listen_is_off_unless_set_and_checked():

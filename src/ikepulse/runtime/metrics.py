@@ -294,6 +294,10 @@ def _reason(key: str) -> str:
     return key
 
 
+class _Failed(Exception):
+    """The collector failed: answer 500 (the log has the traceback)."""
+
+
 class MetricsServer:
     """``GET /metrics`` on ``metrics_listen``, answered on the event loop (so the collector
     reads the daemon's state between two events, never while it changes)."""
@@ -304,10 +308,16 @@ class MetricsServer:
         self.registry.register(IkepulseCollector(status))
         self._server: asyncio.Server | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> bool:
+        """Listen; a port that cannot be had is logged, and the tunnels run without it."""
         host, port = self.address
-        self._server = await asyncio.start_server(self._serve, host, port)
-        log.info("metrics on http://%s:%d/metrics", host, port)
+        try:
+            self._server = await asyncio.start_server(self._serve, host, port)
+        except OSError as exc:
+            log.error("no metrics endpoint: cannot listen on %s port %d: %s", host, port, exc)
+            return False
+        log.info("metrics on http://%s:%d/metrics", host, self.port)
+        return True
 
     async def close(self) -> None:
         if self._server is not None:
@@ -320,8 +330,12 @@ class MetricsServer:
         assert self._server is not None, "not started"
         return self._server.sockets[0].getsockname()[1]
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def _render(self) -> bytes:
+        try:
+            return generate_latest(self.registry)
+        except Exception:  # a bug in the collector must not take the daemon's loop down
+            log.exception("metrics collection failed")
+            raise _Failed from None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -332,7 +346,7 @@ class MetricsServer:
             elif path.split("?", 1)[0] not in ("/metrics", "/"):
                 head, body = "404 Not Found", b"try /metrics\n"
             else:
-                head, body = "200 OK", self.render()
+                head, body = "200 OK", self._render()
             kind = CONTENT_TYPE_LATEST if head == "200 OK" else "text/plain"
             writer.write(
                 f"HTTP/1.1 {head}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
@@ -340,6 +354,8 @@ class MetricsServer:
                 + (b"" if method == "HEAD" else body)
             )
             await writer.drain()
+        except _Failed:
+            writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass  # a client that does not speak HTTP or goes away: nothing to answer
         finally:
