@@ -299,13 +299,18 @@ class _Failed(Exception):
 
 
 class MetricsServer:
-    """``GET /metrics`` on ``metrics_listen``, answered on the event loop (so the collector
-    reads the daemon's state between two events, never while it changes)."""
+    """``GET /metrics`` on ``metrics_listen``. The status is taken on the event loop (the
+    daemon's state between two events, never while it changes); turning it into text, the
+    costly part (about 0.5 ms per tunnel), runs in a worker thread so that packets and
+    timers keep flowing during a scrape."""
 
     def __init__(self, listen: str, status: Callable[[], dict]) -> None:
         self.address = parse_listen(listen)
+        self._status = status
+        self._snapshot: dict = {}
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(IkepulseCollector(status))
+        self.registry.register(IkepulseCollector(lambda: self._snapshot))
+        self._one_at_a_time = asyncio.Lock()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> bool:
@@ -330,12 +335,14 @@ class MetricsServer:
         assert self._server is not None, "not started"
         return self._server.sockets[0].getsockname()[1]
 
-    def _render(self) -> bytes:
-        try:
-            return generate_latest(self.registry)
-        except Exception:  # a bug in the collector must not take the daemon's loop down
-            log.exception("metrics collection failed")
-            raise _Failed from None
+    async def _render(self) -> bytes:
+        async with self._one_at_a_time:
+            try:
+                self._snapshot = self._status()
+                return await asyncio.to_thread(generate_latest, self.registry)
+            except Exception:  # a bug in the collector must not take the daemon down
+                log.exception("metrics collection failed")
+                raise _Failed from None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -346,7 +353,7 @@ class MetricsServer:
             elif path.split("?", 1)[0] not in ("/metrics", "/"):
                 head, body = "404 Not Found", b"try /metrics\n"
             else:
-                head, body = "200 OK", self._render()
+                head, body = "200 OK", await self._render()
             kind = CONTENT_TYPE_LATEST if head == "200 OK" else "text/plain"
             writer.write(
                 f"HTTP/1.1 {head}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
