@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ikepulse.config.loader import ConfigError, parse_config
-from ikepulse.core.events import PeerDead, TunnelRestored
+from ikepulse.core.events import ChildSaRekeyed, IkeSaRekeyed, PeerDead, TunnelRestored
 from ikepulse.core.liveness import DpdAction
 from ikepulse.runtime.metrics import EventTally, IkepulseCollector, MetricsServer
 from ikepulse.testing.loopback import QUIET, RIGHT, established
@@ -233,3 +233,30 @@ def test_metrics_listen_is_off_unless_set_and_checked():
     assert parse_config(listen, "ex.toml").daemon.metrics_listen == "[::1]:9720"
     with pytest.raises(ConfigError, match="metrics_listen"):
         parse_config(listen.replace("[::1]:9720", "localhost"), "ex.toml")
+
+
+def test_rekeys_half_open_sas_and_certificate_expiry(tunnel):
+    collector, _, spi_in, tally, state, _ = tunnel
+    tally.on_event(ChildSaRekeyed("site", "lan", bytes.fromhex(spi_in), b"\1\2\3\4"))
+    tally.on_event(ChildSaRekeyed("site", "lan", b"\1\2\3\4", b"\5\6\7\x08"))
+    tally.on_event(IkeSaRekeyed("site", b"\0" * 8, b"\1" * 8, b"\2" * 8, b"\3" * 8))
+
+    def with_certificate_and_a_half_open_sa(status: dict) -> dict:
+        up = status["ike_sas"][0]
+        up["peer_certificate"] = {"subject": "CN=right.example", "not_after": 1893456000.0}
+        half_open = dict(up, connection="spare", initiator=False, state="CONNECTING")
+        status["ike_sas"].append(half_open)
+        return status
+
+    state["rewrite"] = with_certificate_and_a_half_open_sa
+    samples = scrape(collector)
+    site = {"connection": "site", "peer": RIGHT[0]}
+    assert value(samples, "ikepulse_child_rekeys_total", child="lan", **site) == 2
+    assert value(samples, "ikepulse_ike_rekeys_total", connection="site") == 1
+    assert value(samples, "ikepulse_half_open_sas") == 1
+    assert value(samples, "ikepulse_connection_up", connection="spare") == 0
+    assert value(samples, "ikepulse_ike_sas", connection="spare", state="CONNECTING") == 1
+    expiry = {**site, "subject": "CN=right.example"}
+    assert value(samples, "ikepulse_peer_certificate_expiry_timestamp_seconds", **expiry) == (
+        1893456000.0
+    )
