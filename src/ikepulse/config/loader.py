@@ -48,6 +48,8 @@ class DaemonSettings:
     log_level: str
     state_dir: str
     """Where state that must survive a restart lives (the QCD secret, RFC 6290)."""
+    metrics_listen: str | None
+    """``host:port`` of the Prometheus endpoint; None: no endpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ def parse_config(
         listen,
         daemon.log_level,
         daemon.state_dir,
+        metrics_listen=daemon.metrics_listen,
     )
     return Settings(settings, tuple(connections), path)
 

@@ -92,6 +92,18 @@ class DaemonSection(Strict):
     natt_port: int = Field(4500, ge=1, le=65535)
     listen: list[str] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_listen: str | None = None
+    """``host:port`` (``[v6]:port``) of the Prometheus endpoint; unset: no endpoint."""
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, sep, port = value.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{value!r} is not host:port")
+            ipaddress.ip_address(host.strip("[]"))
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -30,6 +30,7 @@ from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
 from .event_log import log_event
+from .metrics import EventTally, MetricsServer
 from .udp import Address, Endpoint
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class Daemon:
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
         self.watcher: AddressWatcher | None = None
+        self.tally = EventTally()
+        self.metrics: MetricsServer | None = None
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -109,6 +112,9 @@ class Daemon:
         except OSError as exc:
             log.warning("no ESP data plane (TUN device unavailable: %s)", exc)
         await self.control.start()
+        if daemon.metrics_listen:
+            self.metrics = MetricsServer(daemon.metrics_listen, self.status)
+            await self.metrics.start()
         if any(connection.mobike for connection in self.settings.connections):
             self.watcher = AddressWatcher(self._on_addresses)
             await self._on_addresses(await self.watcher.start())
@@ -138,6 +144,8 @@ class Daemon:
         while self.manager.sas and self.now() < deadline:
             await asyncio.sleep(0.05)
         await self.control.close()
+        if self.metrics is not None:
+            await self.metrics.close()
         if self.watcher is not None:
             self.watcher.close()
         self.dataplane.close()
@@ -257,6 +265,7 @@ class Daemon:
     def _on_event(self, event: Event) -> None:
         self.dataplane.on_event(event)
         log_event(event)
+        self.tally.on_event(event)
         if isinstance(event, PeerDead):
             self.last_death[event.connection] = event
             self.restored.pop(event.connection, None)
@@ -372,6 +381,9 @@ class Daemon:
             "liveness": liveness,
             "restart_attempts": restart.attempt if restart else 0,
             "overlaps": self.manager.overlaps(name),
+            "remote_addrs": list(self.manager.connection(name).remote_addrs),
+            "children": [child.name for child in self.manager.connection(name).children],
+            "totals": self.tally.of(name),
             "last_death": None
             if death is None
             else {
