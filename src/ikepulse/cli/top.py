@@ -7,15 +7,16 @@ second poll on)."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from .client import ControlError, request
 from .events import format_event
+
+if TYPE_CHECKING:  # rich is imported when drawn, so that other commands start fast
+    from rich.console import Group
+    from rich.table import Table
 
 EVENTS_SHOWN = 8
 _STYLE = {"alive": "green", "suspect": "yellow", "dead": "bold red", "restarting": "yellow"}
@@ -77,6 +78,9 @@ def _next_rekey(sa: dict, now: float) -> str:
 
 
 def tunnels_table(status: dict, rates: Rates, now: float) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="ikepulse tunnels", expand=True)
     for column, width in (
         ("tunnel", 6), ("state", 11), ("liveness", 8), ("rtt", 6), ("last in", 7),
@@ -114,12 +118,18 @@ def tunnels_table(status: dict, rates: Rates, now: float) -> Table:
 
 def render(status: dict, recent: list[dict], rates: Rates, now: float) -> Group:
     """One frame: the tunnels, then the last few events, newest last."""
+    from rich.console import Group
+    from rich.text import Text
+
     lines = [format_event(record) for record in recent[-EVENTS_SHOWN:]] or ["no events yet"]
     events = [Text(line, no_wrap=True, overflow="ellipsis") for line in lines]
     return Group(tunnels_table(status, rates, now), Text("recent events", style="bold"), *events)
 
 
 def _poll(socket_path: str, rates: Rates) -> Group:
+    from rich.console import Group
+    from rich.text import Text
+
     try:
         status = request(socket_path, {"command": "status"}, timeout=5.0)
         recent = request(socket_path, {"command": "recent_events"}, timeout=5.0)
@@ -137,6 +147,9 @@ def _poll(socket_path: str, rates: Rates) -> Group:
 def top(socket_path: str, interval: float, once: bool) -> None:
     """A live view of each tunnel: state, liveness and its cause, RTT, last packets in and
     out, byte rates, next rekey, and the recent events."""
+    from rich.console import Console
+    from rich.live import Live
+
     rates = Rates()
     if once:
         Console().print(_poll(socket_path, rates))
