@@ -12,9 +12,13 @@ import typing
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from rich.console import Console
 
+from ikepulse.cli import events as events_cli
+from ikepulse.cli import top as top_cli
 from ikepulse.cli.events import format_event
+from ikepulse.cli.main import main
 from ikepulse.cli.top import Rates, render
 from ikepulse.core.events import (
     ChildSaDeleted,
@@ -247,3 +251,25 @@ def test_a_new_spi_has_no_rate_until_its_second_poll():
     assert rates.rates == {}
     rates.update(status_dict(1.0, 10, 10)["ike_sas"], 1.0)
     assert rates.rates == {"site": (0.0, 0.0)}
+
+
+def test_top_once_and_events_recent_from_the_command_line(monkeypatch):
+    now = time.time()
+    recent = [describe(TunnelRestored("site", 7.5, 2), now)]
+
+    def answer(path, command, timeout=None):
+        assert path == "/tmp/x.sock"
+        if command["command"] == "status":
+            return {"ok": True, **status_dict(now, 0, 0)}
+        return {"ok": True, "events": recent, "subscribers": 0}
+
+    monkeypatch.setattr(top_cli, "request", answer)
+    monkeypatch.setattr(events_cli, "request", answer)
+    runner = CliRunner()
+    frame = runner.invoke(main, ["--socket", "/tmp/x.sock", "top", "--once"], terminal_width=160)
+    assert frame.exit_code == 0, frame.output
+    assert "ESTABLISHED" in frame.output and "restored after 7.50s" in frame.output
+    listed = runner.invoke(main, ["--socket", "/tmp/x.sock", "events", "--recent", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.output) == recent[0]
+    missing = runner.invoke(main, ["--socket", "/nonexistent/c.sock", "events"])
+    assert missing.exit_code == 1 and "no daemon listening" in missing.output
