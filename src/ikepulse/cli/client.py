@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 
 
 class ControlError(Exception):
@@ -32,3 +33,25 @@ def request(path: str, command: dict, timeout: float | None = None) -> dict:
         return json.loads(data)
     except ValueError:
         raise ControlError(f"control socket {path}: unreadable answer") from None
+
+
+def follow(path: str, command: dict) -> Iterator[dict]:
+    """Subscribe with ``command`` and yield each JSON line the daemon sends until it
+    closes the stream."""
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        sock.sendall(json.dumps(command).encode() + b"\n")
+        stream = sock.makefile("rb")
+    except FileNotFoundError:
+        raise ControlError(
+            f"no daemon listening on {path} (is 'ikepulse daemon' running?)"
+        ) from None
+    except OSError as exc:
+        raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
+    with sock, stream:
+        for line in stream:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                raise ControlError(f"control socket {path}: unreadable line") from None

@@ -15,7 +15,9 @@ from ..wire.describe import describe_message
 from ..wire.message import decode_message
 from .client import ControlError, request
 from .demo import demo
+from .events import events
 from .status import format_status
+from .top import top
 
 DEFAULT_SOCKET = "/run/ikepulse/control.sock"
 
@@ -165,3 +167,5 @@ def decode(file, as_hex: bool) -> None:
 
 
 main.add_command(demo)
+main.add_command(events)
+main.add_command(top)

@@ -1,4 +1,7 @@
-"""Control socket: one JSON request line in, one JSON response line out (Unix stream socket)."""
+"""Control socket: one JSON request line in, one JSON response line out (Unix stream socket).
+
+``{"command": "events"}`` is the exception: after ``{"ok": true}`` the connection stays open
+and carries one JSON line per event until the client hangs up."""
 
 from __future__ import annotations
 
@@ -39,6 +42,9 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
+            if _is_subscription(line):
+                await self._stream(reader, writer)
+                return
             response = await self.handle(line)
             writer.write(json.dumps(response).encode() + b"\n")
             await writer.drain()
@@ -58,6 +64,9 @@ class ControlServer:
         try:
             if command == "status":
                 return daemon.status()
+            if command == "recent_events":
+                feed = daemon.feed
+                return {"ok": True, "events": list(feed.recent), "subscribers": feed.subscribers}
             if command == "up":
                 return await daemon.up(request["connection"], timeout)
             if command == "down":
@@ -74,3 +83,34 @@ class ControlServer:
         except ValueError as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": False, "error": f"unknown command {command!r}"}
+
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Follow the event feed. A slow reader stalls only this coroutine; the feed drops
+        what it cannot queue for it. Any input or EOF from the client ends the stream."""
+        feed = self.daemon.feed
+        subscriber = feed.subscribe()
+        hangup = asyncio.ensure_future(reader.read(1))
+        try:
+            writer.write(b'{"ok": true}\n')
+            await writer.drain()
+            while True:
+                record = asyncio.ensure_future(subscriber.next())
+                await asyncio.wait({record, hangup}, return_when=asyncio.FIRST_COMPLETED)
+                if not record.done():
+                    record.cancel()
+                    return
+                if record.result() is None:
+                    return
+                writer.write(json.dumps(record.result()).encode() + b"\n")
+                await writer.drain()
+        finally:
+            feed.unsubscribe(subscriber)
+            hangup.cancel()
+
+
+def _is_subscription(line: bytes) -> bool:
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(request, dict) and request.get("command") == "events"

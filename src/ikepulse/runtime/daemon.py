@@ -29,7 +29,8 @@ from ..esp.plane import Notice, PeerMoved, Trap, TrapTriggered, UnknownSpi, Volu
 from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
-from .event_log import log_event
+from .event_feed import EventFeed
+from .event_log import describe, log_event
 from .metrics import EventTally, MetricsServer
 from .udp import Address, Endpoint
 
@@ -83,6 +84,7 @@ class Daemon:
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
+        self.feed = EventFeed(self.counters)
         self.control = ControlServer(settings.daemon.control_socket, self)
         self.dataplane = DataPlane(self._send_udp, self.now, self._on_notice, self._on_traffic)
         self.last_death: dict[str, PeerDead] = {}
@@ -143,6 +145,7 @@ class Daemon:
         deadline = self.now() + SHUTDOWN_GRACE
         while self.manager.sas and self.now() < deadline:
             await asyncio.sleep(0.05)
+        self.feed.close()
         await self.control.close()
         if self.metrics is not None:
             await self.metrics.close()
@@ -266,6 +269,7 @@ class Daemon:
         self.dataplane.on_event(event)
         log_event(event)
         self.tally.on_event(event)
+        self.feed.publish(describe(event, time.time()))
         if isinstance(event, PeerDead):
             self.last_death[event.connection] = event
             self.restored.pop(event.connection, None)
