@@ -58,6 +58,8 @@ class ControlServer:
         try:
             if command == "status":
                 return daemon.status()
+            if command == "reload":
+                return daemon.reload()
             if command == "up":
                 return await daemon.up(request["connection"], timeout)
             if command == "down":
