@@ -52,7 +52,8 @@ def test_up_gives_strongswans_environment():
     env = run.env
     assert run.updown is HOOK and run.tunnel_id == "site/lan"
     assert env["PLUTO_VERB"] == "up-client" and env["PLUTO_VERSION"] == "1.1"
-    assert env["PLUTO_CONNECTION"] == "site" and env["PLUTO_PROTO"] == "esp"
+    assert env["PLUTO_CONNECTION"] == "lan" and env["PLUTO_PROTO"] == "esp"  # the child
+    assert env["IKEPULSE_CONNECTION"] == "site"
     assert (env["PLUTO_ME"], env["PLUTO_PEER"]) == ("198.51.100.1", "198.51.100.2")
     assert (env["PLUTO_MY_ID"], env["PLUTO_PEER_ID"]) == ("left.example", "right.example")
     assert env["PLUTO_MY_CLIENT"] == "203.0.113.0/26"

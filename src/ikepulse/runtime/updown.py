@@ -88,7 +88,8 @@ def policy_env(
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         "PLUTO_VERSION": "1.1",
-        "PLUTO_CONNECTION": event.connection,
+        "PLUTO_CONNECTION": event.child,  # strongSwan: the CHILD config's name
+        "IKEPULSE_CONNECTION": event.connection,
         "PLUTO_INTERFACE": "unknown",
         "PLUTO_REQID": str(reqid),
         "PLUTO_PROTO": "esp",
