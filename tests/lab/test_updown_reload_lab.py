@@ -82,6 +82,7 @@ def test_updown_gets_strongswans_environment_and_a_tunnel_id_that_survives_rekey
     wait_for(lambda: daemon.status()[0]["spi_i"] != spi_i, 10, "the IKE rekey")
     time.sleep(1)
     assert len(records(left_out)) == 1
+    assert len(records(right_out)) == 1  # strongSwan, too, calls no hook on a rekey
 
     daemon.cli("down", "lab")
     down = wait_for(lambda: records(left_out)[1:], 10, "ikepulse's down hook")[0]
