@@ -25,7 +25,9 @@ from ..core.events import (
     ChildSaDeleted,
     ChildSaInstalled,
     Event,
+    IkeSaDeleted,
     IkeSaEstablished,
+    IkeSaFailed,
     IkeSaRekeyed,
     PeerDead,
     TunnelRestored,
@@ -162,6 +164,8 @@ class Hooks:
                 if key is not None:
                     self._ike[event.spi_i] = key
                     self._new_unique(key)
+            case IkeSaDeleted() | IkeSaFailed():
+                self._ike.pop(event.spi_i, None)
             case ChildSaInstalled():
                 return self._installed(event)
             case ChildSaDeleted():
