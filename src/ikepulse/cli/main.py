@@ -111,6 +111,14 @@ def down(socket_path: str, connection: str, timeout: float) -> None:
 
 
 @main.command()
+@click.pass_obj
+def reload(socket_path: str) -> None:
+    """Re-read the daemon's configuration file (like swanctl --load-all): start the new
+    connections, replace the changed, close the removed; leave the rest untouched."""
+    click.echo(_call(socket_path, {"command": "reload"})["message"])
+
+
+@main.command()
 @click.argument("connection")
 @click.option("--child", default=None, help="Only this CHILD SA (default: all of them).")
 @click.option("--ike", is_flag=True, help="Rekey the IKE SA instead.")

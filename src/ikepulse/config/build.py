@@ -24,6 +24,7 @@ from ..core.connection import (
     Secret,
     StartAction,
     Unique,
+    Updown,
 )
 from ..core.fragments import Fragmentation, FragmentPolicy
 from ..core.liveness import DpdAction, LivenessPolicy
@@ -79,6 +80,9 @@ def child_from(
         life_packets=section.life_packets,
         rand_packets=section.rand_packets,
         close_action=CloseAction(section.close_action),
+        updown=None
+        if section.updown is None
+        else Updown(section.updown, section.updown_events, section.updown_timeout),
     )
 
 

@@ -161,6 +161,9 @@ class ChildSection(Strict):
     rekey_packets: Volume = 0
     life_packets: Volume | None = None
     rand_packets: Volume | None = None
+    updown: str | None = Field(None, min_length=1)
+    updown_events: bool = False
+    updown_timeout: Duration = Field(10.0, gt=0)
 
     @model_validator(mode="after")
     def _lifetimes_in_order(self) -> ChildSection:

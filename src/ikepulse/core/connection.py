@@ -229,7 +229,9 @@ class LocalPubkey:
 
     certs: tuple[x509.Certificate, ...]
     """End-entity certificate first, then intermediate CA certificates."""
-    key: PrivateKey = field(repr=False)
+    key: PrivateKey = field(repr=False, compare=False)
+    """Compared through ``certs``: it is the key of the first one (keys have no equality
+    by value, and a reload must find an unchanged connection equal)."""
     pss: bool
     """Sign with RSASSA-PSS (``auth = "rsa/pss"``) rather than PKCS#1 v1.5."""
 
@@ -245,6 +247,18 @@ class RetransmitPolicy:
     base: float
     tries: int
     jitter: float
+
+
+@dataclass(frozen=True, slots=True)
+class Updown:
+    """``updown`` of a child: a shell command run, as strongSwan's updown plugin does, when
+    its CHILD SA comes up or goes down (the runtime runs it; the core never does)."""
+
+    command: str
+    events: bool
+    """Also run it for ``peer-dead`` and ``restored`` (``updown_events``)."""
+    timeout: float
+    """Seconds before a run still going is killed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +286,9 @@ class ChildConfig:
     rand_packets: int | None
     close_action: CloseAction
     """What happens when the peer closes it (not when we do, nor in a rekey)."""
+    updown: Updown | None = field(compare=False)
+    """The hook (None: none). Not part of equality: a new script takes effect on reload
+    without replacing the tunnel."""
 
     def time_limits(self, fraction: float) -> tuple[float | None, float | None]:
         return lifetime_limits(self.rekey_time, self.life_time, self.rand_time, fraction)

@@ -316,6 +316,9 @@ class IkeSa:
         """The detection budget ran out (or the peer evidently lost its state)."""
         if self.finished:
             return
+        if self.state is IkeState.DELETING:  # we were closing it anyway: no dpd_action
+            self.deleted(by_peer=False, now=now)
+            return
         detected_after, direction = self.liveness.declared_dead(now)
         self._end(IkeState.FAILED, False, now)
         action = self.policy.dpd_action

@@ -28,6 +28,7 @@ from .liveness import DpdAction
 from .mobility import SourceFor
 from .qcd import ReportLimits, crash_answer
 from .randomness import Rng, fraction
+from .reload import diff_connections
 from .restarts import Restarts
 from .state import IkeState
 from .status import ike_sa_status
@@ -125,7 +126,7 @@ class SaManager:
             if deadline is not None and deadline <= now:
                 sa.handle_timer(now)
         for name, restart in self.restarts.due(now):
-            if self.find(name):  # never two IKE SAs for one connection
+            if self.find(name) or name not in self._names():  # never two; or reloaded away
                 self.restarts.end(name)
             else:
                 children = restart.configs(self.connection(name))
@@ -232,6 +233,9 @@ class SaManager:
 
     # --- actions ---------------------------------------------------------------------------
 
+    def _names(self) -> set[str]:
+        return {connection.name for connection in self.connections}
+
     def connection(self, name: str) -> ConnectionConfig:
         for connection in self.connections:
             if connection.name == name:
@@ -328,6 +332,24 @@ class SaManager:
         self.local_addresses = tuple(addresses)
         for sa in list(self.sas.values()):
             sa.local_addresses_changed(self.local_addresses, source_for, now)
+
+    def replace_connections(self, connections: Iterable[ConnectionConfig], now: float):
+        """Run ``connections`` from now on (a reload): the SAs of removed and changed ones
+        are deleted (the peer is told); those of unchanged ones are not touched. Returns the
+        ``ConnectionDiff``; starting the added and changed is the runtime's call."""
+        connections = tuple(connections)
+        diff = diff_connections(self.connections, connections)
+        for name in diff.replaced:
+            self.delete(name, now)
+        self.connections = connections
+        return diff
+
+    def identities(self, name: str, remote: Address) -> tuple[str, str] | None:
+        """(ours, the peer's) identity on the connection's IKE SA with ``remote``."""
+        for sa in self.find(name):
+            if sa.remote == remote and sa.remote_identity is not None:
+                return str(sa.local_identity), str(sa.remote_identity)
+        return None
 
     def acquire(self, name: str, now: float) -> int:
         """Traffic hit a trap of ``name`` while its IKE SA is up: create the children it

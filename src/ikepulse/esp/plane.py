@@ -160,6 +160,11 @@ class EspPlane:
         """Hold packets ``trap`` covers that no SA does (a trap added twice is one trap)."""
         self._traps.setdefault(trap, deque(maxlen=HOLD_PACKETS))
 
+    def remove_traps(self, connection: str) -> None:
+        """Drop the connection's traps and what they hold (it was removed or replaced)."""
+        for trap in [t for t in self._traps if t.connection == connection]:
+            del self._traps[trap]
+
     def install(self, sa: SaPair, now: float) -> None:
         """Install both directions; release what the connection's traps hold and replay
         early ESP for the new inbound SPI (pull them with ``esp_to_send``/``packets_to_tun``)."""

@@ -67,6 +67,8 @@ class ControlServer:
             if command == "recent_events":
                 feed = daemon.feed
                 return {"ok": True, "events": list(feed.recent), "subscribers": feed.subscribers}
+            if command == "reload":
+                return daemon.reload()
             if command == "up":
                 return await daemon.up(request["connection"], timeout)
             if command == "down":

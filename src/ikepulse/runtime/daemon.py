@@ -32,7 +32,9 @@ from .dataplane import DataPlane
 from .event_feed import EventFeed
 from .event_log import describe, log_event
 from .metrics import EventTally, MetricsServer
+from .reload import reload_config
 from .udp import Address, Endpoint
+from .updown import Hooks, Runner
 
 if TYPE_CHECKING:
     from ..config.loader import Settings
@@ -92,6 +94,8 @@ class Daemon:
         self.watcher: AddressWatcher | None = None
         self.tally = EventTally()
         self.metrics: MetricsServer | None = None
+        self.hooks = Hooks(self._child_config, self.manager.identities)
+        self.updown = Runner(self.counters)
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -123,16 +127,32 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         for connection in self.settings.connections:
-            for child in connection.children:
-                if connection.start_action is StartAction.TRAP:
-                    self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
-                else:
-                    self.dataplane.route(child.local_ts, child.remote_ts)
-            if connection.start_action is StartAction.START:
-                self.initiate(connection.name)
+            self.start_connection(connection.name)
         await self._stop.wait()
         await self.shutdown()
+
+    def start_connection(self, name: str) -> None:
+        """Routes or traps for its children, and the IKE SA if ``start_action = start``."""
+        connection = self.manager.connection(name)
+        for child in connection.children:
+            if connection.start_action is StartAction.TRAP:
+                self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
+            else:
+                self.dataplane.route(child.local_ts, child.remote_ts)
+        if connection.start_action is StartAction.START:
+            self.initiate(connection.name)
+
+    def reload(self) -> dict:
+        """Re-read the configuration file (SIGHUP, ``ikepulse reload``)."""
+        return reload_config(self)
+
+    def _child_config(self, connection: str, child: str):
+        try:
+            return self.manager.connection(connection).child(child)
+        except KeyError:
+            return None
 
     def stop(self) -> None:
         self._stop.set()
@@ -145,6 +165,11 @@ class Daemon:
         deadline = self.now() + SHUTDOWN_GRACE
         while self.manager.sas and self.now() < deadline:
             await asyncio.sleep(0.05)
+        self.pump()  # the last events (down hooks)
+        try:
+            await asyncio.wait_for(self.updown.drain(), SHUTDOWN_GRACE)
+        except TimeoutError:
+            log.warning("updown hooks still running at exit")
         self.feed.close()
         await self.control.close()
         if self.metrics is not None:
@@ -270,19 +295,26 @@ class Daemon:
         log_event(event)
         self.tally.on_event(event)
         self.feed.publish(describe(event, time.time()))
+        for run in self.hooks.on_event(event):
+            self.updown.start(run)
         if isinstance(event, PeerDead):
             self.last_death[event.connection] = event
             self.restored.pop(event.connection, None)
-            if event.action is DpdAction.HOLD:
+            if event.action is DpdAction.HOLD and self._known(event.connection):
                 connection = self.manager.connection(event.connection)
                 for child in connection.children:
                     self.dataplane.add_trap(Trap(connection.name, child.local_ts, child.remote_ts))
         elif isinstance(event, ChildSaTrapped):  # close_action = trap
-            child = self.manager.connection(event.connection).child(event.child)
-            self.dataplane.add_trap(Trap(event.connection, child.local_ts, child.remote_ts))
+            child = self._child_config(event.connection, event.child)
+            if child is not None:
+                self.dataplane.add_trap(Trap(event.connection, child.local_ts, child.remote_ts))
         elif isinstance(event, TunnelRestored):
             self.restored[event.connection] = event
         self._wake(event)
+
+    def _known(self, name: str) -> bool:
+        """Still configured (an SA of a connection a reload removed may still report)."""
+        return any(c.name == name for c in self.manager.connections)
 
     # --- control commands ----------------------------------------------------------------
 
