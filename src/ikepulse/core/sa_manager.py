@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from ..wire.buffer import DecodeError
 from ..wire.enums import ExchangeType
@@ -21,6 +20,7 @@ from . import reconcile
 from .child_sa import ChildSa
 from .connection import ChildConfig, ConnectionConfig, Unique, matching
 from .cookies import Cookies
+from .datagram import Datagram, EspActivity
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
@@ -36,22 +36,6 @@ from .status import ike_sa_status
 NATT_PORT = 4500
 CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
-
-
-EspActivity = tuple[bytes, float | None, float | None, float | None]
-"""(inbound SPI, last inbound, last outbound, first outbound since the last inbound), as the
-ESP plane's ``activity()`` reports a CHILD SA's traffic."""
-
-
-@dataclass(frozen=True, slots=True)
-class Datagram:
-    """One UDP datagram to send: an IKE message without the non-ESP marker, or with
-    ``keepalive`` a NAT-T keepalive (RFC 3948 §2.3) that goes out exactly as ``data``."""
-
-    data: bytes
-    src: Address
-    dst: Address
-    keepalive: bool = False
 
 
 class SaManager:

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config.build import liveness_policy, retransmit_policy
+from ..core.datagram import Datagram
 from ..core.events import ChildSaInstalled, IkeSaEstablished
-from ..core.sa_manager import Datagram, SaManager
+from ..core.sa_manager import SaManager
 from ..core.state import IkeState
 from ..wire.buffer import DecodeError
 from ..wire.enums import ExchangeType, PayloadType

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from ikepulse.config.build import child_config, connection_config, liveness_policy
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
 from ikepulse.core.connection import AuthClass, ConnectionConfig, Identity
+from ikepulse.core.datagram import Datagram
 from ikepulse.core.ike_sa import IkeSa
 from ikepulse.core.liveness import LivenessPolicy
-from ikepulse.core.sa_manager import Datagram, SaManager
+from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import decode_message
