@@ -48,6 +48,8 @@ class DaemonSettings:
     log_level: str
     state_dir: str
     """Where state that must survive a restart lives (the QCD secret, RFC 6290)."""
+    save_keys: str | None
+    """Directory for the Wireshark key tables, None when not exporting keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ def parse_config(
         listen,
         daemon.log_level,
         daemon.state_dir,
+        save_keys=daemon.save_keys,
     )
     return Settings(settings, tuple(connections), path)
 

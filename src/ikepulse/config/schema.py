@@ -92,6 +92,8 @@ class DaemonSection(Strict):
     natt_port: int = Field(4500, ge=1, le=65535)
     listen: list[str] = []
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    save_keys: str | None = None
+    """Directory to append IKE and ESP keys to, in Wireshark's tables (off when unset)."""
 
     @field_validator("listen")
     @classmethod

@@ -297,7 +297,7 @@ class IkeSa:
         self.emit(
             IkeSaEstablished(
                 self.name, self.spi_i, self.spi_r, self.local, self.remote, str(self.sk.suite),
-                self.initiator,
+                self.initiator, *self.sk.export(),
             )
         )  # fmt: skip
 

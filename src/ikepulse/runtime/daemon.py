@@ -30,6 +30,7 @@ from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
 from .event_log import log_event
+from .save_keys import KeyExport
 from .udp import Address, Endpoint
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ class Daemon:
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
         self.watcher: AddressWatcher | None = None
+        self.key_export = (
+            KeyExport(settings.daemon.save_keys) if settings.daemon.save_keys else None
+        )
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -101,6 +105,8 @@ class Daemon:
 
     async def run(self) -> None:
         daemon = self.settings.daemon
+        if self.key_export is not None:
+            self.key_export.announce()
         for host in daemon.listen:
             await self._listen(host)
         log.info("listening on %s", ", ".join(f"{h}[{p}]" for h, p in self.endpoints))
@@ -256,6 +262,8 @@ class Daemon:
 
     def _on_event(self, event: Event) -> None:
         self.dataplane.on_event(event)
+        if self.key_export is not None:
+            self.key_export.on_event(event)
         log_event(event)
         if isinstance(event, PeerDead):
             self.last_death[event.connection] = event
