@@ -2,7 +2,8 @@
 
 Appends one line per IKE SA to ``ikev2_decryption_table`` and two per CHILD SA (one per
 direction) to ``esp_sa``, in the formats of Wireshark's IKEv2 and ESP decryption tables, as
-strongSwan's save-keys plugin writes them. Anyone who reads these files can decrypt the
+strongSwan's save-keys plugin writes them (AES-GCM for ESP named as Wireshark 3 and
+later expect). Anyone who reads these files can decrypt the
 tunnels: the daemon warns at start that keys are being written.
 """
 
@@ -36,7 +37,9 @@ _ESP_ENCR = {
     EncrId.AES_CBC: "AES-CBC [RFC3602]",
     EncrId.AES_CTR: "AES-CTR [RFC3686]",
     EncrId.DES: "DES-CBC [RFC2405]",
-    **dict.fromkeys(_GCM, "AES-GCM [RFC4106]"),
+    # strongSwan writes "AES-GCM [RFC4106]" with "ANY 128 bit authentication [no checking]",
+    # which Wireshark 3 and later reject: they name the ICV length and want NULL integrity
+    **{encr: f"AES-GCM with {icv} octet ICV [RFC4106]" for encr, icv in _GCM.items()},
 }
 _ESP_INTEG = {
     IntegId.HMAC_SHA1_96: "HMAC-SHA-1-96 [RFC2404]",
@@ -89,8 +92,7 @@ def esp_names(encr: tuple[int, int | None], integ: int | None) -> tuple[str, str
     if enc is None:
         return None
     if integ is None or integ == IntegId.NONE:
-        icv = _GCM.get(encr[0])
-        return enc, "NULL" if icv is None else f"ANY {icv * 8} bit authentication [no checking]"
+        return enc, "NULL"
     name = _ESP_INTEG.get(integ)
     return None if name is None else (enc, name)
 
