@@ -26,11 +26,13 @@ from ..core.events import (
 from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
 from ..esp.plane import Notice, PeerMoved, Trap, TrapTriggered, UnknownSpi, VolumeReached
+from . import logs
 from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
 from .event_log import log_event
 from .save_keys import KeyExport
+from .sdnotify import Notifier
 from .udp import Address, Endpoint
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class Daemon:
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
         self.watcher: AddressWatcher | None = None
+        self.systemd = Notifier()
         self.key_export = (
             KeyExport(settings.daemon.save_keys) if settings.daemon.save_keys else None
         )
@@ -129,7 +132,12 @@ class Daemon:
                     self.dataplane.route(child.local_ts, child.remote_ts)
             if connection.start_action is StartAction.START:
                 self.initiate(connection.name)
+        self.systemd.ready(f"listening on {len(self.endpoints)} socket(s)")
+        self.systemd.start_watchdog()
+        flusher = loop.create_task(logs.flush_periodically())
         await self._stop.wait()
+        self.systemd.stopping()
+        flusher.cancel()
         await self.shutdown()
 
     def stop(self) -> None:

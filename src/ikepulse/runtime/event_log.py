@@ -21,6 +21,7 @@ from ..core.events import (
     SaEndpointsChanged,
     TunnelRestored,
 )
+from .logs import RATE_LIMIT
 
 log = logging.getLogger("ikepulse.daemon")
 _EVIDENCE = {"outbound": "our first unanswered packet", "silent": "its last sign of life"}
@@ -114,6 +115,11 @@ LINES: dict[type, tuple[int, Callable]] = {
 
 
 def log_event(event: Event) -> None:
+    """One line, with the event's kind and connection as fields (``--log-format json``);
+    failures of IKE SAs no connection was chosen for yet (unauthenticated) rate-limited."""
     level, line = LINES[type(event)]
     if log.isEnabledFor(level):
-        log.log(level, "%s", line(event))
+        fields = {"event": type(event).__name__, "connection": getattr(event, "connection", "")}
+        if isinstance(event, IkeSaFailed) and not event.connection:
+            fields[RATE_LIMIT] = "unauthenticated IKE SA failed"
+        log.log(level, "%s", line(event), extra=fields)
