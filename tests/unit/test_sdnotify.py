@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import configparser
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
 from ikepulse.runtime.sdnotify import Notifier
+
+UNIT = Path(__file__).resolve().parents[2] / "packaging" / "ikepulse.service"
 
 
 @pytest.fixture
@@ -85,3 +89,29 @@ def test_watchdog_pings_from_the_event_loop_until_stopping(systemd):
     assert received[-1] == b"STOPPING=1"
     assert 3 <= received.count(b"WATCHDOG=1") <= 6
     assert set(received[:-1]) == {b"WATCHDOG=1"}
+
+
+def test_unit_file_is_a_notify_service_with_a_watchdog_and_hardening():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(UNIT)
+    service = unit["Service"]
+    assert (service["Type"], service["NotifyAccess"]) == ("notify", "main")
+    assert int(service["WatchdogSec"].removesuffix("s")) > 0
+    assert "--log-format json" in service["ExecStart"]
+    assert set(service["CapabilityBoundingSet"].split()) == {
+        "CAP_NET_ADMIN",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_RAW",
+    }
+    for key, value in (
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("RuntimeDirectory", "ikepulse"),
+        ("StateDirectory", "ikepulse"),
+        ("ReadWritePaths", "/var/lib/ikepulse"),
+    ):
+        assert service[key] == value, key
+    assert Path(UNIT).read_text().count("[Install]") == 1
