@@ -115,11 +115,12 @@ LINES: dict[type, tuple[int, Callable]] = {
 
 
 def log_event(event: Event) -> None:
-    """One line, with the event's kind and connection as fields (``--log-format json``);
-    failures of IKE SAs no connection was chosen for yet (unauthenticated) rate-limited."""
+    """One line, with the event's kind and connection as fields (``--log-format json``).
+    Failed IKE SAs are rate-limited: anyone can make IKE_SA_INIT (or an IKE_AUTH before
+    the peer is authenticated) fail, as often as it can send."""
     level, line = LINES[type(event)]
     if log.isEnabledFor(level):
         fields = {"event": type(event).__name__, "connection": getattr(event, "connection", "")}
-        if isinstance(event, IkeSaFailed) and not event.connection:
-            fields[RATE_LIMIT] = "unauthenticated IKE SA failed"
+        if isinstance(event, IkeSaFailed):
+            fields[RATE_LIMIT] = "IKE SA failed"
         log.log(level, "%s", line(event), extra=fields)
