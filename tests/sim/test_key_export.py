@@ -6,17 +6,38 @@ the same IKE line and the same two ESP lines, in the formats of Wireshark's
 from __future__ import annotations
 
 import logging
+import random
 import re
 import stat
 
 from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, IkeSaRekeyed
+from ikepulse.core.sa_manager import SaManager
 from ikepulse.runtime.event_log import log_event
 from ikepulse.runtime.save_keys import ESP_TABLE, IKE_TABLE, KeyExport
-from ikepulse.testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+from ikepulse.testing.loopback import (
+    LEFT,
+    LEFT_NET,
+    RIGHT,
+    RIGHT_NET,
+    Clock,
+    Peer,
+    connection,
+    run_until_idle,
+)
+
+
+def _peers(export_keys: bool = True, **kw) -> tuple[Peer, Peer]:
+    """make_peers' two gateways, their managers asked to export keys (``save_keys``)."""
+    left = connection("left.example", "right.example", LEFT_NET, RIGHT_NET, **kw)
+    right = connection("right.example", "left.example", RIGHT_NET, LEFT_NET, **kw)
+    return (
+        Peer(SaManager([left], random.Random(1), export_keys=export_keys), LEFT),
+        Peer(SaManager([right], random.Random(2), export_keys=export_keys), RIGHT),
+    )
 
 
 def _exported(tmp_path, ike: str, esp: str):
-    a, b = make_peers({"ike": ike, "esp": esp}, {"ike": ike, "esp": esp})
+    a, b = _peers(ike=ike, esp=esp)
     clock = Clock()
     a.manager.initiate("site", LEFT, RIGHT, clock.now)
     run_until_idle(a, b, clock)
@@ -86,7 +107,7 @@ def test_keys_stay_out_of_log_lines_and_reprs(tmp_path, caplog):
 
 def test_ike_rekey_appends_the_new_sa(tmp_path):
     ike = "aes256gcm16-prfsha256-x25519"
-    a, b = make_peers({"ike": ike}, {"ike": ike})
+    a, b = _peers(ike=ike)
     clock = Clock()
     a.manager.initiate("site", LEFT, RIGHT, clock.now)
     run_until_idle(a, b, clock)
@@ -109,3 +130,14 @@ def test_unwritable_directory_is_logged_not_raised(tmp_path, caplog):
             export.on_event(event)
     assert export.failures == 2
     assert "cannot write" in caplog.text
+
+
+def test_without_save_keys_the_ike_keys_never_leave_the_core(tmp_path):
+    a, b = _peers(export_keys=False)
+    clock = Clock()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock)
+    a.manager.renew("site", clock.now, None, True, False)
+    run_until_idle(a, b, clock, until=clock.now + 1)
+    events = a.of(IkeSaEstablished) + a.of(IkeSaRekeyed) + b.of(IkeSaEstablished)
+    assert len(events) == 3 and all(e.keys is None for e in events)

@@ -79,6 +79,7 @@ class Daemon:
             natt_port=settings.daemon.natt_port,
             qcd_secret=load_qcd_secret(Path(settings.daemon.state_dir)),
             wall_offset=time.time() - time.monotonic(),
+            export_keys=bool(settings.daemon.save_keys),
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
