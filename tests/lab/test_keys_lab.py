@@ -17,9 +17,10 @@ from ikepulse.testing.lab import ikepulse_conf, run, swanctl_conf, wait_for
 
 pytestmark = pytest.mark.lab
 
-SUITES = [
-    ("aes256gcm16-prfsha256-x25519", "aes256gcm16"),
-    ("aes128-sha256-modp2048", "aes128-sha256"),
+CASES = [
+    ("aes256gcm16-prfsha256-x25519", "aes256gcm16", "ikepulse"),
+    ("aes128-sha256-modp2048", "aes128-sha256", "ikepulse"),
+    ("aes256gcm16-prfsha256-x25519", "aes256gcm16", "strongswan"),
 ]
 
 
@@ -36,8 +37,10 @@ def tshark(capture, keys_dir, *args: str) -> str:
     ).stdout
 
 
-@pytest.mark.parametrize(("ike", "esp"), SUITES, ids=[s[0] for s in SUITES])
-def test_tshark_decrypts_ike_auth_and_esp(lab, tmp_path, ike, esp):
+@pytest.mark.parametrize(
+    ("ike", "esp", "initiator"), CASES, ids=[f"{c[0]}-{c[2]}-initiates" for c in CASES]
+)
+def test_tshark_decrypts_ike_auth_and_esp(lab, tmp_path, ike, esp, initiator):
     keys = tmp_path / "keys"
     keys.mkdir()
     capture = tmp_path / "tunnel.pcap"
@@ -61,7 +64,11 @@ def test_tshark_decrypts_ike_auth_and_esp(lab, tmp_path, ike, esp):
         )
     )
     assert "writing IKE and ESP keys" in daemon.log.read_text()
-    daemon.cli("up", "lab")
+    if initiator == "ikepulse":
+        daemon.cli("up", "lab")
+    else:
+        charon.swanctl("--initiate", "--child", "lan", timeout=30)
+        wait_for(lambda: daemon.status() and daemon.status()[0]["children"], 10, "the CHILD SA")
     ping = lab.left_site.run("ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.66")
     assert ping.returncode == 0, ping.stdout
     time.sleep(0.5)  # the last reply on its way to the capture file
@@ -77,7 +84,8 @@ def test_tshark_decrypts_ike_auth_and_esp(lab, tmp_path, ike, esp):
     # IKE_AUTH decrypted: the initiator's identity inside the SK payload
     fields = ("-Y", "isakmp.exchangetype == 35", "-T", "fields", "-e", "isakmp.id.data.fqdn")
     ids = tshark(capture, keys, *fields).split()
-    assert ids == ["left.example,right.example", "right.example"]  # IDi, IDr; then IDr
+    first, second = ("left", "right") if initiator == "ikepulse" else ("right", "left")
+    assert ids == [f"{first}.example,{second}.example", f"{second}.example"]  # IDi, IDr; IDr
     assert run("tshark", "-r", str(capture), *fields).stdout.split() == []  # without the keys
     # ESP decrypted: the pings inside, both ways, between the site hosts
     icmp = tshark(capture, keys, "-Y", "esp && icmp", "-T", "fields", "-e", "ip.src", "-e",
