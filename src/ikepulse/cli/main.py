@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import json
-import logging
 import sys
 
 import click
@@ -52,15 +51,20 @@ def _load(path: str, check_credentials: bool = False):
 @main.command()
 @click.option("--config", "config_path", required=True, help="TOML configuration file.")
 @click.option("--log-level", default=None, help="debug, info, warning (default: from config).")
-def daemon(config_path: str, log_level: str | None) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line (time, level, logger, message, fields).",
+)
+def daemon(config_path: str, log_level: str | None, log_format: str) -> None:
     """Run the daemon in the foreground."""
+    from ..runtime import logs
     from ..runtime.daemon import Daemon
 
     settings = _load(config_path)
-    level = (log_level or settings.daemon.log_level).upper()
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure((log_level or settings.daemon.log_level).upper(), log_format)
 
     async def run() -> None:
         await Daemon(settings).run()

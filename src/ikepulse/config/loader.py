@@ -50,6 +50,8 @@ class DaemonSettings:
     """Where state that must survive a restart lives (the QCD secret, RFC 6290)."""
     metrics_listen: str | None
     """``host:port`` of the Prometheus endpoint; None: no endpoint."""
+    save_keys: str | None
+    """Directory for the Wireshark key tables, None when not exporting keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,7 @@ def parse_config(
         daemon.log_level,
         daemon.state_dir,
         metrics_listen=daemon.metrics_listen,
+        save_keys=daemon.save_keys,
     )
     return Settings(settings, tuple(connections), path)
 

@@ -105,6 +105,9 @@ class DaemonSection(Strict):
             ipaddress.ip_address(host.strip("[]"))
         return value
 
+    save_keys: str | None = None
+    """Directory to append IKE and ESP keys to, in Wireshark's tables (off when unset)."""
+
     @field_validator("listen")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:

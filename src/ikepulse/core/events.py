@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ..crypto.keys import ChildKeys
+from ..crypto.keys import ChildKeys, IkeKeys
 from ..wire.enums import NotifyType
 from ..wire.payloads import TrafficSelector
 from .child_sa import ChildLimits, ChildSa
@@ -40,6 +40,12 @@ class IkeSaEstablished:
     """The chosen IKE proposal in strongSwan syntax."""
     initiator: bool
     """True when we initiated the IKE SA."""
+    encr: tuple[int, int | None] = (0, None)
+    """Encryption transform id and key length in bits (for a key export)."""
+    integ: int | None = None
+    """Integrity transform id, None for AEAD."""
+    keys: IkeKeys | None = field(default=None, repr=False)
+    """The SA's keys, for an opt-in export to Wireshark (``[daemon] save_keys``); never logged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,12 @@ class IkeSaRekeyed:
     """Initiator's SPI of the new IKE SA."""
     spi_r: bytes
     """Responder's SPI of the new IKE SA."""
+    encr: tuple[int, int | None] = (0, None)
+    """The new SA's encryption transform id and key length in bits (for a key export)."""
+    integ: int | None = None
+    """The new SA's integrity transform id, None for AEAD."""
+    keys: IkeKeys | None = field(default=None, repr=False)
+    """The new SA's keys, for an opt-in export to Wireshark; never logged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,11 @@ class IkeSa:
     def name(self) -> str:
         return self.connection.name if self.connection else ""
 
+    def exported_keys(self) -> tuple:
+        """Algorithms and keys for ``IkeSaEstablished``/``IkeSaRekeyed``, only when the
+        daemon exports keys (``[daemon] save_keys``): otherwise the keys never leave."""
+        return self.sk.export() if self.manager.export_keys else ()
+
     @property
     def label(self) -> str:
         """``name[spi_i]`` for log lines."""
@@ -297,7 +302,7 @@ class IkeSa:
         self.emit(
             IkeSaEstablished(
                 self.name, self.spi_i, self.spi_r, self.local, self.remote, str(self.sk.suite),
-                self.initiator,
+                self.initiator, *self.exported_keys(),
             )
         )  # fmt: skip
 

@@ -50,13 +50,16 @@ class SaManager:
         natt_port: int = NATT_PORT,
         qcd_secret: bytes | None = None,
         wall_offset: float = 0.0,
+        export_keys: bool = False,
     ) -> None:
         """``qcd_secret`` should survive restarts (RFC 6290); without one, a fresh one is
         drawn and crash reports after a restart are not believed by peers. ``wall_offset``
-        turns ``now`` into Unix time, for certificate validity."""
+        turns ``now`` into Unix time, for certificate validity. ``export_keys``: IKE keys in
+        ``IkeSaEstablished``/``IkeSaRekeyed`` (for Wireshark)."""
         self.connections = tuple(connections)
         self.rng = rng
         self.wall_offset = wall_offset
+        self.export_keys = export_keys
         self.natt_port = natt_port
         self.cookie_threshold = cookie_threshold
         self.counters: Counter[str] = Counter()

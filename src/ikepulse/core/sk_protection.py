@@ -62,6 +62,17 @@ class SkProtection:
         self._out = SkCrypter(cipher, integ, *mine)
         self._in = SkCrypter(cipher, integ, *theirs)
 
+    def export(self) -> tuple[tuple[int, int | None], int | None, IkeKeys | None]:
+        """Encryption (id, key bits), integrity id and the keys: what a key export needs."""
+        if self.suite is None:
+            return (0, None), None, None
+        encr, bits = self.suite.encr
+        return (
+            (int(encr), bits),
+            None if self.suite.integ is None else int(self.suite.integ),
+            self.keys,
+        )
+
     def protect(
         self,
         msg: Message,

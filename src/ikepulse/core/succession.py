@@ -85,7 +85,9 @@ def take_over(new: TaskHost, old: TaskHost, now: float) -> None:
     new.children.take(old.children.hand_over(), now)
     new.renewal.schedule(now, new.connection, lambda: fraction(new.rng), old.renewal.reauth_at)
     move_reauthentication(old, new)
-    new.emit(IkeSaRekeyed(new.name, old.spi_i, old.spi_r, new.spi_i, new.spi_r))
+    new.emit(
+        IkeSaRekeyed(new.name, old.spi_i, old.spi_r, new.spi_i, new.spi_r, *new.exported_keys())
+    )
 
 
 def retire(sa: TaskHost, now: float) -> None:

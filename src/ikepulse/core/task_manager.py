@@ -28,6 +28,12 @@ _BEING_SET_UP = (IkeState.CREATED, IkeState.CONNECTING)
 log = logging.getLogger("ikepulse.ike")
 
 
+def _flood_kind(exchange: ExchangeType) -> dict:
+    """Log ``extra`` marking lines about IKE_SA_INIT, which anyone can send at any rate: the
+    runtime rate-limits lines so marked (``rate_limit`` is ``runtime.logs.RATE_LIMIT``)."""
+    return {"rate_limit": exchange.name} if exchange == ExchangeType.IKE_SA_INIT else {}
+
+
 def _summary(payloads) -> str:
     """Payload list in strongSwan's log style: ``[ SA KE No N(NATD_S_IP) ]``."""
     names = []
@@ -133,8 +139,9 @@ class TaskManager:
             task.build(payloads)
         mid = self.next_request_id
         log.info(
-            "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads)
-        )
+            "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads),
+            extra=_flood_kind(exchange),
+        )  # fmt: skip
         packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
         self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
@@ -236,6 +243,7 @@ class TaskManager:
             "response" if msg.is_response else "request",
             msg.message_id,
             _summary(inbound.payloads),
+            extra=_flood_kind(msg.exchange),
         )
         if msg.is_response:
             self._on_response(inbound, now)
@@ -346,6 +354,7 @@ class TaskManager:
             msg.exchange.name,
             msg.message_id,
             _summary(payloads),
+            extra=_flood_kind(msg.exchange),
         )
         packets = self.sa.datagrams(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi

@@ -26,6 +26,7 @@ from ..core.events import (
 from ..core.liveness import DpdAction
 from ..core.sa_manager import SaManager
 from ..esp.plane import Notice, PeerMoved, Trap, TrapTriggered, UnknownSpi, VolumeReached
+from . import logs
 from .addresses import AddressWatcher, source_for
 from .control import ControlServer
 from .dataplane import DataPlane
@@ -33,6 +34,8 @@ from .event_feed import EventFeed
 from .event_log import describe, log_event
 from .metrics import EventTally, MetricsServer
 from .reload import reload_config
+from .save_keys import KeyExport
+from .sdnotify import Notifier
 from .udp import Address, Endpoint
 from .updown import Hooks, Runner
 
@@ -80,6 +83,7 @@ class Daemon:
             natt_port=settings.daemon.natt_port,
             qcd_secret=load_qcd_secret(Path(settings.daemon.state_dir)),
             wall_offset=time.time() - time.monotonic(),
+            export_keys=bool(settings.daemon.save_keys),
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
@@ -96,6 +100,10 @@ class Daemon:
         self.metrics: MetricsServer | None = None
         self.hooks = Hooks(self._child_config, self.manager.identities)
         self.updown = Runner(self.counters)
+        self.systemd = Notifier()
+        self.key_export = (
+            KeyExport(settings.daemon.save_keys) if settings.daemon.save_keys else None
+        )
 
     # --- clock -------------------------------------------------------------------------------
 
@@ -110,6 +118,8 @@ class Daemon:
 
     async def run(self) -> None:
         daemon = self.settings.daemon
+        if self.key_export is not None:
+            self.key_export.announce()
         for host in daemon.listen:
             await self._listen(host)
         log.info("listening on %s", ", ".join(f"{h}[{p}]" for h, p in self.endpoints))
@@ -130,7 +140,12 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         for connection in self.settings.connections:
             self.start_connection(connection.name)
+        self.systemd.ready(f"listening on {len(self.endpoints)} socket(s)")
+        self.systemd.start_watchdog()
+        flusher = loop.create_task(logs.flush_periodically())
         await self._stop.wait()
+        self.systemd.stopping()
+        flusher.cancel()
         await self.shutdown()
 
     def start_connection(self, name: str) -> None:
@@ -292,6 +307,8 @@ class Daemon:
 
     def _on_event(self, event: Event) -> None:
         self.dataplane.on_event(event)
+        if self.key_export is not None:
+            self.key_export.on_event(event)
         log_event(event)
         self.tally.on_event(event)
         self.feed.publish(describe(event, time.time()))

@@ -29,6 +29,7 @@ from ..core.events import (
     TunnelRestored,
 )
 from ..wire.enums import NotifyType
+from .logs import RATE_LIMIT
 
 log = logging.getLogger("ikepulse.daemon")
 _EVIDENCE = {"outbound": "our first unanswered packet", "silent": "its last sign of life"}
@@ -253,6 +254,12 @@ def describe(event: Event, at: float) -> dict:
 
 
 def log_event(event: Event) -> None:
+    """One line, with the event's kind and connection as fields (``--log-format json``).
+    Failed IKE SAs are rate-limited: anyone can make IKE_SA_INIT (or an IKE_AUTH before
+    the peer is authenticated) fail, as often as it can send."""
     spec = TABLE[type(event)]
     if log.isEnabledFor(spec.level):
-        log.log(spec.level, "%s", spec.text(event))
+        fields = {"event": type(event).__name__, "connection": getattr(event, "connection", "")}
+        if isinstance(event, IkeSaFailed):
+            fields[RATE_LIMIT] = "IKE SA failed"
+        log.log(spec.level, "%s", spec.text(event), extra=fields)
