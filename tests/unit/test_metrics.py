@@ -157,6 +157,14 @@ def test_detection_restore_and_daemon_counters(tunnel):
     assert value(samples, "ikepulse_dead_peer_detections_total", connection="site") == 1
     last = {"connection": "site", "direction": "silent", "reason": "no answer"}
     assert value(samples, "ikepulse_last_detection_seconds", **last) == 7.25
+    tally.on_event(PeerDead("site", b"\1" * 8, "no answer", 1.5, DpdAction.RESTART, "outbound"))
+    samples = scrape(collector)
+    bucket = "ikepulse_detection_seconds_bucket"
+    assert value(samples, bucket, connection="site", le="1.0") == 0
+    assert value(samples, bucket, connection="site", le="2.0") == 1
+    assert value(samples, bucket, connection="site", le="10.0") == 2
+    assert value(samples, bucket, connection="site", le="+Inf") == 2
+    assert value(samples, "ikepulse_detection_seconds_sum", connection="site") == 8.75
     assert value(samples, "ikepulse_restores_total", connection="site") == 1
     assert value(samples, "ikepulse_last_restore_downtime_seconds", connection="site") == 3.5
     assert value(samples, "ikepulse_overlapping_sas", connection="site", kind="ike_sas") == 1

@@ -14,7 +14,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from ..core.events import ChildSaRekeyed, Event, IkeSaRekeyed, PeerDead, TunnelRestored
 from ..core.peer_liveness import Liveness
@@ -27,6 +32,8 @@ LIVENESS_STATES = (*(state.value for state in Liveness), "restarting", "down")
 IKE_STATES = ("CREATED", "CONNECTING", "ESTABLISHED", "DELETING", "DELETED", "FAILED")
 LIVE_CHILD = ("INSTALLED", "REKEYING")
 TRAFFIC = ("bytes_in", "bytes_out", "packets_in", "packets_out")
+DETECTION_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+"""Seconds; the budget (dpd_delay + dpd_timeout) is 45 s by default, 5 s in the lab."""
 
 
 class EventTally:
@@ -39,7 +46,11 @@ class EventTally:
     def on_event(self, event: Event) -> None:
         match event:
             case PeerDead():
-                self._counts[event.connection]["dead_peer_detections"] += 1
+                counts = self._counts[event.connection]
+                counts["dead_peer_detections"] += 1
+                counts["detection_ms"] += round(event.detected_after * 1000)
+                for bound in DETECTION_BUCKETS:
+                    counts[f"detection_le:{bound:g}"] += event.detected_after <= bound
             case TunnelRestored():
                 self._counts[event.connection]["restores"] += 1
             case IkeSaRekeyed():
@@ -142,6 +153,9 @@ class IkepulseCollector:
             P + "outbound_idle_seconds", "Seconds since the last outbound packet", labels=cp
         )
         detections = CounterMetricFamily(P + "dead_peer_detections", "Dead-peer verdicts", labels=c)
+        each_detection = HistogramMetricFamily(
+            P + "detection_seconds", "How long each dead-peer detection took", labels=c
+        )
         detection = GaugeMetricFamily(
             P + "last_detection_seconds",
             "How long the last dead-peer detection took, by failed direction",
@@ -188,6 +202,9 @@ class IkepulseCollector:
                     expiry.add_metric([*peer, cert["subject"]], cert["not_after"])
             totals = conn.get("totals", {})
             detections.add_metric([name], totals.get("dead_peer_detections", 0))
+            buckets = [(str(b), totals.get(f"detection_le:{b:g}", 0)) for b in DETECTION_BUCKETS]
+            buckets.append(("+Inf", totals.get("dead_peer_detections", 0)))
+            each_detection.add_metric([name], buckets, totals.get("detection_ms", 0) / 1000)
             restores.add_metric([name], totals.get("restores", 0))
             ike_rekeys.add_metric([name], totals.get("ike_rekeys", 0))
             if (death := conn["last_death"]) is not None:
@@ -201,7 +218,7 @@ class IkepulseCollector:
                 overlaps.add_metric([name, kind], count)
         yield from (configured, up, ike_sas, liveness, srtt, sent, unanswered, idle_in)
         yield from (idle_out, detections, detection, restores, downtime, attempts, ike_rekeys)
-        yield from (overlaps, expiry)
+        yield from (overlaps, expiry, each_detection)
 
     # --- per CHILD SA --------------------------------------------------------------------------
 
