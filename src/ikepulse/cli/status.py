@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 
 
-def _ago(then: float | None) -> str:
-    return "-" if then is None else f"{max(0, int(time.time() - then))}s ago"
+def ago(then: float | None, now: float | None = None) -> str:
+    """``12s ago`` (``-`` for never); ``now`` defaults to the clock."""
+    if then is None:
+        return "-"
+    return f"{max(0, int((time.time() if now is None else now) - then))}s ago"
 
 
 def _renewals(sa: dict, **names: str) -> str:
@@ -25,8 +28,8 @@ def _liveness(live: dict) -> str:
     state = live["state"] + (f" ({live['cause']})" if live.get("cause") else "")
     rtt = "" if live["srtt"] is None else f", rtt {live['srtt'] * 1000:.1f}ms"
     return (
-        f"{state}{rtt}, last inbound {_ago(live['last_inbound'])}, "
-        f"last answer {_ago(live['last_answer'])}"
+        f"{state}{rtt}, last inbound {ago(live['last_inbound'])}, "
+        f"last answer {ago(live['last_answer'])}"
     )
 
 
@@ -53,7 +56,7 @@ def format_status(ike_sas: list[dict]) -> str:
         if sa["proposal"]:
             lines.append(f"  {sa['proposal']}")
         renewals = _renewals(sa, rekey_at="rekeying", reauth_at="reauth", expires_at="expires")
-        lines.append(f"  established {_ago(sa['established'])}{renewals}")
+        lines.append(f"  established {ago(sa['established'])}{renewals}")
         if sa["state"] == "ESTABLISHED":
             lines.append(f"  liveness {_liveness(sa['liveness'])}")
         cert = sa.get("peer_certificate")
@@ -75,7 +78,7 @@ def format_status(ike_sas: list[dict]) -> str:
                 )
                 if child.get(key) is not None
             )
-            lines.append(f"    installed {_ago(child['installed'])}{renewals}{volume}")
+            lines.append(f"    installed {ago(child['installed'])}{renewals}{volume}")
             for direction, key in (("in ", "in"), ("out", "out")):
                 traffic = ""
                 if f"bytes_{key}" in child:
@@ -83,7 +86,7 @@ def format_status(ike_sas: list[dict]) -> str:
                         f", {child[f'bytes_{key}']:6d} bytes, {child[f'packets_{key}']:5d} packets"
                     )
                 if child.get(f"last_{key}bound"):
-                    traffic += f", last {_ago(child[f'last_{key}bound'])}"
+                    traffic += f", last {ago(child[f'last_{key}bound'])}"
                 lines.append(f"    {direction} {child[f'spi_{key}']}{traffic}")
             lines.append(f"    local  {' '.join(child['local_ts'])}")
             lines.append(f"    remote {' '.join(child['remote_ts'])}")

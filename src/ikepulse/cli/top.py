@@ -13,6 +13,7 @@ import click
 
 from .client import ControlError, request
 from .events import format_event
+from .status import ago
 
 if TYPE_CHECKING:  # rich is imported when drawn, so that other commands start fast
     from rich.console import Group
@@ -45,10 +46,6 @@ class Rates:
                 total[1] += max(0, seen[spi][2] - before[2]) / span
         self._last = seen
         self.rates = {name: (t[0], t[1]) for name, t in totals.items()}
-
-
-def _ago(then: float | None, now: float) -> str:
-    return "-" if then is None else f"{max(0, int(now - then))}s ago"
 
 
 def _rate(value: float | None) -> str:
@@ -110,7 +107,7 @@ def tunnels_table(status: dict, rates: Rates, now: float) -> Table:
         rate_in, rate_out = rates.rates.get(name, (None, None))
         table.add_row(
             name, sa["state"], label, rtt,
-            _ago(live.get("last_inbound"), now), _ago(live.get("last_outbound"), now),
+            ago(live.get("last_inbound"), now), ago(live.get("last_outbound"), now),
             _rate(rate_in), _rate(rate_out), _next_rekey(sa, now),
         )  # fmt: skip
     return table

@@ -57,6 +57,14 @@ def parse_volume(value: str | int) -> int:
 Volume = Annotated[int, BeforeValidator(parse_volume)]
 
 
+def host_port(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` as (host, port); port 0 means any free port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or not host:
+        raise ValueError(f"{text!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
 def _address_or_net(value: str) -> str:
     if value == "%any":
         return value
@@ -99,10 +107,10 @@ class DaemonSection(Strict):
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is not None:
-            host, sep, port = value.rpartition(":")
-            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            host, port = host_port(value)
+            if port == 0:
                 raise ValueError(f"{value!r} is not host:port")
-            ipaddress.ip_address(host.strip("[]"))
+            ipaddress.ip_address(host)
         return value
 
     save_keys: str | None = None

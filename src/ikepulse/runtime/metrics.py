@@ -21,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from ..config.schema import host_port
 from ..core.events import ChildSaRekeyed, Event, IkeSaRekeyed, PeerDead, TunnelRestored
 from ..core.peer_liveness import Liveness
 
@@ -60,14 +61,6 @@ class EventTally:
 
     def of(self, connection: str) -> dict[str, int]:
         return dict(self._counts.get(connection, {}))
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` as (host, port); port 0 takes any free port."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536 or not host:
-        raise ValueError(f"{text!r} is not host:port")
-    return host.strip("[]"), int(port)
 
 
 def _primary(sas: list[dict]) -> dict | None:
@@ -322,7 +315,7 @@ class MetricsServer:
     timers keep flowing during a scrape."""
 
     def __init__(self, listen: str, status: Callable[[], dict]) -> None:
-        self.address = parse_listen(listen)
+        self.address = host_port(listen)
         self._status = status
         self._snapshot: dict = {}
         self.registry = CollectorRegistry(auto_describe=False)
