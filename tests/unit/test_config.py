@@ -98,7 +98,8 @@ def test_secret_never_shown():
             'proposals = "aes256gcm16"',
             "ex.toml: connections.site-b.proposals: Input should be a valid list",
         ),
-        ("version = 2", "version = 1", "IKEv1 (version = 1) is not supported yet"),
+        ("version = 2", "version = 3", "version must be 1, 2 or 0 (either), not 3"),
+        ("version = 2", "version = 2\naggressive = true", "aggressive = true needs IKEv1"),
         (
             'local = { auth = "psk"',
             'local = { auth = "pubkey"',

@@ -81,6 +81,13 @@ def check_config(path: str) -> None:
     """Validate a configuration file, its certificates and keys (expiry, chains, key match)."""
     settings = _load(path, check_credentials=True)
     names = ", ".join(c.name for c in settings.connections) or "none"
+    for connection in settings.connections:
+        if connection.aggressive and connection.local_pubkey is None:
+            click.echo(
+                f"{path}: warning: connections.{connection.name}: Aggressive Mode with a"
+                " pre-shared key sends a hash of it in the clear that can be cracked offline"
+                " (RFC 2409 §5.4); prefer Main Mode or certificates"
+            )
     click.echo(f"{path}: OK ({len(settings.connections)} connection(s): {names})")
 
 

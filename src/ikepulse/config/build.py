@@ -124,6 +124,8 @@ def connection_from(
         retransmit=retransmit_from(section),
         force_encap=section.encap,
         mobike=section.mobike,
+        version=section.version,
+        aggressive=section.aggressive,
         start_action=StartAction(section.start_action),
         liveness=liveness_from(section),
         rekey_time=section.rekey_time,

@@ -196,6 +196,10 @@ class ChildSection(Strict):
 
 class ConnectionSection(Strict):
     version: int = 2
+    """1: IKEv1 (RFC 2409), 2: IKEv2, 0: either (initiate IKEv2, answer both), as swanctl."""
+    aggressive: bool = False
+    """IKEv1 Aggressive Mode (RFC 2409 §5.4) instead of Main Mode; with a PSK its hash can be
+    cracked offline, so it is never used or accepted unless set."""
     local_addrs: AddressList = []
     remote_addrs: AddressList = []
     local_port: int = Field(500, ge=1, le=65535)
@@ -235,12 +239,19 @@ class ConnectionSection(Strict):
 
     @field_validator("version")
     @classmethod
-    def _ikev2(cls, value: int) -> int:
-        if value == 1:
-            raise ValueError("IKEv1 (version = 1) is not supported yet")
-        if value not in (0, 2):
-            raise ValueError(f"version must be 2 (or 0 for any), not {value}")
+    def _known_version(cls, value: int) -> int:
+        if value not in (0, 1, 2):
+            raise ValueError(f"version must be 1, 2 or 0 (either), not {value}")
         return value
+
+    @model_validator(mode="after")
+    def _ikev1_limits(self) -> ConnectionSection:
+        """What IKEv1 cannot do: EAP (IKEv1 has XAuth instead), Aggressive Mode in IKEv2."""
+        if self.aggressive and self.version == 2:
+            raise ValueError("aggressive = true needs IKEv1 (version = 1 or 0)")
+        if self.version == 1 and "eap" in (self.local.auth[:3], self.remote.auth[:3]):
+            raise ValueError("EAP needs IKEv2 (version = 2); IKEv1 has no EAP")
+        return self
 
 
 class SecretSection(Strict):

@@ -334,6 +334,10 @@ class ConnectionConfig:
     force_encap: bool
     mobike: bool
     """Offer MOBIKE (RFC 4555) in IKE_AUTH and accept it from the peer."""
+    version: int
+    """1: IKEv1, 2: IKEv2, 0: either (we initiate IKEv2 and answer both)."""
+    aggressive: bool
+    """IKEv1: Aggressive Mode instead of Main Mode (RFC 2409 §5.4), both ways."""
     start_action: StartAction
     liveness: LivenessPolicy
     rekey_time: float
