@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
@@ -13,6 +14,7 @@ from ikepulse.testing.fuzz_v1 import (
     v1_samples,
 )
 from ikepulse.wire.buffer import DecodeError
+from ikepulse.wire.describe import describe_isakmp, describe_payload_v1
 from ikepulse.wire.isakmp import decode_chain, decode_isakmp
 from ikepulse.wire.isakmp_enums import ExchangeV1, IdV1, NotifyV1, PayloadV1
 from ikepulse.wire.isakmp_payloads import DeleteV1, FragmentV1, IdV1Payload, NotifyV1Payload
@@ -40,11 +42,13 @@ def _decode_everything(data: bytes) -> str:
         msg = decode_isakmp(data)
     except DecodeError:
         return "rejected"
+    json.dumps(describe_isakmp(msg))  # what ``ikepulse decode`` prints must not fail either
     if msg.chain is None:
         try:
-            decode_chain(msg.first_payload, msg.encrypted, padding=True)
+            chain = decode_chain(msg.first_payload, msg.encrypted, padding=True)
         except DecodeError:
             return "body rejected"
+        json.dumps([describe_payload_v1(p) for p in chain.payloads])
         return "body decoded"
     return "decoded"
 
