@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from ..wire.buffer import DecodeError
 from ..wire.enums import ExchangeType
+from ..wire.isakmp import isakmp_version
 from ..wire.message import (
     Message,
     decode_message,
@@ -24,6 +25,8 @@ from .datagram import Datagram, EspActivity
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
 from .ike_sa import IkeSa
+from .ikev1.intake import V1Intake
+from .ikev1.isakmp_sa import IsakmpSa
 from .liveness import DpdAction
 from .mobility import SourceFor
 from .qcd import ReportLimits, crash_answer
@@ -34,6 +37,8 @@ from .state import IkeState
 from .status import ike_sa_status
 
 NATT_PORT = 4500
+HALF_OPEN_V1 = 1000
+"""IKEv1 SAs being set up at once, at most (IKEv1 has no cookie challenge)."""
 CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
 
@@ -74,6 +79,8 @@ class SaManager:
         self._cookies = Cookies(rng)
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._reports = ReportLimits()
+        self.half_open_limit = HALF_OPEN_V1
+        self.v1 = V1Intake(self)
         self.local_addresses: tuple[str, ...] = ()
         """The host's usable addresses, as the runtime last reported them (MOBIKE lists
         them to peers and moves to one of them, RFC 4555)."""
@@ -238,16 +245,20 @@ class SaManager:
         children: list[ChildConfig] | None = None,
         reauth_of: IkeSa | None = None,
     ) -> IkeSa:
-        sa = IkeSa(
-            self,
+        connection = self.connection(name)
+        common = dict(
             initiator=True,
             spi_i=self.new_ike_spi(),
             spi_r=bytes(8),
             local=local,
             remote=remote,
-            candidates=(self.connection(name),),
+            candidates=(connection,),
             now=now,
         )
+        if connection.version == 1:
+            sa: IkeSa = IsakmpSa(self, aggressive=connection.aggressive, **common)
+        else:
+            sa = IkeSa(self, **common)
         self.sas[sa.local_spi] = sa
         sa.renewal.reauth_of = reauth_of
         sa.connect(now, children)
@@ -361,8 +372,10 @@ class SaManager:
     def receive_datagram(self, data: bytes, src: Address, dst: Address, now: float) -> None:
         """Process one IKE message (non-ESP marker already removed). Never raises."""
         try:
-            msg = decode_message(data)
-            self._dispatch(data, msg, src, dst, now)
+            if isakmp_version(data) == 1:
+                self.v1.receive(data, src, dst, now)
+            else:
+                self._dispatch(data, decode_message(data), src, dst, now)
         except DecodeError:
             self.counters["dropped_malformed"] += 1
         except Dropped as drop:
@@ -399,9 +412,9 @@ class SaManager:
         existing = self._half_open.get((msg.spi_i, src))
         if existing is not None:
             return existing
-        candidates = matching(self.connections, src[0], dst[0])
+        candidates = tuple(c for c in matching(self.connections, src[0], dst[0]) if c.version != 1)
         if not candidates:
-            raise Dropped("no_connection", f"no connection accepts {src[0]}")
+            raise Dropped("no_connection", f"no IKEv2 connection accepts {src[0]}")
         if len(self._half_open) >= self.cookie_threshold and not self._cookies.valid(msg, src):
             self.counters["cookies_sent"] += 1
             self.queue_datagram(self._cookies.reply(msg, src), dst, src)
@@ -456,6 +469,7 @@ class SaManager:
         for key, sa in list(self._half_open.items()):
             if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
                 del self._half_open[key]
+        self.v1.reap()
         for spi, sa in list(self.sas.items()):
             if sa.finished and not sa.tasks.in_flight():
                 del self.sas[spi]

@@ -1,0 +1,74 @@
+"""Where an IKEv1 datagram goes: the ISAKMP SA its cookies name, or a new responder SA for
+a first Main or Aggressive Mode message (RFC 2408 §2.5.3, §3.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ...wire.isakmp import IsakmpMessage, decode_isakmp
+from ...wire.isakmp_enums import ExchangeV1
+from ..connection import matching
+from ..errors import Dropped
+from ..state import IkeState
+from .isakmp_sa import IsakmpSa
+
+if TYPE_CHECKING:
+    from ..events import Address
+    from ..sa_manager import SaManager
+
+PHASE1 = (ExchangeV1.MAIN, ExchangeV1.AGGRESSIVE)
+
+
+class V1Intake:
+    """IKEv1 input of one SA manager, with its half-open responder SAs."""
+
+    def __init__(self, manager: SaManager) -> None:
+        self.manager = manager
+        self._half_open: dict[tuple[bytes, Address], IsakmpSa] = {}
+
+    def receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
+        msg = decode_isakmp(data)
+        sa = self._find(msg, src)
+        if sa is None:
+            if msg.exchange not in PHASE1 or msg.message_id or any(msg.rcookie):
+                raise Dropped("unknown_spi", f"no ISAKMP SA with cookies {msg.icookie.hex()}")
+            sa = self._responder(msg, src, dst, now)
+        sa.receive(data, msg, src, dst, now)
+
+    def _find(self, msg: IsakmpMessage, src: Address) -> IsakmpSa | None:
+        sas = self.manager.sas
+        ours = sas.get(msg.rcookie)
+        if isinstance(ours, IsakmpSa) and not ours.initiator and ours.spi_i == msg.icookie:
+            return ours
+        ours = sas.get(msg.icookie)
+        if isinstance(ours, IsakmpSa) and ours.initiator:
+            if not any(ours.spi_r) or ours.spi_r == msg.rcookie:
+                return ours
+        return self._half_open.get((msg.icookie, src))
+
+    def _responder(self, msg: IsakmpMessage, src: Address, dst: Address, now: float) -> IsakmpSa:
+        manager = self.manager
+        if msg.is_encrypted or not msg.icookie or not any(msg.icookie):
+            raise Dropped("malformed", "first phase 1 message encrypted or without a cookie")
+        candidates = tuple(
+            c for c in matching(manager.connections, src[0], dst[0]) if c.version in (0, 1)
+        )
+        if not candidates:
+            raise Dropped("no_connection", f"no IKEv1 connection accepts {src[0]}")
+        if len(self._half_open) >= manager.half_open_limit:
+            raise Dropped("half_open_limit", "too many IKEv1 SAs being set up")
+        sa = IsakmpSa(
+            manager, initiator=False, spi_i=msg.icookie, spi_r=manager.new_ike_spi(),
+            local=dst, remote=src, candidates=candidates, now=now,
+            aggressive=msg.exchange == ExchangeV1.AGGRESSIVE,
+        )  # fmt: skip
+        sa.state_to(IkeState.CONNECTING)
+        manager.sas[sa.local_spi] = sa
+        self._half_open[(msg.icookie, src)] = sa
+        return sa
+
+    def reap(self) -> None:
+        """Forget half-open entries whose SA is up or gone."""
+        for key, sa in list(self._half_open.items()):
+            if sa.state is not IkeState.CONNECTING:
+                del self._half_open[key]

@@ -1,0 +1,98 @@
+"""IKEv1 between two ikepulse peers in memory (RFC 2409, RFC 3706).
+
+left (initiator)                              right
+HDR, SA, VID(NAT-T), VID(DPD) -->
+                                   <-- HDR, SA, VID, VID
+HDR, KE, Ni, NAT-D, NAT-D -->
+                                   <-- HDR, KE, Nr, NAT-D, NAT-D
+HDR*, IDii, HASH_I, N(INITIAL-CONTACT) -->
+                                   <-- HDR*, IDir, HASH_R
+HDR*, HASH(1), SA, Ni, IDci, IDcr -->
+                                   <-- HDR*, HASH(2), SA, Nr, IDci, IDcr
+HDR*, HASH(3) -->
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, IkeSaFailed, PeerDead
+from ikepulse.core.state import IkeState
+from ikepulse.testing.loopback import (
+    LEFT,
+    RIGHT,
+    Clock,
+    liveness_policy,
+    make_peers,
+    run_until_idle,
+)
+
+V1 = {"version": 1, "ike": "aes256-sha256-modp2048", "esp": "aes256-sha256"}
+
+
+def up(left: dict | None = None, right: dict | None = None):
+    a, b = make_peers({**V1, **(left or {})}, {**V1, **(right or {})})
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    return a, b, sa, clock
+
+
+@pytest.mark.parametrize(
+    "ike, esp",
+    [
+        ("aes256-sha256-modp2048", "aes256-sha256"),
+        ("aes128-sha1-modp2048", "aes128-sha1"),
+        ("aes128-sha256-ecp256", "aes128gcm16-ecp256"),
+    ],
+)
+def test_main_mode_and_quick_mode_install_matching_esp_keys(ike, esp):
+    a, b, sa, _ = up({"ike": ike, "esp": esp}, {"ike": ike, "esp": esp})
+    assert sa.state is IkeState.ESTABLISHED
+    assert sa.version == 1
+    (mine,) = a.of(ChildSaInstalled)
+    (theirs,) = b.of(ChildSaInstalled)
+    assert (mine.spi_in, mine.spi_out) == (theirs.spi_out, theirs.spi_in)
+    assert mine.keys == theirs.keys
+    assert mine.initiator and not theirs.initiator
+    assert len(a.of(IkeSaEstablished)) == len(b.of(IkeSaEstablished)) == 1
+
+
+def test_aggressive_mode_needs_it_configured_on_the_responder():
+    a, b, sa, _ = up({"aggressive": True}, {"aggressive": True})
+    assert sa.state is IkeState.ESTABLISHED
+    assert len(b.of(ChildSaInstalled)) == 1
+    a, b, sa, _ = up({"aggressive": True}, {"aggressive": False})
+    assert sa.state is not IkeState.ESTABLISHED
+    assert not b.of(IkeSaEstablished)
+
+
+def test_wrong_psk_fails_with_a_clear_reason_on_both_sides():
+    a, b, sa, _ = up({}, {"psk": b"another secret!!"})
+    assert sa.state is IkeState.FAILED
+    (failed,) = a.of(IkeSaFailed)
+    assert "AUTHENTICATION_FAILED" in failed.reason
+    (refused,) = b.of(IkeSaFailed)
+    assert "pre-shared key" in refused.reason
+
+
+def test_proposal_mismatch_fails_at_once_with_no_proposal_chosen():
+    a, b, sa, _ = up({}, {"ike": "aes128-sha1-modp2048"})
+    assert sa.state is IkeState.FAILED
+    (failed,) = a.of(IkeSaFailed)
+    assert "NO_PROPOSAL_CHOSEN" in failed.reason
+
+
+def test_dead_peer_detected_within_budget():
+    policy = liveness_policy(dpd_delay=2, dpd_timeout=3, nat_keepalive=0)
+    a, b, sa, clock = up({"liveness": policy}, {"liveness": policy})
+    start = clock.now
+    run_until_idle(a, b, clock, until=clock.now + 20)
+    assert sa.state is IkeState.ESTABLISHED  # DPD answered
+    assert b.manager.counters["dpd_requests_answered"] > 0
+    silenced = clock.now
+    run_until_idle(a, b, clock, drop=lambda d: True, until=clock.now + 10)
+    (dead,) = a.of(PeerDead)
+    assert dead.detected_after <= 5.0 + 1e-6
+    assert clock.now - silenced <= 10
+    del start
