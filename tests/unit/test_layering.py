@@ -167,7 +167,7 @@ def test_core_imports_at_module_level_and_only_the_host_protocols_for_typing(pat
         typed = set(_imported_modules(ast.Module(body=block.body, type_ignores=[]), _package(path)))
         assert typed <= {"ikepulse.core.hosts"} | {
             f"ikepulse.core.hosts.{name}"
-            for name in ("TaskHost", "SaRegistry", "ExchangeHost", "ChildHost")
+            for name in ("TaskHost", "SaRegistry", "ExchangeHost", "ChildHost", "IsakmpHost")
         }
 
 

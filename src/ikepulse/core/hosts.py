@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from ..wire.isakmp import PayloadChain
+    from ..wire.isakmp_enums import NotifyV1
     from ..wire.message import Message
     from .child_sa import ChildSa
-    from .children import Children
+    from .children import ChildEntry, Children
     from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
     from .events import Address, Event
     from .fragments import Fragments, Opened
+    from .ikev1.keying import V1Keying
+    from .ikev1.phase1 import Phase1
     from .mobility import Mobility
     from .negotiate import Suite
     from .peer_liveness import PeerLiveness
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
 class SaRegistry(Protocol):
     """The SA manager, as one IKE SA sees it."""
 
+    sas: dict[bytes, TaskHost]
+    connections: tuple[ConnectionConfig, ...]
+    half_open_limit: int
     rng: Rng
     natt_port: int
     qcd_secret: bytes
@@ -170,3 +177,26 @@ class TaskHost(ChildHost, Protocol):
     def deleted(self, by_peer: bool, now: float) -> None: ...
     def delete(self, now: float) -> None: ...
     def inherit(self, old: TaskHost, now: float) -> None: ...
+
+
+class IsakmpHost(TaskHost, Protocol):
+    """An IKEv1 SA, as its phase 1, Quick Modes and Informationals see it (core/ikev1)."""
+
+    keying: V1Keying
+    phase1: Phase1
+    initial_contact: bool
+    nat_local: bool
+    nat_remote: bool
+
+    def v1_candidates(self, aggressive: bool) -> list[ConnectionConfig]: ...
+    def send_phase1(
+        self, payloads: list, now: float, *, encrypted: bool = False, final: bool = False
+    ) -> None: ...
+    def open_phase1(self, ciphertext: bytes) -> PayloadChain: ...
+    def send_quick(self, message_id: int, payloads: list, now: float, final: bool) -> None: ...
+    def send_informational(self, payloads: list, now: float) -> None: ...
+    def phase1_done(self, peer_id: Identity, now: float) -> None: ...
+    def learn_notifies(self, chain: PayloadChain, now: float) -> None: ...
+    def note_peer_error(self, error: NotifyV1, now: float) -> None: ...
+    def dpd_acknowledged(self, sequence: int, now: float) -> None: ...
+    def retire_later(self, entry: ChildEntry, now: float) -> None: ...

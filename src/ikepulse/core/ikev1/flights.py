@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from ..connection import RetransmitPolicy
 from ..randomness import Rng, fraction
 
-
 KEPT = 60.0
 """Seconds a finished exchange's last message is kept for a peer that repeats its own."""
 

@@ -21,7 +21,7 @@ from ..errors import InvalidSyntax
 from ..randomness import Rng
 
 if TYPE_CHECKING:
-    from .isakmp_sa import IsakmpSa
+    from ..hosts import IsakmpHost
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ class Dpd:
         return max(0, len(self.outstanding) - 1)
 
 
-def dpd_notify(sa: IsakmpSa, kind: NotifyV1, sequence: int) -> NotifyV1Payload:
+def dpd_notify(sa: IsakmpHost, kind: NotifyV1, sequence: int) -> NotifyV1Payload:
     """R-U-THERE(-ACK): protocol ISAKMP, SPI = CKY-I | CKY-R (RFC 3706 §5.1)."""
     return NotifyV1Payload(
         kind, ProtocolV1.ISAKMP, sa.spi_i + sa.spi_r, sequence.to_bytes(4, "big")
@@ -88,7 +88,7 @@ def signed_informational(keying, message_id: int, payloads: list) -> list:
     return [HashV1Payload(digest), *payloads]
 
 
-def verify(sa: IsakmpSa, chain: PayloadChain, message_id: int) -> None:
+def verify(sa: IsakmpHost, chain: PayloadChain, message_id: int) -> None:
     """HASH(1) over everything after it (§5.7); raises InvalidSyntax if absent or wrong."""
     first = chain.payloads[0] if chain.payloads else None
     keying = sa.keying
@@ -97,7 +97,7 @@ def verify(sa: IsakmpSa, chain: PayloadChain, message_id: int) -> None:
         raise InvalidSyntax("Informational without a valid HASH(1)")
 
 
-def act(sa: IsakmpSa, chain: PayloadChain, now: float) -> None:
+def act(sa: IsakmpHost, chain: PayloadChain, now: float) -> None:
     """What an authenticated Informational asks for."""
     for notify in chain.all(NotifyV1Payload):
         if notify.type == NotifyV1.R_U_THERE and len(notify.data) == 4:
@@ -118,7 +118,7 @@ def act(sa: IsakmpSa, chain: PayloadChain, now: float) -> None:
             _children_deleted(sa, delete.spis, now)
 
 
-def _children_deleted(sa: IsakmpSa, spis: tuple[bytes, ...], now: float) -> None:
+def _children_deleted(sa: IsakmpHost, spis: tuple[bytes, ...], now: float) -> None:
     """The peer deleted the IPsec SAs it receives on (their inbound SPIs are our outbound
     ones): remove both halves; live ones (not replaced by a rekey) get close_action."""
     entries = [e for e in sa.children.entries() if e.child.spi_out in spis]

@@ -3,18 +3,14 @@ a first Main or Aggressive Mode message (RFC 2408 §2.5.3, §3.1)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ...wire.isakmp import IsakmpMessage, decode_isakmp
 from ...wire.isakmp_enums import ExchangeV1
 from ..connection import matching
 from ..errors import Dropped
+from ..events import Address
+from ..hosts import SaRegistry
 from ..state import IkeState
 from .isakmp_sa import IsakmpSa
-
-if TYPE_CHECKING:
-    from ..events import Address
-    from ..sa_manager import SaManager
 
 PHASE1 = (ExchangeV1.MAIN, ExchangeV1.AGGRESSIVE)
 
@@ -22,7 +18,7 @@ PHASE1 = (ExchangeV1.MAIN, ExchangeV1.AGGRESSIVE)
 class V1Intake:
     """IKEv1 input of one SA manager, with its half-open responder SAs."""
 
-    def __init__(self, manager: SaManager) -> None:
+    def __init__(self, manager: SaRegistry) -> None:
         self.manager = manager
         self._half_open: dict[tuple[bytes, Address], IsakmpSa] = {}
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ...crypto.errors import CryptoError
 from ...wire.buffer import DecodeError
+from ...wire.enums import NotifyType
 from ...wire.isakmp import (
     FLAG_ENCRYPTED,
     IsakmpMessage,
@@ -22,13 +23,12 @@ from ...wire.isakmp import (
     encode_chain,
     encode_isakmp,
 )
-from ...wire.enums import NotifyType
 from ...wire.isakmp_enums import ExchangeV1, NotifyV1, ProtocolV1
 from ...wire.isakmp_payloads import DeleteV1, NotifyV1Payload
 from ..children import ChildEntry
 from ..connection import ChildConfig, ConnectionConfig, Identity
 from ..errors import AuthenticationFailed, Dropped, IkeError
-from ..events import IkeSaReauthenticated
+from ..events import Address, IkeSaReauthenticated
 from ..ike_sa import IkeSa
 from ..peer_liveness import Cause, Dead, Keepalive, Probe
 from ..renewal import Due
@@ -42,7 +42,6 @@ from .phase1 import Phase1
 from .quick_mode import QuickMode
 
 if TYPE_CHECKING:
-    from ..events import Address
     from ..hosts import SaRegistry
 
 V1_NOTIFIES = {

@@ -17,7 +17,7 @@ from ...crypto.ikev1 import (
     prf_v1,
 )
 from ...wire.isakmp_enums import EncrV1
-from .proposals import Phase1Choice, _V1_ENCR
+from .proposals import _V1_ENCR, Phase1Choice
 
 
 class V1Keying:

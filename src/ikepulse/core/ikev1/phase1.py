@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...crypto.dh import key_exchange_for
+from ...crypto.dh import key_exchange_for, public_key_size
 from ...crypto.errors import CryptoError
 from ...crypto.ikev1 import natd_hash, phase1_hash, skeyid_psk
+from ...wire.buffer import Writer
 from ...wire.enums import IdType
 from ...wire.isakmp import PayloadChain
-from ...crypto.dh import public_key_size
-from ...wire.buffer import Writer
 from ...wire.isakmp_enums import AuthMethodV1, IdV1, NotifyV1, ProtocolV1
 from ...wire.isakmp_payloads import (
     HashV1Payload,
@@ -39,7 +38,7 @@ from ..errors import AuthenticationFailed, InvalidSyntax, NoProposalChosen
 from .proposals import Phase1Choice, accept_phase1, phase1_sa, select_phase1
 
 if TYPE_CHECKING:
-    from .isakmp_sa import IsakmpSa
+    from ..hosts import IsakmpHost
 
 VID_DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")
 """RFC 3706 §7."""
@@ -102,7 +101,7 @@ def _need(chain: PayloadChain, cls, what: str):
 class Phase1:
     """One ISAKMP SA's phase 1, in either role and either mode."""
 
-    def __init__(self, sa: IsakmpSa, aggressive: bool) -> None:
+    def __init__(self, sa: IsakmpHost, aggressive: bool) -> None:
         self.sa = sa
         self.aggressive = aggressive
         self.expect = 1 if not sa.initiator else 2
@@ -363,8 +362,15 @@ class Phase1:
         self._derive(self.sa.connection)
         own = self._own_id()
         self.expect = 3
-        payloads = [self._answer_sa(), KeV1(self.ke.public_key), NonceV1(self.nr), own,
-                    HashV1Payload(self._hash(False, body_of(own))), *_our_vids(), *self._natd()]  # fmt: skip
+        payloads = [
+            self._answer_sa(),
+            KeV1(self.ke.public_key),
+            NonceV1(self.nr),
+            own,
+            HashV1Payload(self._hash(False, body_of(own))),
+            *_our_vids(),
+            *self._natd(),
+        ]
         self.sa.send_phase1(payloads, now)
 
     def _aggressive_2(self, chain, raw_ct, src, dst, now) -> None:

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...wire.enums import DhId, EncrId, EsnId, IntegId, PrfId, ProtocolId, TransformType
+from ...wire.enums import EncrId, EsnId, IntegId, PrfId, ProtocolId, TransformType
 from ...wire.isakmp_enums import (
     KEY_IKE,
     AuthAlgV1,

@@ -33,7 +33,7 @@ from ..negotiate import host_selector, is_subset
 from .proposals import UDP_MODES, EspChoice, esp_sa, select_esp
 
 if TYPE_CHECKING:
-    from .isakmp_sa import IsakmpSa
+    from ..hosts import IsakmpHost
 
 NONCE_SIZE = 32
 
@@ -93,7 +93,7 @@ class QuickMode:
 
     def __init__(
         self,
-        sa: IsakmpSa,
+        sa: IsakmpHost,
         message_id: int,
         config: ChildConfig | None = None,
         rekeys: ChildEntry | None = None,
