@@ -10,7 +10,8 @@ import sys
 import click
 
 from ..wire.buffer import DecodeError
-from ..wire.describe import describe_message
+from ..wire.describe import describe_isakmp, describe_message
+from ..wire.isakmp import decode_isakmp, isakmp_version
 from ..wire.message import decode_message
 from .client import ControlError, request
 from .demo import demo
@@ -163,7 +164,7 @@ def status(socket_path: str, as_json: bool) -> None:
 @click.argument("file", type=click.File("rb"))
 @click.option("--hex", "as_hex", is_flag=True, help="FILE holds hex text, not raw bytes.")
 def decode(file, as_hex: bool) -> None:
-    """Print one IKEv2 message (as sent on port 500; FILE or - for stdin) as JSON."""
+    """Print one IKEv2 or IKEv1 message (as sent on port 500; FILE or - for stdin) as JSON."""
     data = file.read()
     if as_hex:
         try:
@@ -171,11 +172,14 @@ def decode(file, as_hex: bool) -> None:
         except (binascii.Error, ValueError) as exc:
             raise click.ClickException(f"not hex text: {exc}") from None
     try:
-        msg = decode_message(data)
+        if isakmp_version(data) == 1:
+            described = describe_isakmp(decode_isakmp(data))
+        else:
+            described = describe_message(decode_message(data))
     except DecodeError as exc:
         click.echo(f"error: malformed IKE message at {exc}", err=True)
         sys.exit(1)
-    click.echo(json.dumps(describe_message(msg), indent=2))
+    click.echo(json.dumps(described, indent=2))
 
 
 main.add_command(demo)

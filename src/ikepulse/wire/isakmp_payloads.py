@@ -170,6 +170,7 @@ class DeleteV1:
         if len(sizes) > 1:
             raise ValueError(f"Delete SPIs of different sizes {sorted(sizes)}")
         w.u32(self.doi)
+        w.u8(self.protocol)
         w.u8(sizes.pop() if sizes else self.spi_size)
         w.u16(len(self.spis))
         for spi in self.spis:

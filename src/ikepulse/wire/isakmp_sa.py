@@ -26,8 +26,8 @@ _LAST, _MORE_PROPOSALS, _MORE_TRANSFORMS = 0, PayloadV1.PROPOSAL, PayloadV1.TRAN
 class AttributeV1:
     """§3.3 data attribute: AF set -> TV (``value`` an int), else TLV (``value`` bytes).
 
-    Encoding an int of 65536 or more gives a TLV of whole 32-bit words (4 bytes for the
-    usual LIFE_DURATION), as strongSwan sends it.
+    Encoding an int of 65536 or more gives a TLV of whole 32-bit words: 4 bytes up to
+    2**32 - 1 (the usual LIFE_DURATION), 8 above, as strongSwan sends them.
     """
 
     type: int
