@@ -18,11 +18,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The config writers live in lab_configs; re-exported for ``from ikepulse.testing.lab import``.
+from ikepulse.testing.lab_configs import AGGRESSIVE_PSK_RESPONDER as AGGRESSIVE_PSK_RESPONDER
+from ikepulse.testing.lab_configs import LEFT_NET as LEFT_NET
+from ikepulse.testing.lab_configs import PSK as PSK
+from ikepulse.testing.lab_configs import RIGHT_NET as RIGHT_NET
+from ikepulse.testing.lab_configs import SIDES as SIDES
+from ikepulse.testing.lab_configs import ikepulse_conf as ikepulse_conf
+from ikepulse.testing.lab_configs import swanctl_conf as swanctl_conf
+
 SRC = Path(__file__).resolve().parents[2]
 IKEPULSE = [sys.executable, "-m", "ikepulse.cli"]
 CHARON = "/usr/lib/ipsec/charon"
-PSK = "0123456789abcdef"
-LEFT_NET, RIGHT_NET = "203.0.113.0/26", "203.0.113.64/26"
 
 
 def lab_unavailable() -> str | None:
@@ -491,118 +498,3 @@ class Lab:
         for ns in reversed(self.namespaces):
             run("ip", "netns", "del", ns.name, check=False)
         self.namespaces.clear()
-
-
-SIDES = {
-    "left": ("left.example", "right.example", LEFT_NET, RIGHT_NET),
-    "right": ("right.example", "left.example", RIGHT_NET, LEFT_NET),
-}
-"""Per gateway: own identity, peer identity, own site network, peer site network."""
-
-
-def _side(side: str, local_id, remote_id, local_ts, remote_ts) -> tuple[str, str, str, str]:
-    defaults = SIDES[side]
-    given = (local_id, remote_id, local_ts, remote_ts)
-    return tuple(g if g is not None else d for g, d in zip(given, defaults, strict=True))
-
-
-def swanctl_conf(
-    *,
-    local_addr: str,
-    remote_addr: str,
-    side: str = "right",
-    local_id: str | None = None,
-    remote_id: str | None = None,
-    local_ts: str | None = None,
-    remote_ts: str | None = None,
-    proposals: str = "aes256gcm16-prfsha256-x25519",
-    esp_proposals: str = "aes256gcm16",
-    secret: str = PSK,
-    extra: str = "",
-    child_extra: str = "",
-    mobike: bool = False,
-) -> str:
-    """A swanctl.conf with one connection ``lab`` and one child ``lan`` (one key per line)
-    for the gateway on ``side``; MOBIKE stays off unless asked for."""
-    local_id, remote_id, local_ts, remote_ts = _side(side, local_id, remote_id, local_ts, remote_ts)
-    return f"""connections {{
-  lab {{
-    version = 2
-    local_addrs = {local_addr}
-    remote_addrs = {remote_addr}
-    proposals = {proposals}
-    mobike = {"yes" if mobike else "no"}
-    {extra}
-    local {{
-      auth = psk
-      id = {local_id}
-    }}
-    remote {{
-      auth = psk
-      id = {remote_id}
-    }}
-    children {{
-      lan {{
-        local_ts = {local_ts}
-        remote_ts = {remote_ts}
-        esp_proposals = {esp_proposals}
-        mode = tunnel
-        {child_extra}
-      }}
-    }}
-  }}
-}}
-secrets {{
-  ike-lab {{
-    id-1 = {local_id}
-    id-2 = {remote_id}
-    secret = {secret}
-  }}
-}}
-"""
-
-
-def _toml_list(text: str) -> str:
-    """``"a,b"`` (swanctl's list syntax) as a TOML array."""
-    return "[" + ", ".join(f'"{item.strip()}"' for item in text.split(",")) + "]"
-
-
-def ikepulse_conf(
-    *,
-    local_addr: str,
-    remote_addr: str,
-    side: str = "left",
-    local_id: str | None = None,
-    remote_id: str | None = None,
-    local_ts: str | None = None,
-    remote_ts: str | None = None,
-    proposals: str = "aes256gcm16-prfsha256-x25519",
-    esp_proposals: str = "aes256gcm16",
-    secret: str = PSK,
-    start_action: str = "none",
-    mode: str = "tunnel",
-    extra: str = "",
-) -> str:
-    """ikepulse's TOML for the gateway on ``side``: connection ``lab``, child ``lan``."""
-    local_id, remote_id, local_ts, remote_ts = _side(side, local_id, remote_id, local_ts, remote_ts)
-    return f"""
-[connections.lab]
-version = 2
-local_addrs = ["{local_addr}"]
-remote_addrs = ["{remote_addr}"]
-proposals = ["{proposals}"]
-start_action = "{start_action}"
-local = {{ auth = "psk", id = "{local_id}" }}
-remote = {{ auth = "psk", id = "{remote_id}" }}
-{extra}
-
-[connections.lab.children.lan]
-local_ts = {_toml_list(local_ts)}
-remote_ts = {_toml_list(remote_ts)}
-esp_proposals = ["{esp_proposals}"]
-mode = "{mode}"
-
-[secrets.lab]
-ids = ["{local_id}", "{remote_id}"]
-secret = "{secret}"
-"""
