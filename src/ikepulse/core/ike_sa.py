@@ -55,6 +55,8 @@ IKE_PORT = 500
 class IkeSa:
     """State of one IKE SA. Created by ``SaManager``; driven by its task manager."""
 
+    version = 2
+
     def __init__(
         self,
         manager: SaRegistry,

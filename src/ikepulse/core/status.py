@@ -60,6 +60,7 @@ def ike_sa_status(
     ``traffic(spi_in)`` gives a CHILD SA's data plane counters."""
     return {
         "connection": sa.name,
+        "version": sa.version,
         "state": sa.state.name,
         "initiator": sa.initiator,
         "local": _host(sa.local),

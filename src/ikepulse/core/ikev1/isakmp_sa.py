@@ -301,14 +301,13 @@ class IsakmpSa(IkeSa):
                 chain = self.open_phase1(msg.encrypted)
             except AuthenticationFailed as exc:  # unauthenticated: only counted
                 raise Dropped("undecryptable", exc.reason) from None
+        self.authenticated_inbound(src, dst, now)  # phase 1 answers go where it came from
         try:
             self.phase1.receive(chain, msg.encrypted, src, dst, now)
         except IkeError as exc:
             if not self.initiator and exc.notify in V1_NOTIFIES:
                 self._refuse(V1_NOTIFIES[exc.notify])
             self.fail(f"phase 1: {exc.reason}", exc.notify, now)
-            return
-        self.authenticated_inbound(src, dst, now)
 
     def _refuse(self, error: NotifyV1) -> None:
         """Tell the initiator why phase 1 stops, in the clear (as strongSwan does)."""

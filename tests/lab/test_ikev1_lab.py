@@ -1,0 +1,111 @@
+"""IKEv1 against a real strongSwan (charon ``version = 1``, kernel-libipsec) in namespaces.
+
+left 198.51.100.1 (ikepulse)  <-- veth -->  right 198.51.100.2 (strongSwan)
+lsite 203.0.113.2 -- left == ESP in UDP 4500 == right -- rsite 203.0.113.66
+
+    MM1..MM6 (PSK), QM1..QM3 with or without PFS, Informational DPD and Delete.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_dataplane import ping
+
+from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
+from ikepulse.testing.lab_configs import AGGRESSIVE_PSK_RESPONDER
+
+pytestmark = pytest.mark.lab
+
+SUITES = [
+    ("aes256-sha256-modp2048", "aes256-sha256"),
+    ("aes128-sha1-modp2048", "aes128-sha1"),
+]
+
+
+def start_v1(
+    lab,
+    *,
+    ike="aes256-sha256-modp2048",
+    esp="aes256-sha256",
+    aggressive=False,
+    charon_psk=None,
+    charon_ike=None,
+    charon_extra="",
+    ikepulse_extra="",
+    dpd=("", ""),
+):
+    """strongSwan on the right, ikepulse on the left, both IKEv1; ``dpd``: strongSwan's
+    (dpd_delay, dpd_timeout) or empty for none."""
+    charon = lab.charon(lab.right)
+    charon.start(
+        swanctl_conf(
+            local_addr=lab.right_addr,
+            remote_addr="%any" if lab.nat else lab.left_addr,
+            proposals=charon_ike or ike,
+            esp_proposals=esp,
+            local_ts=RIGHT_NET,
+            remote_ts=LEFT_NET,
+            version=1,
+            aggressive=aggressive,
+            extra=charon_extra,
+            dpd_delay=dpd[0] or None,
+            dpd_timeout=dpd[1] or None,
+            **({"secret": charon_psk} if charon_psk else {}),
+        ),
+        charon_options=AGGRESSIVE_PSK_RESPONDER if aggressive else "",
+    )
+    daemon = lab.ikepulse(lab.left)
+    daemon.start(
+        ikepulse_conf(
+            local_addr=lab.left_addr,
+            remote_addr=lab.right_addr,
+            proposals=ike,
+            esp_proposals=esp,
+            local_ts=LEFT_NET,
+            remote_ts=RIGHT_NET,
+            version=1,
+            aggressive=aggressive,
+            extra=ikepulse_extra,
+        )
+    )
+    return charon, daemon
+
+
+def assert_agree(charon, daemon, ike: str):
+    """One ISAKMP SA and one IPsec SA pair, same cookies and SPIs on both sides."""
+    (ours,) = [sa for sa in daemon.status() if sa["state"] == "ESTABLISHED"]
+    (theirs,) = charon.list_sas()
+    assert theirs["version"] == "1" and theirs["state"] == "ESTABLISHED"
+    assert ours["spi_i"] == theirs["initiator-spi"]
+    assert ours["spi_r"] == theirs["responder-spi"]
+    assert ours["proposal"] == ike
+    (child,) = ours["children"]
+    (their_child,) = theirs["children"]
+    assert child["spi_in"] == their_child["spi-out"]
+    assert child["spi_out"] == their_child["spi-in"]
+    assert child["local_ts"] == their_child["remote-ts"] == [LEFT_NET]
+    return ours, theirs
+
+
+def assert_pings(lab):
+    assert ping(lab.left_site, "203.0.113.66").returncode == 0
+    assert ping(lab.right_site, "203.0.113.2").returncode == 0
+
+
+@pytest.mark.parametrize(("ike", "esp"), SUITES, ids=[s[0] for s in SUITES])
+def test_main_mode_ikepulse_initiates(lab, ike, esp):
+    charon, daemon = start_v1(lab, ike=ike, esp=esp)
+    daemon.cli("up", "lab")
+    ours, _ = assert_agree(charon, daemon, ike)
+    assert ours["initiator"] and ours["version"] == 1
+    assert_pings(lab)
+
+
+@pytest.mark.parametrize(("ike", "esp"), SUITES, ids=[s[0] for s in SUITES])
+def test_main_mode_strongswan_initiates(lab, ike, esp):
+    charon, daemon = start_v1(lab, ike=ike, esp=esp)
+    charon.swanctl("--initiate", "--child", "lan", timeout=30)
+    wait_for(lambda: daemon.status() and daemon.status()[0]["children"], 10, "the IPsec SA")
+    ours, _ = assert_agree(charon, daemon, ike)
+    assert not ours["initiator"]
+    assert_pings(lab)
