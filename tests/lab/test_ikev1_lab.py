@@ -9,7 +9,7 @@ lsite 203.0.113.2 -- left == ESP in UDP 4500 == right -- rsite 203.0.113.66
 from __future__ import annotations
 
 import pytest
-from test_dataplane import ping
+from test_dataplane import ping, transfer
 
 from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
 from ikepulse.testing.lab_configs import AGGRESSIVE_PSK_RESPONDER
@@ -109,3 +109,62 @@ def test_main_mode_strongswan_initiates(lab, ike, esp):
     ours, _ = assert_agree(charon, daemon, ike)
     assert not ours["initiator"]
     assert_pings(lab)
+
+
+@pytest.mark.parametrize("ikepulse_initiates", [True, False], ids=["ikepulse", "strongswan"])
+def test_aggressive_mode_both_roles(lab, ikepulse_initiates):
+    charon, daemon = start_v1(lab, aggressive=True)
+    if ikepulse_initiates:
+        daemon.cli("up", "lab")
+    else:
+        charon.swanctl("--initiate", "--child", "lan", timeout=30)
+        wait_for(lambda: daemon.status() and daemon.status()[0]["children"], 10, "the IPsec SA")
+    ours, _ = assert_agree(charon, daemon, "aes256-sha256-modp2048")
+    assert ours["initiator"] is ikepulse_initiates
+    assert "AGGRESSIVE" in charon.log.read_text()
+    assert_pings(lab)
+
+
+@pytest.mark.parametrize("ikepulse_initiates", [True, False], ids=["ikepulse", "strongswan"])
+def test_quick_mode_with_pfs_and_tcp_through(lab, ikepulse_initiates):
+    charon, daemon = start_v1(lab, esp="aes128-sha1-modp2048", ike="aes128-sha1-modp2048")
+    if ikepulse_initiates:
+        daemon.cli("up", "lab")
+    else:
+        charon.swanctl("--initiate", "--child", "lan", timeout=30)
+        wait_for(lambda: daemon.status() and daemon.status()[0]["children"], 10, "the IPsec SA")
+    ours, theirs = assert_agree(charon, daemon, "aes128-sha1-modp2048")
+    assert ours["children"][0]["proposal"] == "aes128-sha1-modp2048"
+    assert theirs["children"][0]["dh-group"] == "MODP_2048"
+    transfer(lab.left_site, lab.right_site, "203.0.113.66")
+    transfer(lab.right_site, lab.left_site, "203.0.113.2")
+
+
+def test_main_mode_through_nat(nat_lab):
+    charon, daemon = start_v1(nat_lab)
+    daemon.cli("up", "lab")
+    (ours,) = daemon.status()
+    assert ours["nat_local"] and ours["local"]["port"] == 4500
+    (theirs,) = charon.list_sas()
+    assert theirs["nat-remote"] == "yes"
+    assert_pings(nat_lab)
+
+
+def test_wrong_psk_and_proposal_mismatch_give_clear_errors(lab):
+    charon, daemon = start_v1(lab, charon_psk="a-different-secret")
+    result = daemon.cli("up", "lab", "--timeout", "60", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "pre-shared key" in result.stderr
+    assert daemon.status() == []
+    # strongSwan initiates with the wrong key: we refuse it and say why.
+    charon.swanctl("--initiate", "--child", "lan", "--timeout", "3", check=False)
+    wait_for(lambda: "pre-shared key" in daemon.log.read_text(), 10, "our log line")
+
+
+def test_proposal_mismatch_is_refused_with_no_proposal_chosen(lab):
+    charon, daemon = start_v1(lab, charon_ike="aes128-sha1-modp2048")
+    result = daemon.cli("up", "lab", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "NO_PROPOSAL_CHOSEN" in result.stderr
+    charon.swanctl("--initiate", "--child", "lan", "--timeout", "3", check=False)
+    wait_for(lambda: "no proposal" in daemon.log.read_text().lower(), 10, "our log line")

@@ -51,6 +51,8 @@ V1_NOTIFIES = {
     NotifyType.INVALID_SYNTAX: NotifyV1.PAYLOAD_MALFORMED,
 }
 """The IKEv1 error (RFC 2408 §3.14.1) for an error the core raises with its IKEv2 notify."""
+UNDECRYPTABLE_ANSWERS = 2
+"""Answers to our phase 1 identity that do not decrypt before we blame the PSK."""
 OLD_SA_DELETE_DELAY = 3.0
 """Seconds between a new ISAKMP SA and our Delete of the one it renews: the peer moves the
 IPsec SAs over first (strongSwan does it in a job after the last phase 1 message)."""
@@ -300,6 +302,7 @@ class IsakmpSa(IkeSa):
             try:
                 chain = self.open_phase1(msg.encrypted)
             except AuthenticationFailed as exc:  # unauthenticated: only counted
+                self._keys_differ(msg.exchange, now)
                 raise Dropped("undecryptable", exc.reason) from None
         self.authenticated_inbound(src, dst, now)  # phase 1 answers go where it came from
         try:
@@ -308,6 +311,18 @@ class IsakmpSa(IkeSa):
             if not self.initiator and exc.notify in V1_NOTIFIES:
                 self._refuse(V1_NOTIFIES[exc.notify])
             self.fail(f"phase 1: {exc.reason}", exc.notify, now)
+
+    def _keys_differ(self, exchange: ExchangeV1, now: float) -> None:
+        """The peer answered two of our transmissions with messages our keys cannot read
+        (strongSwan answers a wrong PSK with PAYLOAD_MALFORMED under its own keys): give
+        up now rather than after every retransmission."""
+        if self.initiator and self.phase1.undecryptable >= UNDECRYPTABLE_ANSWERS:
+            self.fail(
+                f"phase 1: {self.phase1.undecryptable} answers of the peer to our identity"
+                f" ({exchange.name}) do not decrypt: different pre-shared key?",
+                None,
+                now,
+            )
 
     def _refuse(self, error: NotifyV1) -> None:
         """Tell the initiator why phase 1 stops, in the clear (as strongSwan does)."""
@@ -325,13 +340,14 @@ class IsakmpSa(IkeSa):
             return
         raise Dropped("unauthenticated", "unprotected IKEv1 message")
 
-    def _open(self, msg: IsakmpMessage) -> tuple[PayloadChain, bytes]:
+    def _open(self, msg: IsakmpMessage, now: float) -> tuple[PayloadChain, bytes]:
         try:
             plaintext, iv = self.keying.open(msg.message_id, msg.encrypted)
             chain = decode_chain(msg.first_payload, plaintext, padding=True)
         except (CryptoError, DecodeError):
             if self.state is IkeState.CONNECTING:
                 self.phase1.undecryptable += 1
+                self._keys_differ(msg.exchange, now)
             raise Dropped("undecryptable", "IKEv1 message does not decrypt") from None
         return chain, iv
 
@@ -341,7 +357,7 @@ class IsakmpSa(IkeSa):
         qm = self.quick.get(msg.message_id)
         if qm is None:
             qm = QuickMode(self, msg.message_id)
-        chain, iv = self._open(msg)
+        chain, iv = self._open(msg, now)
         before = self.keying.advance(msg.message_id, iv)
         try:
             done = qm.receive(chain, now)
@@ -375,7 +391,7 @@ class IsakmpSa(IkeSa):
     def _informational(self, msg: IsakmpMessage, src, dst, now: float) -> None:
         if msg.message_id in self.quick:
             raise Dropped("unexpected_message", "Informational with a Quick Mode's ID")
-        chain, _ = self._open(msg)
+        chain, _ = self._open(msg, now)
         self.keying.forget(msg.message_id)
         try:
             informational.verify(self, chain, msg.message_id)
