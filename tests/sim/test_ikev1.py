@@ -16,7 +16,13 @@ from __future__ import annotations
 
 import pytest
 
-from ikepulse.core.events import ChildSaInstalled, IkeSaEstablished, IkeSaFailed, PeerDead
+from ikepulse.core.events import (
+    ChildSaDeleted,
+    ChildSaInstalled,
+    IkeSaEstablished,
+    IkeSaFailed,
+    PeerDead,
+)
 from ikepulse.core.state import IkeState
 from ikepulse.testing.loopback import (
     LEFT,
@@ -96,3 +102,51 @@ def test_dead_peer_detected_within_budget():
     assert dead.detected_after <= 5.0 + 1e-6
     assert clock.now - silenced <= 10
     del start
+
+
+def test_quick_mode_rekey_makes_before_it_breaks():
+    """Phase 2 renewal: a new Quick Mode before the old pair expires; the old pair is
+    deleted (Delete ESP) only after the new one was installed on both sides.
+
+    left                                       right
+    QM1 (same selectors) -->
+                                        <-- QM2
+    QM3 -->                                    (right: same child and TS: a rekey)
+    ... REKEYED_DELETE_DELAY ...
+    Informational D(ESP, old spi) -->
+    """
+    a, b, sa, clock = up({"rekey_time": 100.0}, {"rekey_time": 0.0})
+    (first,) = a.of(ChildSaInstalled)
+    run_until_idle(a, b, clock, until=clock.now + 105)
+    installed = a.of(ChildSaInstalled)
+    assert len(installed) == 2 and installed[1].replaces == first.spi_in
+    deleted = a.of(ChildSaDeleted)
+    assert [d.spi_in for d in deleted] == [first.spi_in]
+    assert [d.spi_out for d in b.of(ChildSaDeleted)] == [first.spi_in]
+    (peer,) = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert [c.spi_out for c in peer.children] == [installed[1].spi_in]
+    assert [c.spi_in for c in sa.children] == [installed[1].spi_in]
+
+
+def test_both_rekey_at_once_and_end_with_one_pair():
+    a, b, sa, clock = up({"rekey_time": 100.0}, {"rekey_time": 100.0})
+    run_until_idle(a, b, clock, until=clock.now + 200)
+    (peer,) = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(sa.children) == len(peer.children) == 1
+    assert sa.children[0].spi_in == peer.children[0].spi_out
+
+
+def test_phase1_renewal_keeps_the_ipsec_sas():
+    """IKEv1 has no phase 1 rekey: a new ISAKMP SA (Main Mode, no INITIAL-CONTACT) takes
+    the IPsec SAs over on both sides, then the old one is deleted."""
+    a, b, sa, clock = up({"ike_rekey_time": 300.0}, {})
+    (child,) = a.of(ChildSaInstalled)
+    run_until_idle(a, b, clock, until=clock.now + 320)
+    assert sa.state is IkeState.DELETED
+    (new,) = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    (peer,) = [s for s in b.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert (peer.spi_i, peer.spi_r) == (new.spi_i, new.spi_r) != (sa.spi_i, sa.spi_r)
+    assert [c.spi_in for c in new.children] == [child.spi_in]
+    assert [c.spi_out for c in peer.children] == [child.spi_in]
+    assert not a.of(ChildSaDeleted) and not b.of(ChildSaDeleted)
+    assert len(a.of(ChildSaInstalled)) == 1

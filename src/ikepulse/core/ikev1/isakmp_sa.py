@@ -152,6 +152,7 @@ class IsakmpSa(IkeSa):
         """Phase 1 authenticated both ends (RFC 2409 §5): the SA is up; the IPsec SAs come
         with Quick Modes, or from the ISAKMP SA this one renews."""
         self.keying.phase1_complete()
+        self.flights.landed(0)  # kept only to answer a repeat of the peer's last message
         self.established(now, self.connection.local_id, peer_id, None, self.initial_contact)
         renewed = self.renewal.reauth_of
         if renewed is not None:
