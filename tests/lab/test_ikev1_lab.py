@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from test_dataplane import ping, transfer
+from test_rekey_lab import ping_through
 
 from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf, swanctl_conf, wait_for
 from ikepulse.testing.lab_configs import AGGRESSIVE_PSK_RESPONDER
@@ -33,6 +34,8 @@ def start_v1(
     charon_extra="",
     ikepulse_extra="",
     dpd=("", ""),
+    child_extra_charon="",
+    child_extra_ours="",
 ):
     """strongSwan on the right, ikepulse on the left, both IKEv1; ``dpd``: strongSwan's
     (dpd_delay, dpd_timeout) or empty for none."""
@@ -48,6 +51,7 @@ def start_v1(
             version=1,
             aggressive=aggressive,
             extra=charon_extra,
+            child_extra=child_extra_charon,
             dpd_delay=dpd[0] or None,
             dpd_timeout=dpd[1] or None,
             **({"secret": charon_psk} if charon_psk else {}),
@@ -55,19 +59,18 @@ def start_v1(
         charon_options=AGGRESSIVE_PSK_RESPONDER if aggressive else "",
     )
     daemon = lab.ikepulse(lab.left)
-    daemon.start(
-        ikepulse_conf(
-            local_addr=lab.left_addr,
-            remote_addr=lab.right_addr,
-            proposals=ike,
-            esp_proposals=esp,
-            local_ts=LEFT_NET,
-            remote_ts=RIGHT_NET,
-            version=1,
-            aggressive=aggressive,
-            extra=ikepulse_extra,
-        )
+    conf = ikepulse_conf(
+        local_addr=lab.left_addr,
+        remote_addr=lab.right_addr,
+        proposals=ike,
+        esp_proposals=esp,
+        local_ts=LEFT_NET,
+        remote_ts=RIGHT_NET,
+        version=1,
+        aggressive=aggressive,
+        extra=ikepulse_extra,
     )
+    daemon.start(conf.replace('mode = "tunnel"', f'mode = "tunnel"\n{child_extra_ours}'))
     return charon, daemon
 
 
@@ -168,3 +171,37 @@ def test_proposal_mismatch_is_refused_with_no_proposal_chosen(lab):
     assert "NO_PROPOSAL_CHOSEN" in result.stderr
     charon.swanctl("--initiate", "--child", "lan", "--timeout", "3", check=False)
     wait_for(lambda: "no proposal" in daemon.log.read_text().lower(), 10, "our log line")
+
+
+def test_phase2_renewal_under_ping_loses_nothing(lab):
+    """We renew the IPsec SAs every 2-3 s with Quick Mode and delete each old pair once
+    its successor carries the traffic, while 50 pings/s go through: none is lost."""
+    charon, daemon = start_v1(
+        lab,
+        child_extra_charon="rekey_time = 20s\n        life_time = 40s",
+        child_extra_ours='rekey_time = "3s"\nrand_time = "1s"\nlife_time = "30s"',
+    )
+    daemon.cli("up", "lab")
+    ping_through(lab, 600, daemon=daemon)
+    assert daemon.log.read_text().count("installed") >= 4
+    assert charon.log.read_text().count("received DELETE for ESP CHILD_SA") >= 3
+
+
+@pytest.mark.parametrize("renewer", ["ikepulse", "strongswan"])
+def test_phase1_renewal_under_ping_loses_nothing(lab, renewer):
+    """A new ISAKMP SA every 6 s (IKEv1 cannot rekey phase 1): the IPsec SAs move over and
+    traffic never notices."""
+    charon, daemon = start_v1(
+        lab,
+        charon_extra="rekey_time = 6s\n    over_time = 2s" if renewer == "strongswan" else "",
+        ikepulse_extra='rekey_time = "6s"\nover_time = "2s"' if renewer == "ikepulse" else "",
+    )
+    daemon.cli("up", "lab")
+    (first,) = daemon.status()
+    ping_through(lab, 750, daemon=daemon)
+    wait_for(lambda: len(daemon.status()) == 1, 10, "the old ISAKMP SA to go")
+    (now,) = daemon.status()
+    assert now["spi_i"] != first["spi_i"]
+    assert [c["spi_in"] for c in now["children"]] == [c["spi_in"] for c in first["children"]]
+    (theirs,) = charon.list_sas()
+    assert theirs["initiator-spi"] == now["spi_i"] and len(theirs["children"]) == 1

@@ -147,10 +147,13 @@ class Children:
         replaces: ChildEntry | None = None,
         initiated: bool | None = None,
         outbound: bool = True,
+        wait_for_peer: bool = False,
     ) -> ChildEntry:
         """Install a CHILD SA; ``initiated`` is our role in the exchange that made it (it
         orders the keys, §2.17), ``replaces`` the CHILD SA it rekeys. Without ``outbound``
-        it only receives (a redundant SA of a rekey collision, deleted next)."""
+        it only receives (a redundant SA of a rekey collision, deleted next); with
+        ``wait_for_peer`` a successor is sent on once the peer uses it or its predecessor
+        goes (IKEv1: the peer installs only after the exchange's last message)."""
         sa = self._sa
         initiated = sa.initiator if initiated is None else initiated
         child = replace(child, installed_at=now)
@@ -163,7 +166,7 @@ class Children:
         succeeds = replaces.child if replaces is not None else None
         if replaces is None and not initiated:
             succeeds = sa.manager.reauthenticated_copy(sa, child)
-        defer = (succeeds is not None and not initiated) or not outbound
+        defer = (succeeds is not None and (wait_for_peer or not initiated)) or not outbound
         sa.emit(child_installed(sa, child, initiated, succeeds, defer, entry.limits))
         if replaces is not None:
             sa.emit(ChildSaRekeyed(sa.name, child.name, replaces.spi_in, child.spi_in))

@@ -310,7 +310,9 @@ class QuickMode:
     def _install(self, now: float) -> None:
         sa = self.sa
         old = self.rekeys if self.initiator else self._replaced()
-        sa.children.install(self.child, now, replaces=old, initiated=self.initiator)
+        sa.children.install(
+            self.child, now, replaces=old, initiated=self.initiator, wait_for_peer=True
+        )
         if old is not None and self.initiator:
             sa.retire_later(old, now)
 
