@@ -150,3 +150,39 @@ def test_phase1_renewal_keeps_the_ipsec_sas():
     assert [c.spi_out for c in peer.children] == [child.spi_in]
     assert not a.of(ChildSaDeleted) and not b.of(ChildSaDeleted)
     assert len(a.of(ChildSaInstalled)) == 1
+
+
+def test_behind_a_nat_floats_to_4500_encapsulates_and_keeps_the_mapping_alive():
+    """RFC 3947: NAT-D in MM3/MM4 shows the NAT, MM5 goes 4500 -> 4500, Quick Mode asks
+    for UDP-encapsulated tunnel mode, and keepalives hold the NAT's mapping."""
+    policy = liveness_policy(dpd_delay=0, nat_keepalive=20)
+    a, b = make_peers({**V1, "liveness": policy}, {**V1, "liveness": policy})
+    a.public = "192.0.2.99"
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert sa.state is IkeState.ESTABLISHED
+    assert (sa.nat_local, sa.nat_remote) == (True, False)
+    assert sa.local[1] == sa.remote[1] == 4500
+    (mine,) = a.of(ChildSaInstalled)
+    (theirs,) = b.of(ChildSaInstalled)
+    assert mine.udp_encap and theirs.udp_encap
+    assert theirs.remote == ("192.0.2.99", 4500)
+    run_until_idle(a, b, clock, until=clock.now + 65)
+    assert b.keepalives_received >= 3 and a.keepalives_received == 0
+
+
+def test_version_0_answers_ikev1_and_ikev2():
+    a, b, sa, _ = up({}, {"version": 0})
+    assert sa.state is IkeState.ESTABLISHED and sa.version == 1
+    a, b = make_peers({}, {"version": 0})
+    clock = Clock()
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert sa.state is IkeState.ESTABLISHED and sa.version == 2
+
+
+def test_an_ikev2_only_responder_ignores_ikev1():
+    a, b, sa, clock = up({}, {"version": 2})
+    assert sa.state is not IkeState.ESTABLISHED
+    assert b.manager.counters["dropped_no_connection"] >= 1

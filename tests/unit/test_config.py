@@ -258,3 +258,25 @@ def test_bad_fragmentation_settings_are_named(line, expected):
     with pytest.raises(ConfigError) as info:
         parse_config(EXAMPLE.replace("version = 2", f"version = 2\n{line}"), "ex.toml")
     assert expected in str(info.value)
+
+
+def test_check_config_warns_about_aggressive_mode_with_a_psk(tmp_path):
+    from click.testing import CliRunner
+
+    from ikepulse.cli.main import main
+
+    path = tmp_path / "v1.toml"
+    path.write_text(EXAMPLE.replace("version = 2", "version = 1\naggressive = true"))
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 0
+    assert "warning: connections.site-b: Aggressive Mode with a pre-shared key" in result.output
+    path.write_text(EXAMPLE.replace("version = 2", "version = 1"))
+    assert "warning" not in CliRunner().invoke(main, ["check-config", str(path)]).output
+
+
+def test_ikev1_refuses_eap():
+    text = EXAMPLE.replace("version = 2", "version = 1").replace(
+        'remote = { auth = "psk"', 'remote = { auth = "eap-mschapv2"'
+    )
+    with pytest.raises(ConfigError, match="EAP needs IKEv2"):
+        parse_config(text, "ex.toml")

@@ -40,7 +40,7 @@ def format_status(ike_sas: list[dict]) -> str:
     for sa in ike_sas:
         mark_i, mark_r = ("*", "") if sa["initiator"] else ("", "*")
         lines.append(
-            f"{sa['connection'] or '?'}: {sa['state']}, IKEv2, "
+            f"{sa['connection'] or '?'}: {sa['state']}, IKEv{sa.get('version', 2)}, "
             f"{sa['spi_i']}_i{mark_i} {sa['spi_r']}_r{mark_r}"
         )
         nat_l = " (behind NAT)" if sa["nat_local"] else ""
