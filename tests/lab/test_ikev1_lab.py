@@ -20,6 +20,7 @@ pytestmark = pytest.mark.lab
 SUITES = [
     ("aes256-sha256-modp2048", "aes256-sha256"),
     ("aes128-sha1-modp2048", "aes128-sha1"),
+    ("aes256-sha384-ecp384", "aes256gcm16-x25519"),
 ]
 
 

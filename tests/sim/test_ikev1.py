@@ -186,3 +186,14 @@ def test_an_ikev2_only_responder_ignores_ikev1():
     a, b, sa, clock = up({}, {"version": 2})
     assert sa.state is not IkeState.ESTABLISHED
     assert b.manager.counters["dropped_no_connection"] >= 1
+
+
+@pytest.mark.parametrize(
+    "group", ["modp2048", "modp3072", "modp4096", "ecp256", "ecp384", "ecp521", "x25519"]
+)
+def test_phase1_and_pfs_groups(group):
+    suite = {"ike": f"aes256-sha256-{group}", "esp": f"aes256-sha256-{group}"}
+    a, b, sa, _ = up(suite, suite)
+    assert sa.state is IkeState.ESTABLISHED
+    (mine,) = a.of(ChildSaInstalled)
+    assert mine.proposal == f"aes256-sha256-{group}"
