@@ -197,3 +197,23 @@ def test_phase1_and_pfs_groups(group):
     assert sa.state is IkeState.ESTABLISHED
     (mine,) = a.of(ChildSaInstalled)
     assert mine.proposal == f"aes256-sha256-{group}"
+
+
+def test_an_unanswered_main_mode_1_costs_one_datagram_and_expires():
+    """A spoofed first message gets one MM2 (no retransmissions from the responder) and
+    its half-open SA is gone after 30 s."""
+    a, b = make_peers(V1, V1)
+    clock = Clock()
+    a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    (mm1,) = a.manager.datagrams_to_send(clock.now)
+    b.manager.receive_datagram(mm1.data, ("192.0.2.7", 500), RIGHT, clock.now)
+    assert len(b.manager.datagrams_to_send(clock.now)) == 1
+    sent = 0
+    while (deadline := b.manager.get_timer()) is not None and deadline < clock.now + 100:
+        clock.now = deadline
+        b.manager.handle_timer(clock.now)
+        sent += len(b.manager.datagrams_to_send(clock.now))
+    assert sent == 0 and len(b.manager.datagrams_to_send(clock.now)) == 0
+    assert not [sa for sa in b.manager.sas.values() if not sa.finished]
+    (failed,) = b.of(IkeSaFailed)
+    assert "30s" in failed.reason

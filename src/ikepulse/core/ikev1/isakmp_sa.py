@@ -51,6 +51,9 @@ V1_NOTIFIES = {
     NotifyType.INVALID_SYNTAX: NotifyV1.PAYLOAD_MALFORMED,
 }
 """The IKEv1 error (RFC 2408 §3.14.1) for an error the core raises with its IKEv2 notify."""
+HALF_OPEN_TIMEOUT = 30.0
+"""Seconds a responder waits for phase 1 to complete (it does not retransmit MM2 and MM4
+on its own: an unanswered spoofed first message costs one datagram, not six)."""
 UNDECRYPTABLE_ANSWERS = 2
 """Answers to our phase 1 identity that do not decrypt before we blame the PSK."""
 OLD_SA_DELETE_DELAY = 3.0
@@ -407,6 +410,8 @@ class IsakmpSa(IkeSa):
         if self.finished:
             return None
         times = [self.flights.deadline(), self.renewal.linger_until, self._delete_old_at]
+        if self.state is IkeState.CONNECTING and not self.initiator:
+            times.append(self.created_at + HALF_OPEN_TIMEOUT)
         times += [t for t, _ in self._retiring]
         if self.state is IkeState.ESTABLISHED:
             times += [
@@ -425,6 +430,10 @@ class IsakmpSa(IkeSa):
         if self.renewal.linger_until is not None and now >= self.renewal.linger_until:
             self.deleted(by_peer=False, now=now)
             return
+        if self.state is IkeState.CONNECTING and not self.initiator:
+            if now >= self.created_at + HALF_OPEN_TIMEOUT:
+                self.fail(f"phase 1 not completed within {HALF_OPEN_TIMEOUT:g}s", None, now)
+                return
         self._flights_due(now)
         self._retire_due(now)
         if self.dpd.deadline is not None and now >= self.dpd.deadline:

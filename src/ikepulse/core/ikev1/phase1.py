@@ -301,7 +301,9 @@ class Phase1:
         self.sai_b = chain.body(index)
         self._choose(chain.payloads[index], self.sa.v1_candidates(aggressive=False))
         self.expect = 3
-        self.sa.send_phase1([self._answer_sa(), *_our_vids()], now)
+        self.sa.send_phase1(
+            [self._answer_sa(), *_our_vids()], now, final=True
+        )  # resent only when the peer repeats its own
 
     def _main_3(self, chain, raw_ct, src, dst, now) -> None:
         self._our_nonce()
@@ -309,7 +311,7 @@ class Phase1:
         self._detect_nat(chain, src, dst)
         self.expect = 5
         payloads = [KeV1(self.ke.public_key), NonceV1(self.nr), *self._natd()]
-        self.sa.send_phase1(payloads, now)
+        self.sa.send_phase1(payloads, now, final=True)  # resent only when the peer repeats its own
 
     def _main_5(self, chain, raw_ct, src, dst, now) -> None:
         """Which connection (and so which PSK) the initiator used shows only once its
