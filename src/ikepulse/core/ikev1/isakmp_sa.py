@@ -150,6 +150,7 @@ class IsakmpSa(IkeSa):
         """Phase 1 authenticated both ends (RFC 2409 §5): the SA is up; the IPsec SAs come
         with Quick Modes, or from the ISAKMP SA this one renews."""
         self.keying.phase1_complete()
+        self.flights.landed(0)  # MM5 / AM2 stop; kept to answer the peer's repeats
         self.established(now, self.connection.local_id, peer_id, None, self.initial_contact)
         renewed = self.renewal.reauth_of
         if renewed is not None:
@@ -296,6 +297,8 @@ class IsakmpSa(IkeSa):
         if self.initiator and not any(self.spi_r):
             self.set_responder_spi(msg.rcookie)
         chain = msg.chain
+        if msg.is_encrypted != self.phase1.encrypted_next and not self.phase1.either_next:
+            raise Dropped("unexpected_message", "phase 1 message (not) encrypted out of turn")
         if msg.is_encrypted and (self.initiator or self.phase1.expect != 5):
             try:
                 chain = self.open_phase1(msg.encrypted)
@@ -330,6 +333,8 @@ class IsakmpSa(IkeSa):
             plaintext, iv = self.keying.open(msg.message_id, msg.encrypted)
             chain = decode_chain(msg.first_payload, plaintext, padding=True)
         except (CryptoError, DecodeError):
+            if msg.message_id not in self.quick:  # no IV kept for a forged message ID
+                self.keying.forget(msg.message_id)
             if self.state is IkeState.CONNECTING:
                 self.phase1.undecryptable += 1
             raise Dropped("undecryptable", "IKEv1 message does not decrypt") from None
@@ -347,6 +352,8 @@ class IsakmpSa(IkeSa):
             done = qm.receive(chain, now)
         except AuthenticationFailed as exc:  # not the peer's: the IV stays
             self.keying.advance(msg.message_id, before)
+            if msg.message_id not in self.quick:
+                self.keying.forget(msg.message_id)
             raise Dropped("bad_hash", exc.reason) from None
         except IkeError as exc:
             self._quick_failed(qm, exc, now)
@@ -368,7 +375,7 @@ class IsakmpSa(IkeSa):
         self.flights.end(qm.message_id)
         qm.failed(error.reason, error.notify, now)
         if not qm.initiator and error.notify is not None:
-            notify = NotifyV1(int(error.notify)) if int(error.notify) < 16384 else None
+            notify = V1_NOTIFIES.get(error.notify)  # IKEv1's number, not IKEv2's
             if notify is not None:
                 self.send_informational([NotifyV1Payload(notify, ProtocolV1.ESP, qm.spi_in)], now)
 
