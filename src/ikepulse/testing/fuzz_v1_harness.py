@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ..config.build import liveness_policy, retransmit_policy
-from ..core.events import ChildSaInstalled
+from ..core.events import ChildSaInstalled, PeerDead
 from ..core.state import IkeState
 from ..crypto.ikev1 import quick_hash1
 from ..wire.buffer import DecodeError
@@ -93,7 +93,9 @@ class V1Arena:
             data = data[:8] + self.echo + data[16:]
         if not self.spi_r or data[:8] != ICOOKIE or data[8:16] not in (RCOOKIE, self.echo):
             return data
-        return (self.spi_i + self.spi_r + data[16:]).replace(ICOOKIE + RCOOKIE, self.spi_i + self.spi_r)
+        return (self.spi_i + self.spi_r + data[16:]).replace(
+            ICOOKIE + RCOOKIE, self.spi_i + self.spi_r
+        )
 
     def reseal(self, data: bytes, family: str, label: str) -> Hostile | None:
         """An E-flagged Quick Mode or Informational case sealed with the honest SA's keys;
@@ -115,7 +117,8 @@ class V1Arena:
         if msg.exchange == ExchangeV1.QUICK:
             mid = self.rng.randrange(1, 1 << 32)  # a Quick Mode of its own
         keying = honest.keying
-        authentic = isinstance(payloads[0], HashV1Payload) and not any(payloads[0].data)
+        placeholder = payloads[0].data if isinstance(payloads[0], HashV1Payload) else b"x"
+        authentic = bool(placeholder) and not any(placeholder)
         if authentic:
             _, after = encode_chain(payloads[1:])
             payloads[0] = HashV1Payload(quick_hash1(keying.prf, keying.keys.skeyid_a, mid, after))
@@ -194,7 +197,12 @@ class V1Fuzzer:
             found = changes(before, fingerprint(manager))
             if found:
                 self._fail("violation", hostile, "\n".join(found))
-        if manager.counters == counters and not sent and not new_events and len(manager.sas) == count:
+        if (
+            manager.counters == counters
+            and not sent
+            and not new_events
+            and len(manager.sas) == count
+        ):
             self._fail("uncounted", hostile, "dropped without a counter")
         self.most_sas = max(self.most_sas, len(manager.sas))
         if len(manager.sas) > manager.half_open_limit + 2:
@@ -221,14 +229,25 @@ class V1Fuzzer:
         """A Quick Mode from the honest peer installs a new IPsec SA on the target (after
         a fresh phase 1 when the target had none)."""
         arena = self.arena
-        arena.clock.now += 120.0  # let half-open SAs and retransmissions end
-        run_until_idle(arena.peer, arena.target, arena.clock, until=arena.clock.now)
+        # half-open SAs and retransmissions end; DPD runs meanwhile
+        run_until_idle(arena.peer, arena.target, arena.clock, until=arena.clock.now + 120.0)
         if not arena.established:
             arena.establish()
         installed = arena.installed()
         arena.peer.manager.renew("site", arena.clock.now)
         run_until_idle(arena.peer, arena.target, arena.clock, until=arena.clock.now + 1.0)
         return arena.established and arena.installed() > installed
+
+    def dpd_answered(self) -> bool:
+        """Idle for twice ``dpd_delay``: an R-U-THERE went one way and was acknowledged,
+        and nobody declared the other dead."""
+        arena = self.arena
+        managers = (arena.peer.manager, arena.target.manager)
+        asked = [m.counters["dpd_requests_answered"] for m in managers]
+        run_until_idle(arena.peer, arena.target, arena.clock,
+                       until=arena.clock.now + 2 * V1_LIVENESS.dpd_delay)  # fmt: skip
+        now = [m.counters["dpd_requests_answered"] for m in managers]
+        return arena.established and now != asked and not arena.peer.of(PeerDead)
 
     # --- failures --------------------------------------------------------------------------
 
