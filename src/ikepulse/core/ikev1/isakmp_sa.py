@@ -25,8 +25,9 @@ from ...wire.isakmp import (
 )
 from ...wire.isakmp_enums import ExchangeV1, NotifyV1, ProtocolV1
 from ...wire.isakmp_payloads import DeleteV1, NotifyV1Payload
-from ..children import ChildEntry
-from ..connection import ChildConfig, ConnectionConfig, Identity
+from .. import close_action
+from ..children import LIVE, ChildEntry
+from ..connection import ChildConfig, CloseAction, ConnectionConfig, Identity
 from ..errors import AuthenticationFailed, Dropped, IkeError
 from ..events import Address, IkeSaReauthenticated
 from ..ike_sa import IkeSa
@@ -220,6 +221,21 @@ class IsakmpSa(IkeSa):
                 [NotifyV1Payload(NotifyV1.INVALID_SPI, ProtocolV1.ESP, spi)], now
             )
 
+    def deleted(self, by_peer: bool, now: float) -> None:
+        """As an IKE SA's; but an IKEv1 peer deletes each IPsec SA before the ISAKMP SA,
+        so the children it closed a moment ago, whose Quick Modes ``close_action = start``
+        began again, get the close_action of the ISAKMP SA's delete."""
+        reopening = [
+            qm.config.name
+            for qm in self.quick.values()
+            if qm.initiator and qm.rekeys is None and qm.config.close_action is CloseAction.START
+        ]
+        closed = (by_peer and self.state is IkeState.ESTABLISHED and self.renewal.idle
+                  and not any(e.phase in LIVE for e in self.children.entries()))  # fmt: skip
+        super().deleted(by_peer, now)
+        if closed and reopening and self.state is IkeState.DELETED:
+            close_action.ike_closed(self.manager, self, reopening, now)
+
     def in_flight(self, *purposes: Purpose) -> bool:
         return bool(self.quick) if purposes else self.flights.in_flight()
 
@@ -347,6 +363,7 @@ class IsakmpSa(IkeSa):
         if qm is None:
             qm = QuickMode(self, msg.message_id)
         chain, iv = self._open(msg)
+        flight = self.flights.current(msg.message_id)  # ours that this message answers
         before = self.keying.advance(msg.message_id, iv)
         try:
             done = qm.receive(chain, now)
@@ -359,7 +376,8 @@ class IsakmpSa(IkeSa):
             self._quick_failed(qm, exc, now)
             return
         self.authenticated_inbound(src, dst, now)
-        flight = self.flights.landed(msg.message_id)
+        if flight is not None and self.flights.current(msg.message_id) is flight:
+            self.flights.landed(msg.message_id)  # (a new one, QM2 or QM3, replaced it)
         if qm.initiator and flight is not None:
             self.liveness.observe_rtt(now - flight.sent_at, flight.retransmits)
             self.liveness.proven(now, now)
