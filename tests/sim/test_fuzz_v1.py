@@ -16,7 +16,7 @@ import tracemalloc
 
 import pytest
 
-from ikepulse.testing.fuzz_v1 import v1_regression_cases
+from ikepulse.testing.fuzz_v1 import v1_regression_cases, v1_samples
 from ikepulse.testing.fuzz_v1_harness import V1_FAMILIES, V1Fuzzer, failures
 from ikepulse.wire.isakmp import FLAG_ENCRYPTED, encode_isakmp
 from ikepulse.wire.isakmp_enums import ExchangeV1, PayloadV1
@@ -105,4 +105,24 @@ def test_forged_quick_modes_with_new_message_ids_leave_no_state():
     tracemalloc.stop()
     assert grown < 64_000
     assert manager.counters["dropped_undecryptable"] + manager.counters["dropped_bad_hash"] >= 3200
+    assert fuzzer.still_works()
+
+
+def test_a_flood_of_main_mode_1_is_bounded_and_forgotten():
+    """Spoofed MM1s with cookies of their own: half-open SAs up to the limit, the rest
+    dropped and counted; once their retransmissions end none is left."""
+    fuzzer = V1Fuzzer(SEED, established=False)
+    arena, manager = fuzzer.arena, fuzzer.arena.target.manager
+    main1 = v1_samples()["main1"]
+    limit = manager.half_open_limit
+    for n in range(limit + 200):
+        data = (n + 1).to_bytes(8, "big") + main1[8:]
+        manager.receive_datagram(data, ("192.0.2.66", 500), arena.target.address, 1000.0)
+    assert len(manager.sas) == limit
+    assert manager.counters["dropped_half_open_limit"] == 200
+    for _ in range(10):
+        arena.clock.now += 60.0
+        manager.handle_timer(arena.clock.now)
+        manager.datagrams_to_send(arena.clock.now)
+    assert len(manager.sas) == 0
     assert fuzzer.still_works()
