@@ -10,10 +10,12 @@ unauthenticated input.
 
 Skipped by design, because ikepulse has no code that handles their input:
 
-- IKEv1 only (until IKEv1 exists): strongSwan CVE-2013-6076 (IKEv1 fragments),
-  CVE-2009-0790 (pluto DPD); Libreswan CVE-2023-38711, CVE-2023-38712, CVE-2023-30570,
-  CVE-2022-23094, CVE-2020-1763, CVE-2019-10155, CVE-2016-5361, CVE-2015-3204,
-  CVE-2024-3652, CVE-2026-50721.
+- IKEv1 only: not IKEv2 input, so they are the IKEv1 harness's (``fuzz_v1``'s
+  ``v1_regression_cases``, fed by ``fuzz_v1_harness``, tests/sim/test_fuzz_v1.py):
+  strongSwan CVE-2013-6076 (IKEv1 fragments), CVE-2009-0790 (pluto DPD); Libreswan
+  CVE-2023-38711, CVE-2023-38712, CVE-2023-30570, CVE-2022-23094, CVE-2020-1763,
+  CVE-2019-10155, CVE-2016-5361, CVE-2015-3204, CVE-2024-3652. Libreswan CVE-2026-50721
+  has no case there yet.
 - Certificates and signatures (PSK only; no X.509 or signature is parsed from the wire):
   strongSwan CVE-2021-41990 (RSASSA-PSS salt), CVE-2022-40617 (revocation fetch),
   CVE-2017-9022, CVE-2017-9023, CVE-2017-11185, CVE-2018-16151, CVE-2018-16152,

@@ -72,6 +72,10 @@ class Flights:
             return flight.packets
         return None
 
+    def current(self, message_id: int) -> Flight | None:
+        """Our latest message of the exchange, if we keep one."""
+        return self._flights.get(message_id)
+
     def landed(self, message_id: int) -> Flight | None:
         """The peer went on: stop resending (the flight stays for repeats of its answer)."""
         flight = self._flights.get(message_id)

@@ -122,6 +122,8 @@ def _children_deleted(sa: IsakmpHost, spis: tuple[bytes, ...], now: float) -> No
     """The peer deleted the IPsec SAs it receives on (their inbound SPIs are our outbound
     ones): remove both halves; live ones (not replaced by a rekey) get close_action."""
     entries = [e for e in sa.children.entries() if e.child.spi_out in spis]
+    if not entries:
+        sa.count("deletes_of_unknown_spis")
     closed = [e.child.name for e in entries if e.phase in LIVE]
     for entry in entries:
         sa.children.remove(entry, by_peer=True)

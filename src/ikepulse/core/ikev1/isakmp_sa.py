@@ -25,8 +25,9 @@ from ...wire.isakmp import (
 )
 from ...wire.isakmp_enums import ExchangeV1, NotifyV1, ProtocolV1
 from ...wire.isakmp_payloads import DeleteV1, NotifyV1Payload
-from ..children import ChildEntry
-from ..connection import ChildConfig, ConnectionConfig, Identity
+from .. import close_action
+from ..children import LIVE, ChildEntry
+from ..connection import ChildConfig, CloseAction, ConnectionConfig, Identity
 from ..errors import AuthenticationFailed, Dropped, IkeError
 from ..events import Address, IkeSaReauthenticated
 from ..ike_sa import IkeSa
@@ -155,7 +156,7 @@ class IsakmpSa(IkeSa):
         """Phase 1 authenticated both ends (RFC 2409 §5): the SA is up; the IPsec SAs come
         with Quick Modes, or from the ISAKMP SA this one renews."""
         self.keying.phase1_complete()
-        self.flights.landed(0)  # kept only to answer a repeat of the peer's last message
+        self.flights.landed(0)  # MM5 / AM2 stop; kept to answer the peer's repeats
         self.established(now, self.connection.local_id, peer_id, None, self.initial_contact)
         renewed = self.renewal.reauth_of
         if renewed is not None:
@@ -224,6 +225,21 @@ class IsakmpSa(IkeSa):
             self.send_informational(
                 [NotifyV1Payload(NotifyV1.INVALID_SPI, ProtocolV1.ESP, spi)], now
             )
+
+    def deleted(self, by_peer: bool, now: float) -> None:
+        """As an IKE SA's; but an IKEv1 peer deletes each IPsec SA before the ISAKMP SA,
+        so the children it closed a moment ago, whose Quick Modes ``close_action = start``
+        began again, get the close_action of the ISAKMP SA's delete."""
+        reopening = [
+            qm.config.name
+            for qm in self.quick.values()
+            if qm.initiator and qm.rekeys is None and qm.config.close_action is CloseAction.START
+        ]
+        closed = (by_peer and self.state is IkeState.ESTABLISHED and self.renewal.idle
+                  and not any(e.phase in LIVE for e in self.children.entries()))  # fmt: skip
+        super().deleted(by_peer, now)
+        if closed and reopening and self.state is IkeState.DELETED:
+            close_action.ike_closed(self.manager, self, reopening, now)
 
     def in_flight(self, *purposes: Purpose) -> bool:
         return bool(self.quick) if purposes else self.flights.in_flight()
@@ -302,6 +318,8 @@ class IsakmpSa(IkeSa):
         if self.initiator and not any(self.spi_r):
             self.set_responder_spi(msg.rcookie)
         chain = msg.chain
+        if msg.is_encrypted != self.phase1.encrypted_next and not self.phase1.either_next:
+            raise Dropped("unexpected_message", "phase 1 message (not) encrypted out of turn")
         if msg.is_encrypted and (self.initiator or self.phase1.expect != 5):
             try:
                 chain = self.open_phase1(msg.encrypted)
@@ -349,6 +367,8 @@ class IsakmpSa(IkeSa):
             plaintext, iv = self.keying.open(msg.message_id, msg.encrypted)
             chain = decode_chain(msg.first_payload, plaintext, padding=True)
         except (CryptoError, DecodeError):
+            if msg.message_id not in self.quick:  # no IV kept for a forged message ID
+                self.keying.forget(msg.message_id)
             if self.state is IkeState.CONNECTING:
                 self.phase1.undecryptable += 1
                 self._keys_differ(msg.exchange, now)
@@ -362,17 +382,21 @@ class IsakmpSa(IkeSa):
         if qm is None:
             qm = QuickMode(self, msg.message_id)
         chain, iv = self._open(msg, now)
+        flight = self.flights.current(msg.message_id)  # ours that this message answers
         before = self.keying.advance(msg.message_id, iv)
         try:
             done = qm.receive(chain, now)
         except AuthenticationFailed as exc:  # not the peer's: the IV stays
             self.keying.advance(msg.message_id, before)
+            if msg.message_id not in self.quick:
+                self.keying.forget(msg.message_id)
             raise Dropped("bad_hash", exc.reason) from None
         except IkeError as exc:
             self._quick_failed(qm, exc, now)
             return
         self.authenticated_inbound(src, dst, now)
-        flight = self.flights.landed(msg.message_id)
+        if flight is not None and self.flights.current(msg.message_id) is flight:
+            self.flights.landed(msg.message_id)  # (a new one, QM2 or QM3, replaced it)
         if qm.initiator and flight is not None:
             self.liveness.observe_rtt(now - flight.sent_at, flight.retransmits)
             self.liveness.proven(now, now)
@@ -388,7 +412,7 @@ class IsakmpSa(IkeSa):
         self.flights.end(qm.message_id)
         qm.failed(error.reason, error.notify, now)
         if not qm.initiator and error.notify is not None:
-            notify = NotifyV1(int(error.notify)) if int(error.notify) < 16384 else None
+            notify = V1_NOTIFIES.get(error.notify)  # IKEv1's number, not IKEv2's
             if notify is not None:
                 self.send_informational([NotifyV1Payload(notify, ProtocolV1.ESP, qm.spi_in)], now)
 

@@ -117,6 +117,16 @@ class Phase1:
         self.undecryptable = 0
         """Messages of the peer that did not decrypt once we had keys (a PSK mismatch)."""
 
+    @property
+    def encrypted_next(self) -> bool:
+        """The message we wait for comes encrypted (MM5, MM6): it alone has keys to use."""
+        return not self.aggressive and self.expect in (5, 6)
+
+    @property
+    def either_next(self) -> bool:
+        """AM3 may come in the clear or encrypted (RFC 2409 §5.4 leaves it open)."""
+        return self.aggressive and self.expect == 3
+
     # --- helpers ---------------------------------------------------------------------------
 
     @property

@@ -139,8 +139,8 @@ class QuickMode:
 
     def _check(self, chain: PayloadChain, expected) -> None:
         first = chain.payloads[0] if chain.payloads else None
-        if not isinstance(first, HashV1Payload):
-            raise InvalidSyntax("Quick Mode message without HASH first")
+        if not isinstance(first, HashV1Payload):  # unauthenticated: dropped, not refused
+            raise AuthenticationFailed("Quick Mode message without HASH first")
         if first.data != expected(chain.after(0)):
             raise AuthenticationFailed("Quick Mode HASH does not verify")
 
