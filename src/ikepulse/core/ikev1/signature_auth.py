@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ...crypto.algid import SignatureError
 from ...crypto.ikev1_sig import ECDSA_CURVES, RSA_METHODS, v1_sign, v1_verify
-from ...crypto.signature import PublicKey, key_kind
+from ...crypto.signature import PrivateKey, PublicKey, key_kind
 from ...wire.enums import CertEncoding
 from ...wire.isakmp import PayloadChain
 from ...wire.isakmp_enums import AuthMethodV1
@@ -43,13 +43,21 @@ def auth_method(connection: ConnectionConfig) -> AuthMethodV1:
     if connection.local_auth is not AuthClass.PUBKEY:
         return AuthMethodV1.PSK
     key = connection.local_pubkey.key
-    if isinstance(key, rsa.RSAPrivateKey):
-        return AuthMethodV1.RSA_SIG
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVE_METHODS:
-        return _CURVE_METHODS[key.curve.name]
+    method = v1_method_of(key)
+    if method is not None:
+        return method
     raise NoProposalChosen(
         f"IKEv1 cannot authenticate with a {key_kind(key)} key (RSA or ECDSA P-256/384/521)"
     )
+
+
+def v1_method_of(key: PrivateKey) -> AuthMethodV1 | None:
+    """RSA_SIG for an RSA key, ECDSA_256/384/521 for one on that curve, else None."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return AuthMethodV1.RSA_SIG
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return _CURVE_METHODS.get(key.curve.name)
+    return None
 
 
 def uses_signatures(method: AuthMethodV1) -> bool:
