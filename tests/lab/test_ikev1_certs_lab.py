@@ -1,4 +1,4 @@
-"""IKEv1 Main Mode with X.509 certificates against strongSwan (charon ``version = 1``):
+"""IKEv1 Main (and Aggressive) Mode with X.509 certificates against strongSwan (``version = 1``):
 RSA_SIG in both roles and ECDSA_384 (its HASH under HMAC-SHA-384 whatever the negotiated
 hash, as strongSwan computes it), then a ping through the tunnel. Certificates are made
 with strongSwan's ``pki`` tool.
@@ -6,6 +6,7 @@ with strongSwan's ``pki`` tool.
 left 198.51.100.1 (ikepulse)  <-- veth -->  right 198.51.100.2 (strongSwan)
 
     MM1..MM4 (MM4 with CR), MM5 = IDii, CERT, SIG_I, CR; MM6 = IDir, CERT, SIG_R; QM1..QM3
+    AM1 = SA, KE, Ni, IDii, CR; AM2 = SA, KE, Nr, IDir, CERT, SIG_R, CR; AM3* = CERT, SIG_I
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ LEFT_DN, RIGHT_DN = "C=CH, O=lab, CN=left", "C=CH, O=lab, CN=right"
 IKE, ESP = "aes256-sha256-modp2048", "aes256-sha256"
 
 
-def start(lab, kind: str):
+def start(lab, kind: str, aggressive: bool = False):
     """strongSwan on the right and ikepulse on the left, IKEv1 with ``kind`` certificates
     from one CA both trust."""
     pki = LabPki(lab.workdir / "pki")
@@ -46,6 +47,7 @@ def start(lab, kind: str):
         local_ts=RIGHT_NET,
         remote_ts=LEFT_NET,
         version=1,
+        aggressive=aggressive,
     )
     charon.start(swanctl_with_certs(conf, swanctl_auth(right, LEFT_DN)))
     daemon = lab.ikepulse(lab.left)
@@ -58,6 +60,7 @@ def start(lab, kind: str):
         local_ts=LEFT_NET,
         remote_ts=RIGHT_NET,
         version=1,
+        aggressive=aggressive,
     )
     daemon.start(ikepulse_with_certs(conf, lines, secrets))
     return charon, daemon
@@ -79,8 +82,8 @@ def established(lab, charon, daemon) -> dict:
     return ours
 
 
-def run(lab, kind: str, initiator: str) -> tuple[dict, str, str]:
-    charon, daemon = start(lab, kind)
+def run(lab, kind: str, initiator: str, aggressive: bool = False) -> tuple[dict, str, str]:
+    charon, daemon = start(lab, kind, aggressive)
     if initiator == "ikepulse":
         daemon.cli("up", "lab", "--timeout", "10")
     else:
@@ -102,3 +105,13 @@ def test_main_mode_ecdsa384_ikepulse_initiates(lab):
     ours, charon_log, daemon_log = run(lab, "ecdsa384", "ikepulse")
     assert f"authentication of '{LEFT_DN}' with ECDSA_WITH_NULL successful" in charon_log
     assert f"{RIGHT_DN} authenticated with ECDSA_384" in daemon_log
+
+
+@pytest.mark.parametrize("initiator", ["ikepulse", "strongswan"])
+def test_aggressive_mode_rsa_certificates_both_roles(lab, initiator):
+    """Aggressive Mode with signatures needs no opt-in on strongSwan (only PSK does)."""
+    ours, charon_log, daemon_log = run(lab, "rsa2048", initiator, aggressive=True)
+    assert ours["initiator"] == (initiator == "ikepulse")
+    assert "AGGRESSIVE" in charon_log
+    assert f"authentication of '{LEFT_DN}' with RSA_EMSA_PKCS1_NULL successful" in charon_log
+    assert f"{RIGHT_DN} authenticated with RSA_SIG" in daemon_log

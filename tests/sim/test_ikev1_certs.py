@@ -170,3 +170,14 @@ def test_key_types_must_agree_on_the_method(root):
     assert "NO_PROPOSAL_CHOSEN" in failed.reason
     (refused,) = b.of(IkeSaFailed)
     assert "the peer authenticates with RSA_SIG (3), we with ECDSA_256" in refused.reason
+
+
+def test_intermediate_ca_goes_with_the_certificate(root):
+    """left's certificate comes from an intermediate only left has: it sends it in MM5."""
+    mid = root.issue("C=CH, O=test, CN=Intermediate", pki.new_key("ecdsa256"), ca=True)
+    left = mid.issue(LEFT_DN, pki.new_key("ecdsa256"))
+    chain = LocalPubkey((left.cert, mid.cert), left.key, False)
+    a, b, sa = run(chain, credentials(root, RIGHT_DN, "ecdsa256"), [root])
+    assert sa.state is IkeState.ESTABLISHED
+    (right_sa,) = b.manager.sas.values()
+    assert ike_sa_status(right_sa, 0.0)["peer_certificate"]["subject"] == LEFT_DN
