@@ -1,5 +1,6 @@
 """Phase 1: Main Mode and Aggressive Mode with pre-shared keys (RFC 2409 §5, §5.4; NAT-T
-discovery as RFC 3947 §3).
+discovery as RFC 3947 §3), or with signatures (§5.1: [CERT,] SIG where HASH_I/R stand
+below, CR from each side; ``signature_auth``).
 
 Messages are numbered as in RFC 2409:
 
