@@ -9,8 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from ikepulse.config.loader import ConfigError, parse_config
+from ikepulse.core.ikev1.signature_auth import auth_method
 from ikepulse.testing import pki
 from ikepulse.wire.enums import IdType
+from ikepulse.wire.isakmp_enums import AuthMethodV1
 
 TOML = """
 [connections.gw]
@@ -137,3 +139,35 @@ def test_check_config_finds_a_certificate_no_configured_ca_issued(tmp_path, root
     with pytest.raises(ConfigError, match=r"local.certs\[0\]: .*not a trusted CA"):
         parse_config(text, "gw.toml", check_at=pki.NOW)
     parse_config(write(tmp_path, root), "gw.toml", check_at=pki.NOW)  # a good one passes
+
+
+def _ikev1(text: str) -> str:
+    return text.replace("[connections.gw]\n", "[connections.gw]\nversion = 1\n")
+
+
+@pytest.mark.parametrize(
+    "kind, method",
+    [("rsa2048", AuthMethodV1.RSA_SIG), ("ecdsa256", AuthMethodV1.ECDSA_256),
+     ("ecdsa384", AuthMethodV1.ECDSA_384), ("ecdsa521", AuthMethodV1.ECDSA_521)],
+)  # fmt: skip
+def test_ikev1_certificates_pick_the_method_of_the_key(tmp_path, root, kind, method):
+    (conn,) = parse_config(_ikev1(write(tmp_path, root, kind=kind)), "gw.toml").connections
+    assert auth_method(conn) is method
+
+
+def test_ikev1_cannot_sign_with_ed25519(tmp_path, root):
+    with pytest.raises(ConfigError, match="local.certs: IKEv1 cannot sign with the ed25519 key"):
+        parse_config(_ikev1(write(tmp_path, root, kind="ed25519")), "gw.toml")
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ('remote = { auth = "pubkey"', 'remote = { auth = "psk"', "both be psk or both public-key"),
+        ('local = { auth = "pubkey"', 'local = { auth = "rsa/pss"', "PKCS#1 v1.5 or ECDSA only"),
+    ],
+)
+def test_ikev1_authentication_limits(tmp_path, root, old, new, expected):
+    text = _ikev1(write(tmp_path, root)).replace(old, new)
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(text, "gw.toml")

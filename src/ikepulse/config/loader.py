@@ -14,7 +14,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..core.connection import ConnectionConfig, Credentials, Identity, Secret
+from ..core.ikev1.signature_auth import v1_method_of
 from ..crypto.cert_ids import identities_in, in_certificate
+from ..crypto.signature import key_kind
 from ..wire.enums import IdType
 from .build import child_from, connection_from
 from .credentials import (
@@ -233,6 +235,11 @@ def _connection(
             names = "; ".join(identities_in(ours.certs[0]))
             raise ConfigError(
                 f"local.id: {local_id} is not in {section.local.certs[0]} (it names {names})"
+            )
+        if ours is not None and section.version == 1 and v1_method_of(ours.key) is None:
+            raise ConfigError(
+                f"local.certs: IKEv1 cannot sign with the {key_kind(ours.key)} key of"
+                f" {section.local.certs[0]} (RSA or ECDSA P-256/384/521)"
             )
         remote_id = _optional_identity(section.remote.id, "remote.id")
         local_eap_id = _optional_identity(section.local.eap_id, "local.eap_id")

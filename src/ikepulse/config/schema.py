@@ -251,6 +251,13 @@ class ConnectionSection(Strict):
             raise ValueError("aggressive = true needs IKEv1 (version = 1 or 0)")
         if self.version == 1 and "eap" in (self.local.auth[:3], self.remote.auth[:3]):
             raise ValueError("EAP needs IKEv2 (version = 2); IKEv1 has no EAP")
+        if self.version == 1 and self.local.pubkey != self.remote.pubkey:
+            raise ValueError(
+                "IKEv1 authenticates both ends with one method (RFC 2409 §5):"
+                " local.auth and remote.auth must both be psk or both public-key"
+            )
+        if self.version == 1 and {"rsa/pss", "ed25519"} & {self.local.auth, self.remote.auth}:
+            raise ValueError("IKEv1 signs with RSA PKCS#1 v1.5 or ECDSA only: use auth = pubkey")
         return self
 
 

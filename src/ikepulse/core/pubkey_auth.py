@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -20,6 +21,7 @@ from ..crypto import signature
 from ..crypto.algid import Scheme, SignatureError
 from ..crypto.cert_ids import identities_in, in_certificate
 from ..crypto.certs import CertificateError, Trust, spki_sha1, validate
+from ..crypto.signature import PublicKey
 from ..wire.buffer import DecodeError
 from ..wire.enums import AuthMethod, CertEncoding, HashAlgorithm, NotifyType
 from ..wire.message import decode_message
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from .hosts import TaskHost
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SIGNATURE_METHODS = frozenset(
     {
@@ -111,19 +114,63 @@ def sign(sa: TaskHost, local: LocalPubkey, octets: bytes) -> AuthPayload:
     return AuthPayload(method, signature.sign(local.key, method, scheme, octets))
 
 
-def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Certificate]:
+def load_certificates(ders: list[bytes], peer: Identity) -> list[x509.Certificate]:
+    """DER certificates as the peer sent them, end entity first; AuthenticationFailed for
+    a malformed one or none at all."""
     out = []
-    for payload in payloads:
-        if type(payload) is not CertPayload or payload.encoding != CertEncoding.X509_SIGNATURE:
-            continue
+    for der in ders:
         try:
-            out.append(x509.load_der_x509_certificate(payload.data))
+            out.append(x509.load_der_x509_certificate(der))
         except (ValueError, x509.InvalidVersion) as exc:
             raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
     if not out:
         raise AuthenticationFailed(f"{peer} sent no X.509 certificate (CERT payload)")
-    # CERTREQ payloads are CertPayloads too (§3.7 shares §3.6's layout): skipped above.
     return out
+
+
+def _certificates(payloads: list[CertPayload], peer: Identity) -> list[x509.Certificate]:
+    # CERTREQ payloads are CertPayloads too (§3.7 shares §3.6's layout): skipped here.
+    return load_certificates(
+        [
+            p.data
+            for p in payloads
+            if type(p) is CertPayload and p.encoding == CertEncoding.X509_SIGNATURE
+        ],
+        peer,
+    )
+
+
+def check_certified(
+    trust: Trust,
+    peer: Identity,
+    certs: list[x509.Certificate],
+    at: dt.datetime,
+    check_signature: Callable[[PublicKey], T],
+    what: str = "AUTH",
+) -> T:
+    """What ``check_signature`` (given the end-entity certificate's key) returns, once it,
+    the chain (at wall-clock time ``at``) and the identity check out; AuthenticationFailed
+    saying which did not (``what`` names the peer's proof: AUTH, SIG), whatever was sent.
+    IKEv1 and IKEv2 both check peers here."""
+    ee, *intermediates = certs
+    try:
+        try:
+            result = check_signature(signature.public_key_of(ee))
+        except SignatureError as exc:
+            raise AuthenticationFailed(f"{what} of {peer} refused: {exc}") from None
+        try:
+            validate(ee, intermediates, trust, at)
+        except CertificateError as exc:
+            raise AuthenticationFailed(f"certificate of {peer} refused: {exc}") from None
+        if not in_certificate(peer.id_type, peer.data, ee):
+            names = "; ".join(identities_in(ee))
+            raise AuthenticationFailed(
+                f"{peer} is not an identity of its certificate (which names {names})"
+            )
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        # pyca parses extensions and names lazily: a malformed one surfaces here.
+        raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
+    return result
 
 
 def check_peer(
@@ -141,26 +188,17 @@ def check_peer(
         raise AuthenticationFailed(
             f"{peer} uses auth method {auth.method.name}; this connection wants a signature"
         )
-    ee, *intermediates = _certificates(certs, peer)
-    try:
-        try:
-            key = signature.public_key_of(ee)
-            scheme = signature.verify(key, auth.method, auth.data, octets)
-        except SignatureError as exc:
-            raise AuthenticationFailed(f"AUTH of {peer} refused: {exc}") from None
-        try:
-            validate(ee, intermediates, trust, at)
-        except CertificateError as exc:
-            raise AuthenticationFailed(f"certificate of {peer} refused: {exc}") from None
-        if not in_certificate(peer.id_type, peer.data, ee):
-            names = "; ".join(identities_in(ee))
-            raise AuthenticationFailed(
-                f"{peer} is not an identity of its certificate (which names {names})"
-            )
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        # pyca parses extensions and names lazily: a malformed one surfaces here.
-        raise AuthenticationFailed(f"{peer} sent a malformed certificate: {exc}") from None
-    return ee, scheme
+    chain = _certificates(certs, peer)
+
+    def check(key: PublicKey) -> Scheme:
+        return signature.verify(key, auth.method, auth.data, octets)
+
+    return chain[0], check_certified(trust, peer, chain, at, check)
+
+
+def wall_clock(sa: TaskHost, now: float) -> dt.datetime:
+    """The wall-clock time of ``now`` (certificates are valid in calendar time)."""
+    return dt.datetime.fromtimestamp(now + sa.manager.wall_offset, tz=dt.UTC)
 
 
 def verify(
@@ -173,8 +211,7 @@ def verify(
     now: float,
 ) -> x509.Certificate:
     """``check_peer`` at the wall-clock time of ``now``, logged."""
-    at = dt.datetime.fromtimestamp(now + sa.manager.wall_offset, tz=dt.UTC)
-    ee, scheme = check_peer(trust, peer, auth, certs, octets, at)
+    ee, scheme = check_peer(trust, peer, auth, certs, octets, wall_clock(sa, now))
     log.info(
         "%s: %s authenticated with %s (%s), certificate %s",
         sa.label, peer, auth.method.name, scheme, identities_in(ee)[0],

@@ -1,5 +1,6 @@
 """Phase 1: Main Mode and Aggressive Mode with pre-shared keys (RFC 2409 §5, §5.4; NAT-T
-discovery as RFC 3947 §3).
+discovery as RFC 3947 §3), or with signatures (§5.1: [CERT,] SIG where HASH_I/R stand
+below, CR from each side; ``signature_auth``).
 
 Messages are numbered as in RFC 2409:
 
@@ -18,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from ...crypto.dh import key_exchange_for, public_key_size
 from ...crypto.errors import CryptoError
-from ...crypto.ikev1 import natd_hash, phase1_hash, skeyid_psk
+from ...crypto.ikev1 import (
+    natd_hash,
+    phase1_auth_prf,
+    phase1_hash,
+    skeyid_psk,
+    skeyid_signature,
+)
 from ...wire.buffer import Writer
 from ...wire.enums import IdType
 from ...wire.isakmp import PayloadChain
@@ -35,6 +42,7 @@ from ...wire.isakmp_payloads import (
 from ...wire.isakmp_sa import ProposalV1, SaV1
 from ..connection import ConnectionConfig, Identity
 from ..errors import AuthenticationFailed, InvalidSyntax, NoProposalChosen
+from . import signature_auth
 from .proposals import Phase1Choice, accept_phase1, phase1_sa, select_phase1
 
 if TYPE_CHECKING:
@@ -133,8 +141,17 @@ class Phase1:
     def _connection(self) -> ConnectionConfig:
         return self.sa.connection or self.sa.candidates[0]
 
-    def _auth(self) -> AuthMethodV1:
-        return AuthMethodV1.PSK
+    def _auth(self, connection: ConnectionConfig | None = None) -> AuthMethodV1:
+        return signature_auth.auth_method(connection or self._connection)
+
+    @property
+    def _signatures(self) -> bool:
+        return signature_auth.uses_signatures(self.choice.auth)
+
+    def _certreqs(self) -> list:
+        """CR payloads when we want the peer's certificate (§5.1)."""
+        method = self.choice.auth if self.choice is not None else self._auth()
+        return signature_auth.certreqs(self._connection, method)
 
     def _natd(self) -> list[NatDV1]:
         """RFC 3947 §3.2: the peer's address as we send to it, then ours (a made-up one of
@@ -189,18 +206,37 @@ class Phase1:
     def _derive(self, connection: ConnectionConfig) -> None:
         sa = self.sa
         sa.keying.chosen(self.choice)
-        psk = connection.shared_key(self.peer_id or connection.remote_id)
-        skeyid = skeyid_psk(sa.keying.prf, psk, self.ni, self.nr)
+        if self._signatures:
+            skeyid = skeyid_signature(sa.keying.prf, self.ni, self.nr, self.g_xy)
+        else:
+            psk = connection.shared_key(self.peer_id or connection.remote_id)
+            skeyid = skeyid_psk(sa.keying.prf, psk, self.ni, self.nr)
         sa.keying.derive(skeyid, self.g_xy, self.g_xi, self.g_xr, (sa.spi_i, sa.spi_r))
 
     def _hash(self, initiator: bool, id_b: bytes) -> bytes:
         sa = self.sa
+        prf = phase1_auth_prf(self.choice.hash, self.choice.auth)
         return phase1_hash(
-            sa.keying.prf, sa.keying.keys.skeyid, initiator=initiator, g_xi=self.g_xi,
+            prf, sa.keying.keys.skeyid, initiator=initiator, g_xi=self.g_xi,
             g_xr=self.g_xr, cky_i=sa.spi_i, cky_r=sa.spi_r, sai_b=self.sai_b, id_b=id_b,
         )  # fmt: skip
 
-    def _check_hash(self, chain: PayloadChain, of_initiator: bool) -> None:
+    def _proof(self, initiator: bool, id_b: bytes) -> list:
+        """HASH_I/HASH_R, or with signatures our certificates and SIG over it (§5.1)."""
+        value = self._hash(initiator, id_b)
+        if self._signatures:
+            return signature_auth.proof(self._connection, self.choice.auth, value)
+        return [HashV1Payload(value)]
+
+    def _check_hash(
+        self, chain: PayloadChain, of_initiator: bool, connection: ConnectionConfig, now: float
+    ) -> None:
+        if self._signatures:
+            expected = self._hash(of_initiator, self.peer_id_b)
+            self.sa.certified(signature_auth.check(
+                self.sa, connection, self.peer_id, chain, self.choice.auth, expected, now
+            ))  # fmt: skip
+            return
         theirs = _need(chain, HashV1Payload, "a HASH payload").data
         if theirs != self._hash(of_initiator, self.peer_id_b):
             raise AuthenticationFailed(
@@ -231,6 +267,7 @@ class Phase1:
             group = connection.proposals[0].dh[0]
             self.ke = key_exchange_for(group, self.sa.rng)
             payloads += [KeV1(self.ke.public_key), NonceV1(self._our_nonce()), self._own_id()]
+            payloads += self._certreqs()
         self.sa.send_phase1(payloads + _our_vids(), now)
 
     def receive(self, chain: PayloadChain | None, raw_ct: bytes, src, dst, now: float) -> None:
@@ -269,7 +306,7 @@ class Phase1:
         own = self._own_id()
         id_b = body_of(own)
         self.expect = 6
-        payloads = [own, HashV1Payload(self._hash(True, id_b))]
+        payloads = [own, *self._proof(True, id_b), *self._certreqs()]
         if not self.sa.manager.holds_other_sa(self.sa):
             payloads.append(self._initial_contact())
         self.sa.send_phase1(payloads, now, encrypted=True)
@@ -282,7 +319,7 @@ class Phase1:
     def _main_6(self, chain, raw_ct, src, dst, now) -> None:
         self._take_peer_id(chain)
         self._check_peer_id(self.sa.connection)
-        self._check_hash(chain, of_initiator=False)
+        self._check_hash(chain, False, self.sa.connection, now)
         self.sa.phase1_done(self.peer_id, now)
 
     # --- responder -------------------------------------------------------------------------
@@ -291,7 +328,7 @@ class Phase1:
         error: Exception = NoProposalChosen("no connection accepts IKEv1 here")
         for connection in candidates:
             try:
-                self.choice = select_phase1(connection.proposals, self._auth(), offered)
+                self.choice = select_phase1(connection.proposals, self._auth(connection), offered)
             except NoProposalChosen as exc:
                 error = exc
                 continue
@@ -321,7 +358,7 @@ class Phase1:
         self._detect_nat(chain, src, dst)
         self.expect = 5
         payloads = [KeV1(self.ke.public_key), NonceV1(self.nr), *self._natd()]
-        self.sa.send_phase1(payloads, now, final=True)  # resent only when the peer repeats its own
+        self.sa.send_phase1(payloads + self._certreqs(), now, final=True)  # only on a repeat
 
     def _main_5(self, chain, raw_ct, src, dst, now) -> None:
         """Which connection (and so which PSK) the initiator used shows only once its
@@ -336,14 +373,14 @@ class Phase1:
                 chain = sa.open_phase1(raw_ct)
                 self._take_peer_id(chain)
                 self._check_peer_id(connection)
-                self._check_hash(chain, of_initiator=True)
+                self._check_hash(chain, True, connection, now)
             except (AuthenticationFailed, InvalidSyntax) as exc:
                 error = exc
                 continue
             sa.select_connection(connection)
             sa.learn_notifies(chain, now)
             own = self._own_id()
-            payloads = [own, HashV1Payload(self._hash(False, body_of(own)))]
+            payloads = [own, *self._proof(False, body_of(own))]
             sa.send_phase1(payloads, now, encrypted=True, final=True)
             sa.phase1_done(self.peer_id, now)
             return
@@ -379,7 +416,8 @@ class Phase1:
             KeV1(self.ke.public_key),
             NonceV1(self.nr),
             own,
-            HashV1Payload(self._hash(False, body_of(own))),
+            *self._proof(False, body_of(own)),
+            *self._certreqs(),
             *_our_vids(),
             *self._natd(),
         ]
@@ -396,18 +434,18 @@ class Phase1:
         self._take_peer_id(chain)
         self._check_peer_id(self.sa.connection)
         self._derive(self.sa.connection)
-        self._check_hash(chain, of_initiator=False)
+        self._check_hash(chain, False, self.sa.connection, now)
         self._detect_nat(chain, src, dst)
         self.sa.float_to_natt_port()
         own_b = body_of(self._own_id())
-        payloads = [HashV1Payload(self._hash(True, own_b)), *self._natd()]
+        payloads = [*self._proof(True, own_b), *self._natd()]
         self.sa.send_phase1(payloads, now, encrypted=True, final=True)
         self.sa.phase1_done(self.peer_id, now)
 
     def _aggressive_3(self, chain, raw_ct, src, dst, now) -> None:
         if chain is None:
             chain = self.sa.open_phase1(raw_ct)
-        self._check_hash(chain, of_initiator=True)
+        self._check_hash(chain, True, self.sa.connection, now)
         self._detect_nat(chain, src, dst)
         self.sa.phase1_done(self.peer_id, now)
 

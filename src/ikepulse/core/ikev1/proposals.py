@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...crypto.errors import transform_name
 from ...wire.enums import EncrId, EsnId, IntegId, PrfId, ProtocolId, TransformType
 from ...wire.isakmp_enums import (
     KEY_IKE,
@@ -121,17 +122,21 @@ def select_phase1(
     ours: Sequence[CryptoProposal], auth: AuthMethodV1, offered: SaV1
 ) -> Phase1Choice:
     """Our first proposal the initiator's SA payload offers with our auth method."""
-    converted, by_number = [], {}
+    converted, by_number, methods = [], {}, set()
     for proposal in offered.proposals[:1]:
         if proposal.protocol != ProtocolV1.ISAKMP:
             continue
         for index, transform in enumerate(proposal.transforms):
             method = _number(_attrs(transform).get(Phase1Attr.AUTH_METHOD))
+            methods.add(method)
             v2 = _phase1_as_v2(index + 1, transform) if method == auth else None
             if v2 is not None:
                 converted.append(v2)
                 by_number[index + 1] = transform
     if not converted:
+        if methods and auth not in methods:
+            theirs = ", ".join(sorted(transform_name(AuthMethodV1, m) for m in methods))
+            raise NoProposalChosen(f"the peer authenticates with {theirs}, we with {auth.name}")
         raise NoProposalChosen(f"no ISAKMP transform of the peer uses {auth.name} and ours")
     chosen, suite = select(ours, converted)
     transform = by_number[chosen.number]
