@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
     from .events import Address, Event
     from .fragments import Fragments, Opened
+    from .ikev1.flights import Flights
     from .ikev1.keying import V1Keying
     from .ikev1.phase1 import Phase1
+    from .ikev1.quick_mode import QuickMode
     from .mobility import Mobility
     from .negotiate import Suite
     from .peer_liveness import PeerLiveness
@@ -184,11 +186,17 @@ class IsakmpHost(TaskHost, Protocol):
 
     keying: V1Keying
     phase1: Phase1
+    flights: Flights
+    quick: dict[int, QuickMode]
+    answering: bytes
+    first_payload: int
     initial_contact: bool
     nat_local: bool
     nat_remote: bool
 
     def v1_candidates(self, aggressive: bool) -> list[ConnectionConfig]: ...
+    def new_message_id(self) -> int: ...
+    def message(self, exchange, message_id: int, payloads: list, encrypted: bool) -> bytes: ...
     def send_phase1(
         self, payloads: list, now: float, *, encrypted: bool = False, final: bool = False
     ) -> None: ...

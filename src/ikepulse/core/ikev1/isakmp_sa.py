@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from ...crypto.errors import CryptoError
 from ...wire.buffer import DecodeError
-from ...wire.enums import NotifyType
 from ...wire.isakmp import (
     FLAG_ENCRYPTED,
     IsakmpMessage,
@@ -28,15 +27,15 @@ from ...wire.isakmp_payloads import DeleteV1, NotifyV1Payload
 from .. import close_action
 from ..children import LIVE, ChildEntry
 from ..connection import ChildConfig, CloseAction, ConnectionConfig, Identity
-from ..errors import AuthenticationFailed, Dropped, IkeError
+from ..errors import AuthenticationFailed
 from ..events import Address, IkeSaReauthenticated
 from ..ike_sa import IkeSa
 from ..peer_liveness import Cause, Dead, Keepalive, Probe
 from ..renewal import Due
 from ..state import IkeState
 from ..task import Purpose
-from . import informational
-from .flights import Flights, digest
+from . import inbound
+from .flights import Flights
 from .informational import Dpd, dpd_notify, signed_informational
 from .keying import V1Keying
 from .phase1 import Phase1
@@ -45,18 +44,9 @@ from .quick_mode import QuickMode
 if TYPE_CHECKING:
     from ..hosts import SaRegistry
 
-V1_NOTIFIES = {
-    NotifyType.NO_PROPOSAL_CHOSEN: NotifyV1.NO_PROPOSAL_CHOSEN,
-    NotifyType.AUTHENTICATION_FAILED: NotifyV1.AUTHENTICATION_FAILED,
-    NotifyType.TS_UNACCEPTABLE: NotifyV1.INVALID_ID_INFORMATION,
-    NotifyType.INVALID_SYNTAX: NotifyV1.PAYLOAD_MALFORMED,
-}
-"""The IKEv1 error (RFC 2408 §3.14.1) for an error the core raises with its IKEv2 notify."""
 HALF_OPEN_TIMEOUT = 30.0
 """Seconds a responder waits for phase 1 to complete (it does not retransmit MM2 and MM4
 on its own: an unanswered spoofed first message costs one datagram, not six)."""
-UNDECRYPTABLE_ANSWERS = 2
-"""Answers to our phase 1 identity that do not decrypt before we blame the PSK."""
 OLD_SA_DELETE_DELAY = 3.0
 """Seconds between a new ISAKMP SA and our Delete of the one it renews: the peer moves the
 IPsec SAs over first (strongSwan does it in a job after the last phase 1 message)."""
@@ -93,8 +83,10 @@ class IsakmpSa(IkeSa):
         self.dpd = Dpd.fresh(self.rng)
         self._retiring: list[tuple[float, ChildEntry]] = []
         self._delete_old_at: float | None = None
-        self._answering = b""
-        self._first_payload = 0
+        self.answering = b""
+        """Digest of the message being processed: our answer is resent on its repeats."""
+        self.first_payload = 0
+        """Its header's first payload type (the decrypted chain starts with it)."""
         self.peer_error: NotifyV1 | None = None
         """An error the peer sent in the clear while phase 1 ran (never acted on alone)."""
 
@@ -103,7 +95,7 @@ class IsakmpSa(IkeSa):
     def v1_candidates(self, aggressive: bool) -> list[ConnectionConfig]:
         return [c for c in self.candidates if not aggressive or c.aggressive]
 
-    def _message(self, exchange, message_id: int, payloads: list, encrypted: bool) -> bytes:
+    def message(self, exchange, message_id: int, payloads: list, encrypted: bool) -> bytes:
         if not encrypted:
             return encode_isakmp(self.spi_i, self.spi_r, exchange, 0, message_id,
                                  payloads=payloads)  # fmt: skip
@@ -113,19 +105,19 @@ class IsakmpSa(IkeSa):
                              encrypted=sealed)  # fmt: skip
 
     def _send(self, message_id: int, packet: bytes, now: float, final: bool) -> None:
-        self.flights.sent(message_id, (packet,), now, answers=self._answering, final=final)
+        self.flights.sent(message_id, (packet,), now, answers=self.answering, final=final)
         self.send((packet,))
 
     def send_phase1(self, payloads: list, now: float, *, encrypted=False, final=False) -> None:
         exchange = ExchangeV1.AGGRESSIVE if self.phase1.aggressive else ExchangeV1.MAIN
-        self._send(0, self._message(exchange, 0, payloads, encrypted), now, final)
+        self._send(0, self.message(exchange, 0, payloads, encrypted), now, final)
 
     def open_phase1(self, ciphertext: bytes) -> PayloadChain:
         """Decrypt a phase 1 message under the keys just derived; the IV moves on only if
         it decodes (a wrong PSK shows here first)."""
         try:
             plaintext, iv = self.keying.open(0, ciphertext)
-            chain = decode_chain(self._first_payload, plaintext, padding=True)
+            chain = decode_chain(self.first_payload, plaintext, padding=True)
         except (CryptoError, DecodeError) as exc:
             self.phase1.undecryptable += 1
             raise AuthenticationFailed(
@@ -135,18 +127,18 @@ class IsakmpSa(IkeSa):
         return chain
 
     def send_quick(self, message_id: int, payloads: list, now: float, final: bool) -> None:
-        self._send(message_id, self._message(ExchangeV1.QUICK, message_id, payloads, True),
+        self._send(message_id, self.message(ExchangeV1.QUICK, message_id, payloads, True),
                    now, final)  # fmt: skip
 
     def send_informational(self, payloads: list, now: float) -> None:
         """One protected Informational (HASH(1) first, §5.7) with a fresh message ID."""
-        message_id = self._new_message_id()
+        message_id = self.new_message_id()
         protected = signed_informational(self.keying, message_id, payloads)
-        packet = self._message(ExchangeV1.INFORMATIONAL, message_id, protected, True)
+        packet = self.message(ExchangeV1.INFORMATIONAL, message_id, protected, True)
         self.keying.forget(message_id)
         self.send((packet,))
 
-    def _new_message_id(self) -> int:
+    def new_message_id(self) -> int:
         while True:
             message_id = int.from_bytes(self.rng.randbytes(4), "big")
             if message_id and message_id not in self.quick:
@@ -205,7 +197,7 @@ class IsakmpSa(IkeSa):
         if self.state is not IkeState.ESTABLISHED and not deleting:
             return
         if purpose in (Purpose.CREATE_CHILD, Purpose.REKEY_CHILD):
-            qm = QuickMode(self, self._new_message_id(), *args)
+            qm = QuickMode(self, self.new_message_id(), *args)
             self.quick[qm.message_id] = qm
             qm.start(now)
         elif purpose is Purpose.DELETE_CHILD:
@@ -288,145 +280,7 @@ class IsakmpSa(IkeSa):
     # --- input ----------------------------------------------------------------------------
 
     def receive(self, raw: bytes, msg: IsakmpMessage, src, dst, now: float) -> None:
-        repeated = self.flights.repeat_of(msg.message_id, raw)
-        if repeated is not None:
-            self.count("retransmits_answered")
-            self.liveness.retransmission_seen(now)
-            self.send(repeated)
-            return
-        self._answering = digest(raw)
-        self._first_payload = msg.first_payload
-        try:
-            if msg.exchange in (ExchangeV1.MAIN, ExchangeV1.AGGRESSIVE):
-                self._phase1(msg, src, dst, now)
-            elif not msg.is_encrypted or not self.keying.ready:
-                self._unprotected(msg, now)
-            elif msg.exchange == ExchangeV1.QUICK:
-                self._quick(msg, src, dst, now)
-            elif msg.exchange == ExchangeV1.INFORMATIONAL:
-                self._informational(msg, src, dst, now)
-            else:
-                raise Dropped("unsupported_exchange", f"IKEv1 exchange {msg.exchange.name}")
-        finally:
-            self._answering = b""
-
-    def _phase1(self, msg: IsakmpMessage, src, dst, now: float) -> None:
-        if self.state is not IkeState.CONNECTING or msg.message_id != 0:
-            raise Dropped("unexpected_message", "phase 1 message outside phase 1")
-        if self.phase1.aggressive != (msg.exchange == ExchangeV1.AGGRESSIVE):
-            raise Dropped("unexpected_message", "phase 1 message of the other mode")
-        if self.initiator and not any(self.spi_r):
-            self.set_responder_spi(msg.rcookie)
-        chain = msg.chain
-        if msg.is_encrypted != self.phase1.encrypted_next and not self.phase1.either_next:
-            raise Dropped("unexpected_message", "phase 1 message (not) encrypted out of turn")
-        if msg.is_encrypted and (self.initiator or self.phase1.expect != 5):
-            try:
-                chain = self.open_phase1(msg.encrypted)
-            except AuthenticationFailed as exc:  # unauthenticated: only counted
-                self._keys_differ(msg.exchange, now)
-                raise Dropped("undecryptable", exc.reason) from None
-        self.authenticated_inbound(src, dst, now)  # phase 1 answers go where it came from
-        try:
-            self.phase1.receive(chain, msg.encrypted, src, dst, now)
-        except IkeError as exc:
-            if not self.initiator and exc.notify in V1_NOTIFIES:
-                self._refuse(V1_NOTIFIES[exc.notify])
-            self.fail(f"phase 1: {exc.reason}", exc.notify, now)
-
-    def _keys_differ(self, exchange: ExchangeV1, now: float) -> None:
-        """The peer answered two of our transmissions with messages our keys cannot read
-        (strongSwan answers a wrong PSK with PAYLOAD_MALFORMED under its own keys): give
-        up now rather than after every retransmission."""
-        if self.initiator and self.phase1.undecryptable >= UNDECRYPTABLE_ANSWERS:
-            self.fail(
-                f"phase 1: {self.phase1.undecryptable} answers of the peer to our identity"
-                f" ({exchange.name}) do not decrypt: different pre-shared key?",
-                None,
-                now,
-            )
-
-    def _refuse(self, error: NotifyV1) -> None:
-        """Tell the initiator why phase 1 stops, in the clear (as strongSwan does)."""
-        notify = NotifyV1Payload(error, ProtocolV1.ISAKMP, self.spi_i + self.spi_r)
-        message_id = self._new_message_id()
-        self.send((self._message(ExchangeV1.INFORMATIONAL, message_id, [notify], False),))
-
-    def _unprotected(self, msg: IsakmpMessage, now: float) -> None:
-        """Unencrypted notifies never act on an SA; while phase 1 runs, an error notify
-        (NO_PROPOSAL_CHOSEN, ...) says why the peer will not go on."""
-        errors = [n.type for n in msg.payloads if isinstance(n, NotifyV1Payload)
-                  and n.type.is_error]  # fmt: skip
-        if errors and self.state is IkeState.CONNECTING:
-            self.fail(f"the peer refused phase 1: {errors[0].name}", None, now)
-            return
-        raise Dropped("unauthenticated", "unprotected IKEv1 message")
-
-    def _open(self, msg: IsakmpMessage, now: float) -> tuple[PayloadChain, bytes]:
-        try:
-            plaintext, iv = self.keying.open(msg.message_id, msg.encrypted)
-            chain = decode_chain(msg.first_payload, plaintext, padding=True)
-        except (CryptoError, DecodeError):
-            if msg.message_id not in self.quick:  # no IV kept for a forged message ID
-                self.keying.forget(msg.message_id)
-            if self.state is IkeState.CONNECTING:
-                self.phase1.undecryptable += 1
-                self._keys_differ(msg.exchange, now)
-            raise Dropped("undecryptable", "IKEv1 message does not decrypt") from None
-        return chain, iv
-
-    def _quick(self, msg: IsakmpMessage, src, dst, now: float) -> None:
-        if self.state is not IkeState.ESTABLISHED:
-            raise Dropped("unexpected_message", "Quick Mode before phase 1 is done")
-        qm = self.quick.get(msg.message_id)
-        if qm is None:
-            qm = QuickMode(self, msg.message_id)
-        chain, iv = self._open(msg, now)
-        flight = self.flights.current(msg.message_id)  # ours that this message answers
-        before = self.keying.advance(msg.message_id, iv)
-        try:
-            done = qm.receive(chain, now)
-        except AuthenticationFailed as exc:  # not the peer's: the IV stays
-            self.keying.advance(msg.message_id, before)
-            if msg.message_id not in self.quick:
-                self.keying.forget(msg.message_id)
-            raise Dropped("bad_hash", exc.reason) from None
-        except IkeError as exc:
-            self._quick_failed(qm, exc, now)
-            return
-        self.authenticated_inbound(src, dst, now)
-        if flight is not None and self.flights.current(msg.message_id) is flight:
-            self.flights.landed(msg.message_id)  # (a new one, QM2 or QM3, replaced it)
-        if qm.initiator and flight is not None:
-            self.liveness.observe_rtt(now - flight.sent_at, flight.retransmits)
-            self.liveness.proven(now, now)
-        if done:
-            self.quick.pop(msg.message_id, None)
-            self.keying.forget(msg.message_id)
-        else:
-            self.quick[msg.message_id] = qm
-
-    def _quick_failed(self, qm: QuickMode, error: IkeError, now: float) -> None:
-        self.quick.pop(qm.message_id, None)
-        self.keying.forget(qm.message_id)
-        self.flights.end(qm.message_id)
-        qm.failed(error.reason, error.notify, now)
-        if not qm.initiator and error.notify is not None:
-            notify = V1_NOTIFIES.get(error.notify)  # IKEv1's number, not IKEv2's
-            if notify is not None:
-                self.send_informational([NotifyV1Payload(notify, ProtocolV1.ESP, qm.spi_in)], now)
-
-    def _informational(self, msg: IsakmpMessage, src, dst, now: float) -> None:
-        if msg.message_id in self.quick:
-            raise Dropped("unexpected_message", "Informational with a Quick Mode's ID")
-        chain, _ = self._open(msg, now)
-        self.keying.forget(msg.message_id)
-        try:
-            informational.verify(self, chain, msg.message_id)
-        except IkeError as exc:
-            raise Dropped("bad_hash", exc.reason) from None
-        self.authenticated_inbound(src, dst, now)
-        informational.act(self, chain, now)
+        inbound.receive(self, raw, msg, src, dst, now)
 
     # --- timer ------------------------------------------------------------------------------
 
