@@ -23,9 +23,17 @@ nat_remap_idle:  the NAT remaps an idle tunnel; 3 s later the left site starts p
                  seconds until the first reply.
 mobike_move:     the left gateway's outer address changes (MOBIKE on both sides); seconds
                  until a ping gets through again.
+ikev1_detection: as detection, both sides IKEv1 (RFC 3706 DPD). ikepulse (dpd_delay,
+                 dpd_timeout 3s) against strongSwan's IKEv1 DPD with the same dpd_delay and
+                 its default dpd_timeout (0: the sum of its retransmission timeouts,
+                 ikev1_detection_s), ikepulse's 3 s (ikev1_detection_same_timeout_s), or
+                 dpd_delay + 3 s (ikev1_detection_same_budget_s): strongSwan's IKEv1
+                 dpd_timeout counts from the last packet received, not from the probe
+                 (its timeout job runs dpd_timeout - dpd_delay after the R-U-THERE).
 
 A path scenario not repaired within --path-limit seconds is reported as null (never).
-Writes bench/results/liveness.json (or liveness_tuned.json).
+Writes bench/results/liveness.json (or liveness_tuned.json); with --only, the figures of the
+scenarios not run are kept from the file.
 """
 
 from __future__ import annotations
@@ -49,9 +57,11 @@ from ikepulse.testing.lab import (
     swanctl_conf,
     wait_for,
 )
-from results_file import write_results
+from results_file import RESULTS, write_results
 
 GIVE_UP = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) .*giving up after \d+ retransmits")
+DPD_TIMED_OUT = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) .*DPD check timed out")
+"""strongSwan's IKEv1 verdict (processing/jobs/dpd_timeout_job.c)."""
 REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from")
 
 
@@ -108,8 +118,9 @@ def left_gateway(lab: Lab, kind: str, dpd_delay: float, tuned: bool, mobike: boo
     return left_charon(lab, dpd_delay, tuned, mobike)
 
 
-def verdict_time(left, kind: str, limit: float) -> float | None:
-    """When the left declared its peer dead (Unix time), or None within ``limit``."""
+def verdict_time(left, kind: str, limit: float, pattern: re.Pattern = GIVE_UP) -> float | None:
+    """When the left declared its peer dead (Unix time), or None within ``limit``; for
+    strongSwan the first log line matching ``pattern``."""
     if kind == "ikepulse":
 
         def verdict():
@@ -121,7 +132,7 @@ def verdict_time(left, kind: str, limit: float) -> float | None:
 
         def verdict():
             for line in left.log.read_text().splitlines():
-                if match := GIVE_UP.match(line):
+                if match := pattern.match(line):
                     return _log_time(match.group(1), day)
             return None
 
@@ -162,11 +173,13 @@ def _log_time(line_time: str, day: datetime) -> float:
     return stamp.timestamp()
 
 
-def declared_after(left, kind: str, limit: float, break_path) -> float | None:
+def declared_after(
+    left, kind: str, limit: float, break_path, pattern: re.Pattern = GIVE_UP
+) -> float | None:
     """Seconds from ``break_path()`` until the left declares the peer dead, None if never."""
     broken = time.time()
     break_path()
-    at = verdict_time(left, kind, limit)
+    at = verdict_time(left, kind, limit, pattern)
     return None if at is None else at - broken
 
 
@@ -245,6 +258,64 @@ def restore(kind: str, dpd_delay: float, tuned: bool, limit: float) -> float | N
         return first_reply_after(lab, crashed, limit)
 
 
+V1_IKE, V1_ESP = "aes256-sha256-modp2048", "aes256-sha256"
+
+
+def ikev1_detection(kind: str, dpd_delay: float, dpd_timeout: float | None, limit: float):
+    """Blackhole, both sides IKEv1; strongSwan's ``dpd_timeout`` None is its default."""
+    with lab_up() as lab:
+        lab.charon(lab.right).start(
+            swanctl_conf(local_addr=lab.right_addr, remote_addr=lab.left_addr, version=1,
+                         proposals=V1_IKE, esp_proposals=V1_ESP)
+        )  # fmt: skip
+        if kind == "ikepulse":
+            left = lab.ikepulse(lab.left)
+            extra = f'dpd_delay = "{dpd_delay}s"\ndpd_timeout = "3s"\ndpd_action = "restart"\n'
+            left.start(
+                ikepulse_conf(local_addr=lab.left_addr, remote_addr=lab.right_addr, version=1,
+                              proposals=V1_IKE, esp_proposals=V1_ESP, extra=extra)
+            )  # fmt: skip
+            left.cli("up", "lab")
+        else:
+            left = lab.charon(lab.left, "charon-left")
+            timeout = None if dpd_timeout is None else f"{dpd_timeout:g}s"
+            left.start(
+                swanctl_conf(side="left", local_addr=lab.left_addr, remote_addr=lab.right_addr,
+                             version=1, proposals=V1_IKE, esp_proposals=V1_ESP,
+                             dpd_delay=f"{dpd_delay:g}s", dpd_timeout=timeout,
+                             child_extra="dpd_action = restart")
+            )  # fmt: skip
+            left.swanctl("--initiate", "--child", "lan")
+        time.sleep(0.5)
+        return declared_after(left, kind, limit, lambda: lab.blackhole(lab.right), DPD_TIMED_OUT)
+
+
+IKEV1 = {
+    "ikev1_detection_s": ("ikepulse", "strongswan"),
+    "ikev1_detection_same_timeout_s": ("strongswan",),
+    "ikev1_detection_same_budget_s": ("strongswan",),
+}
+"""IKEv1 figures and who is measured for them (ikepulse's is the same run for both)."""
+
+
+def measure_ikev1(only, dpd_delay: float, limit: float, results: dict, ratios: dict) -> None:
+    for name, kinds in IKEV1.items():
+        if only and name not in only and name.removesuffix("_s") not in only:
+            continue
+        for kind in kinds:
+            timeout = {
+                "ikev1_detection_same_timeout_s": 3.0,
+                "ikev1_detection_same_budget_s": dpd_delay + 3.0,
+            }.get(name)
+            value = ikev1_detection(kind, dpd_delay, timeout, limit)
+            results[kind][name] = None if value is None else round(value, 2)
+            shown = "never" if value is None else f"{value:8.2f} s"
+            print(f"{kind:10s} {name:32s} {shown}", flush=True)
+        ikepulse = results["ikepulse"].get("ikev1_detection_s")
+        ratios[name] = ratio(results["strongswan"][name], ikepulse, limit)
+        print(f"{'':10s} {name:32s} strongSwan / ikepulse: {ratios[name]}", flush=True)
+
+
 BLACKHOLE = {"detection_s": detection, "restore_s": restore}
 PATHS = {
     "one_way_esp_s": one_way_esp,
@@ -261,6 +332,12 @@ def ratio(strongswan: float | None, ikepulse: float | None, limit: float) -> str
     if strongswan is None:
         return f"> {limit / ikepulse:.0f}x (strongSwan never, within {limit:g}s)"
     return f"{strongswan / ikepulse:.1f}x"
+
+
+def earlier_figures(name: str) -> dict:
+    """The figures of the last full run, kept where this run measures only some."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main() -> None:
@@ -281,8 +358,12 @@ def main() -> None:
         for name, measure in {**BLACKHOLE, **PATHS}.items()
         if not args.only or name.removesuffix("_s") in args.only or name in args.only
     ]
-    results: dict[str, dict[str, float | None]] = {"ikepulse": {}, "strongswan": {}}
-    ratios = {}
+    output = "liveness_tuned" if args.tuned_strongswan else "liveness"
+    previous = earlier_figures(output) if args.only else {}
+    results: dict[str, dict[str, float | None]] = previous.get(
+        "results", {"ikepulse": {}, "strongswan": {}}
+    )
+    ratios = previous.get("ratios", {})
     for name, measure, limit in scenarios:
         for kind in ("ikepulse", "strongswan"):
             value = measure(kind, args.dpd_delay, args.tuned_strongswan, limit)
@@ -291,17 +372,22 @@ def main() -> None:
             print(f"{kind:10s} {name:24s} {shown}", flush=True)
         ratios[name] = ratio(results["strongswan"][name], results["ikepulse"][name], limit)
         print(f"{'':10s} {name:24s} strongSwan / ikepulse: {ratios[name]}", flush=True)
+    if not args.tuned_strongswan:
+        measure_ikev1(args.only, args.dpd_delay, args.limit, results, ratios)
     retransmit = (
         "tuned 0.5s x 1.5^n, 3 tries" if args.tuned_strongswan else "default 4s x 1.8^n, 5 tries"
     )
     write_results(
-        "liveness_tuned" if args.tuned_strongswan else "liveness",
+        output,
         {
+            **previous.get("meta", {}),
             "dpd_delay": args.dpd_delay,
             "ikepulse_dpd_timeout": 3.0,
             "strongswan_retransmit": retransmit,
             "nat_remap_dpd_delay": 30.0,
             "path_limit": args.path_limit,
+            "ikev1_strongswan_dpd_timeout": "default (0s: retransmission sum), 3s, dpd_delay+3s",
+            **({"only": args.only, "others_from": previous["meta"]["date"]} if previous else {}),
         },
         results=results,
         ratios=ratios,
