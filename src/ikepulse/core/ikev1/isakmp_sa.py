@@ -28,7 +28,7 @@ from .. import close_action
 from ..children import LIVE, ChildEntry
 from ..connection import ChildConfig, CloseAction, ConnectionConfig, Identity
 from ..errors import AuthenticationFailed
-from ..events import Address, IkeSaReauthenticated
+from ..events import IkeSaReauthenticated
 from ..ike_sa import IkeSa
 from ..peer_liveness import Cause, Dead, Keepalive, Probe
 from ..renewal import Due
@@ -59,23 +59,9 @@ class IsakmpSa(IkeSa):
 
     version = 1
 
-    def __init__(
-        self,
-        manager: SaRegistry,
-        *,
-        initiator: bool,
-        spi_i: bytes,
-        spi_r: bytes,
-        local: Address,
-        remote: Address,
-        candidates: tuple[ConnectionConfig, ...],
-        now: float,
-        aggressive: bool = False,
-    ) -> None:
-        super().__init__(
-            manager, initiator=initiator, spi_i=spi_i, spi_r=spi_r, local=local,
-            remote=remote, candidates=candidates, now=now,
-        )  # fmt: skip
+    def __init__(self, manager: SaRegistry, *, aggressive: bool = False, **ike_sa) -> None:
+        """``ike_sa``: ``IkeSa``'s keywords (role, cookies, addresses, candidates, now)."""
+        super().__init__(manager, **ike_sa)
         self.keying = self.sk = V1Keying()
         self.tasks = self.flights = Flights(self.retransmit, self.rng)
         self.phase1 = Phase1(self, aggressive)
