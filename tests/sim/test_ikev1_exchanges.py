@@ -39,11 +39,10 @@ from ikepulse.testing.loopback import (
     run_until_idle,
 )
 from ikepulse.wire.isakmp import FLAG_ENCRYPTED, decode_isakmp, encode_chain, encode_isakmp
-from ikepulse.wire.isakmp_enums import ExchangeV1, NotifyV1, ProtocolV1
+from ikepulse.wire.isakmp_enums import VID_DPD, ExchangeV1, NotifyV1, ProtocolV1
 from ikepulse.wire.isakmp_payloads import DeleteV1, HashV1Payload, NotifyV1Payload
 
 V1 = {"version": 1, "ike": "aes256-sha256-modp2048", "esp": "aes256-sha256"}
-VID_DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")
 POLICY = retransmit_policy()
 GIVE_UP = sum(POLICY.timeout * POLICY.base**k for k in range(POLICY.tries + 1))
 """Seconds from the first transmission until the retransmissions are exhausted."""

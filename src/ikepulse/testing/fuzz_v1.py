@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from ..wire.isakmp import FLAG_ENCRYPTED, HEADER_SIZE, encode_chain, encode_isakmp
 from ..wire.isakmp_enums import (
     KEY_IKE,
+    VID_DPD,
+    VID_NATT,
     AuthAlgV1,
     AuthMethodV1,
     EncapMode,
@@ -64,8 +66,6 @@ ECHO_RCOOKIE = bytes.fromhex("ec40ec40ec40ec40")
 ZERO = bytes(8)
 QM_ID = 0x1A2B3C4D
 BLOCK = 16
-VID_DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")
-VID_NATT_RFC = bytes.fromhex("4a131c81070358455c5728f20e95452f")
 VID_FRAG = bytes.fromhex("4048b7d56ebce88525e7de7f00d6c2d3")
 DATA_TYPES = (1, 4, 5, 8, 10, 11, 12, 13, 20, 130, 132, 14, 15, 2, 3, 0, 255)
 """Next-payload values a swap picks from: known, draft, substructure, SAK (15), NONE, junk."""
@@ -145,7 +145,7 @@ def v1_samples() -> dict[str, bytes]:
     return {
         "main1": _msg(
             ExchangeV1.MAIN,
-            [_phase1_sa(), VendorIdV1(VID_DPD), VendorIdV1(VID_NATT_RFC), VendorIdV1(VID_FRAG)],
+            [_phase1_sa(), VendorIdV1(VID_DPD), VendorIdV1(VID_NATT), VendorIdV1(VID_FRAG)],
             rcookie=ZERO,
         ),
         "main3": _msg(ExchangeV1.MAIN, [KeV1(bytes(range(256))), NonceV1(bytes(range(32))), *natd]),

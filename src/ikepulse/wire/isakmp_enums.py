@@ -13,6 +13,10 @@ DOI_IPSEC = 1
 """RFC 2407 §4.2: the IPsec domain of interpretation."""
 SIT_IDENTITY_ONLY = 1
 """RFC 2407 §4.2.1 situation bit."""
+VID_DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")
+"""Vendor ID of RFC 3706 §7 Dead Peer Detection."""
+VID_NATT = bytes.fromhex("4a131c81070358455c5728f20e95452f")
+"""Vendor ID of RFC 3947 NAT traversal (§3.1: MD5("RFC 3947"))."""
 
 
 class ExchangeV1(IanaEnum):

@@ -37,39 +37,18 @@ from ...wire.isakmp_payloads import (
     NatDV1,
     NonceV1,
     NotifyV1Payload,
-    VendorIdV1,
 )
 from ...wire.isakmp_sa import ProposalV1, SaV1
 from ..connection import ConnectionConfig, Identity
 from ..errors import AuthenticationFailed, InvalidSyntax, NoProposalChosen
 from . import signature_auth
 from .proposals import Phase1Choice, accept_phase1, phase1_sa, select_phase1
+from .vendor_ids import PeerFeatures, our_vids
 
 if TYPE_CHECKING:
     from ..hosts import IsakmpHost
 
-VID_DPD = bytes.fromhex("afcad71368a1f1c96b8696fc77570100")
-"""RFC 3706 §7."""
-VID_NATT = bytes.fromhex("4a131c81070358455c5728f20e95452f")
-"""RFC 3947 §3.1: MD5("RFC 3947")."""
 NONCE_SIZE = 32
-
-
-class PeerFeatures:
-    """What the peer's vendor IDs announce."""
-
-    def __init__(self) -> None:
-        self.dpd = False
-        self.natt = False
-
-    def learn(self, chain: PayloadChain) -> None:
-        for vid in chain.all(VendorIdV1):
-            self.dpd |= vid.data == VID_DPD
-            self.natt |= vid.data == VID_NATT
-
-
-def _our_vids() -> list[VendorIdV1]:
-    return [VendorIdV1(VID_NATT), VendorIdV1(VID_DPD)]
 
 
 def id_payload(identity: Identity) -> IdV1Payload:
@@ -268,7 +247,7 @@ class Phase1:
             self.ke = key_exchange_for(group, self.sa.rng)
             payloads += [KeV1(self.ke.public_key), NonceV1(self._our_nonce()), self._own_id()]
             payloads += self._certreqs()
-        self.sa.send_phase1(payloads + _our_vids(), now)
+        self.sa.send_phase1(payloads + our_vids(), now)
 
     def receive(self, chain: PayloadChain | None, raw_ct: bytes, src, dst, now: float) -> None:
         """One phase 1 message (``chain`` None when it is encrypted: ``raw_ct``)."""
@@ -349,7 +328,7 @@ class Phase1:
         self._choose(chain.payloads[index], self.sa.v1_candidates(aggressive=False))
         self.expect = 3
         self.sa.send_phase1(
-            [self._answer_sa(), *_our_vids()], now, final=True
+            [self._answer_sa(), *our_vids()], now, final=True
         )  # resent only when the peer repeats its own
 
     def _main_3(self, chain, raw_ct, src, dst, now) -> None:
@@ -418,7 +397,7 @@ class Phase1:
             own,
             *self._proof(False, body_of(own)),
             *self._certreqs(),
-            *_our_vids(),
+            *our_vids(),
             *self._natd(),
         ]
         self.sa.send_phase1(payloads, now)
