@@ -206,3 +206,18 @@ def test_phase1_renewal_under_ping_loses_nothing(lab, renewer):
     assert [c["spi_in"] for c in now["children"]] == [c["spi_in"] for c in first["children"]]
     (theirs,) = charon.list_sas()
     assert theirs["initiator-spi"] == now["spi_i"] and len(theirs["children"]) == 1
+
+
+def test_both_sides_rekeying_phase2_under_ping_lose_nothing(lab):
+    """strongSwan renews every 2-4 s and we every 2-3 s, so either side starts Quick
+    Modes (whichever draws the earlier time), now and then both at once: no ping is lost."""
+    charon, daemon = start_v1(
+        lab,
+        child_extra_charon="rekey_time = 4s\n        rand_time = 2s\n        life_time = 20s",
+        child_extra_ours='rekey_time = "3s"\nrand_time = "1s"\nlife_time = "20s"',
+    )
+    daemon.cli("up", "lab")
+    ping_through(lab, 750, daemon=daemon)
+    log = charon.log.read_text()
+    assert log.count("generating QUICK_MODE request") >= 2  # strongSwan's rekeys (2 each)
+    assert log.count("parsed QUICK_MODE request") >= 4  # the first and ours
