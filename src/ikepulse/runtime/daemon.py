@@ -32,6 +32,7 @@ from .control import ControlServer
 from .dataplane import DataPlane
 from .event_feed import EventFeed
 from .event_log import describe, log_event
+from .intake import Intake
 from .metrics import EventTally, MetricsServer
 from .reload import reload_config
 from .save_keys import KeyExport
@@ -84,9 +85,11 @@ class Daemon:
             qcd_secret=load_qcd_secret(Path(settings.daemon.state_dir)),
             wall_offset=time.time() - time.monotonic(),
             export_keys=bool(settings.daemon.save_keys),
+            admission=settings.daemon.admission,
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
+        self.intake: Intake | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
@@ -234,8 +237,14 @@ class Daemon:
     # --- IKE I/O -----------------------------------------------------------------------------
 
     def on_ike(self, data: bytes, src: Address, dst: Address) -> None:
+        """Queued by priority: IKE_AUTH and established SAs first, new IKE SAs after."""
+        if self.intake is None:
+            loop = asyncio.get_running_loop()
+            self.intake = Intake(self._receive_ike, self.pump, loop.call_soon, self.counters)
+        self.intake.add(data, src, dst)
+
+    def _receive_ike(self, data: bytes, src: Address, dst: Address) -> None:
         self.manager.receive_datagram(data, src, dst, self.now())
-        self.pump()
 
     def _on_notice(self, notice: Notice) -> None:
         """The data plane's news for the IKE core."""
