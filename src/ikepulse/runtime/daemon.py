@@ -90,6 +90,7 @@ class Daemon:
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
         self.intake: Intake | None = None
+        self._pump_pending = False
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
@@ -258,6 +259,17 @@ class Daemon:
                 self.manager.esp_peer_moved(spi_in, source)
             case TrapTriggered(connection):
                 self._on_trap(connection)
+        self._pump_soon()
+
+    def _pump_soon(self) -> None:
+        """One pump after the notices of a whole read batch: ESP with unknown SPIs can
+        come at line rate, and a pump looks at every SA."""
+        if not self._pump_pending:
+            self._pump_pending = True
+            asyncio.get_running_loop().call_soon(self._pump_now)
+
+    def _pump_now(self) -> None:
+        self._pump_pending = False
         self.pump()
 
     def _on_trap(self, name: str) -> None:

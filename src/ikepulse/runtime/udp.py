@@ -17,6 +17,7 @@ BATCH = 64
 """Datagrams read from one socket per loop turn: IKE ones are then served by priority
 (``intake``), so a flood of IKE_SA_INIT cannot crowd IKE_AUTH out of a short queue."""
 RECEIVE_BUFFER = 4 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux, not exported by Python
 NAT_KEEPALIVE = b"\xff"
 
 Address = tuple[str, int]
@@ -65,10 +66,10 @@ class Endpoint:
         # for the loop's next turn (asyncio reads one datagram per readiness).
         self._reader = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
         self._reader.setblocking(False)
-        try:
-            self._reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        try:  # past net.core.rmem_max when we may (root): room for bursts of a flood
+            self._reader.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
         except OSError:
-            pass
+            self._reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def read_more(self) -> None:
         """Up to ``BATCH`` - 1 more datagrams already waiting on the socket."""
