@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from ikepulse.config.build import admission_policy
+from ikepulse.config.loader import ConfigError, parse_config
 from ikepulse.core.admission import (
     DEFAULT_POLICY,
     Admission,
@@ -40,6 +41,19 @@ def cookie_from(jar: Cookies, msg: Message, src, now: float) -> bytes:
 
 def test_the_schema_defaults_are_the_core_defaults():
     assert admission_policy() == DEFAULT_POLICY
+
+
+def test_the_daemon_section_sets_the_policy():
+    settings = parse_config(
+        '[daemon]\ncookie_threshold = 0\nhalf_open_timeout = "1m"\ncookie_grace = "10s"\n'
+        "ike_sa_init_rate = 2.5\n"
+    )
+    assert settings.daemon.admission == replace(
+        DEFAULT_POLICY, cookie_threshold=0, half_open_timeout=60.0, cookie_grace=10.0,
+        init_rate=2.5,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="half_open_limit"):
+        parse_config("[daemon]\nhalf_open_limit = 0\n")
 
 
 # --- cookies (RFC 7296 §2.6) -----------------------------------------------------------------

@@ -376,7 +376,9 @@ class SaManager:
         try:
             if isakmp_version(data) == 1:
                 self.v1.receive(data, src, dst, now)
-            elif not self._screened(data, src, dst, now):
+            elif self._screened(data, src, dst, now):
+                return  # answered or dropped without state: nothing to reap
+            else:
                 self._dispatch(data, decode_message(data), src, dst, now)
         except DecodeError:
             self.counters["dropped_malformed"] += 1
@@ -410,7 +412,11 @@ class SaManager:
         """A request for a new IKE SA answered with a COOKIE before it is decoded (§2.6)."""
         if not creates_sa(data) or (data[:8], src) in self._half_open:
             return False
-        answer = self.admission.screen(data, src, now)
+        try:
+            answer = self.admission.screen(data, src, now)
+        except Dropped as drop:
+            self.counters[drop.statistic] += 1
+            return True
         if answer is not None:
             self.queue_datagram(answer, dst, src)
         return answer is not None
