@@ -360,6 +360,7 @@ def main() -> None:
     args = parser.parse_args()
     if reason := lab_unavailable():
         sys.exit(f"lab unavailable: {reason}")
+    load_before = os.getloadavg()[0]
     figures = {kind: measure(kind, args) for kind in args.gateways}
     for kind, result in figures.items():
         for name in ("quiet", "flood"):
@@ -383,7 +384,12 @@ def main() -> None:
     }
     meta = {k: getattr(args, k) for k in ("seconds", "quiet", "rate", "peers")}
     meta["flood_sources"] = FLOOD_SOURCES
-    meta["note"] = "other benchmarks may have shared the machine's CPUs during the run"
+    meta["cpus"] = os.cpu_count()
+    meta["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    meta["note"] = (
+        "load_average_1min before and after: other work on the machine shares its CPUs and "
+        "the flood sender takes most of one"
+    )
     write_results("flood", meta, **figures)
 
 

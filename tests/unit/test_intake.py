@@ -94,3 +94,14 @@ def test_new_work_has_a_budget_per_round_and_the_rest_waits_for_the_next():
     assert loop.seen[3:] == [auth(7), init(3), init(4), init(5)]
     assert loop.rounds == 2 and not loop.pending
     assert counters["dropped_ike_sa_init_shed"] == 0
+
+
+def test_wake_runs_one_round_for_many_calls():
+    loop, counters = Loop(), Counter()
+    intake = make(loop, counters)
+    for _ in range(100):
+        intake.wake()  # a notice per ESP packet of a batch
+    intake.add(auth(1), SRC, DST)
+    assert len(loop.pending) == 1
+    loop.run_once()
+    assert loop.rounds == 1 and loop.seen == [auth(1)]

@@ -89,8 +89,7 @@ class Daemon:
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
-        self.intake: Intake | None = None
-        self._pump_pending = False
+        self.intake = Intake(self._receive_ike, self.pump, self._soon, self.counters)
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
@@ -239,10 +238,10 @@ class Daemon:
 
     def on_ike(self, data: bytes, src: Address, dst: Address) -> None:
         """Queued by priority: IKE_AUTH and established SAs first, new IKE SAs after."""
-        if self.intake is None:
-            loop = asyncio.get_running_loop()
-            self.intake = Intake(self._receive_ike, self.pump, loop.call_soon, self.counters)
         self.intake.add(data, src, dst)
+
+    def _soon(self, callback) -> None:
+        asyncio.get_running_loop().call_soon(callback)
 
     def _receive_ike(self, data: bytes, src: Address, dst: Address) -> None:
         self.manager.receive_datagram(data, src, dst, self.now())
@@ -259,18 +258,8 @@ class Daemon:
                 self.manager.esp_peer_moved(spi_in, source)
             case TrapTriggered(connection):
                 self._on_trap(connection)
-        self._pump_soon()
-
-    def _pump_soon(self) -> None:
-        """One pump after the notices of a whole read batch: ESP with unknown SPIs can
-        come at line rate, and a pump looks at every SA."""
-        if not self._pump_pending:
-            self._pump_pending = True
-            asyncio.get_running_loop().call_soon(self._pump_now)
-
-    def _pump_now(self) -> None:
-        self._pump_pending = False
-        self.pump()
+        self.intake.wake()  # one pump for a whole read batch: ESP with unknown SPIs can
+        # come at line rate, and a pump looks at every SA
 
     def _on_trap(self, name: str) -> None:
         if not self.manager.find(name):

@@ -54,6 +54,10 @@ class Intake:
             self.new.append((data, src, dst))
         else:
             self.first.append((data, src, dst))
+        self.wake()
+
+    def wake(self) -> None:
+        """Run a round (and ``done``) soon even if nothing was added."""
         if not self._scheduled:
             self._scheduled = True
             self.schedule(self.drain)
@@ -68,9 +72,8 @@ class Intake:
         while new and self.clock() < until:
             self.receive(*new.popleft())
         self.done()
-        if new and not self._scheduled:
-            self._scheduled = True
-            self.schedule(self.drain)
+        if new:
+            self.wake()
 
     def __len__(self) -> int:
         return len(self.first) + len(self.new)
