@@ -236,6 +236,8 @@ def setups(left, peers: int, seconds: float) -> list[float | None]:
                 "--uri", left.uri, check=False, timeout=15,
             )  # fmt: skip
 
+    if not peers:  # the flood alone (--peers 0)
+        time.sleep(seconds)
     threads = [threading.Thread(target=peer, args=(k,)) for k in range(peers)]
     for thread in threads:
         thread.start()
