@@ -120,7 +120,8 @@ def test_invalid_ke_payload_retry_with_the_group_the_responder_wants():
 
 
 def test_cookie_challenge_then_success():
-    a, b, sa, clock = start(cookie_threshold=0)
+    a, b, sa, clock = start()
+    b.manager.admission.policy = replace(b.manager.admission.policy, cookie_threshold=0)
     run_until_idle(a, b, clock)
     assert sa.state is IkeState.ESTABLISHED
     assert b.manager.counters["cookies_sent"] == 1

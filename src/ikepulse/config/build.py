@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..core.admission import AdmissionPolicy
 from ..core.connection import (
     AuthClass,
     ChildConfig,
@@ -32,7 +33,7 @@ from ..core.proposal import CryptoProposal
 from ..crypto.certs import Trust
 from ..wire.payloads import TrafficSelector
 from .proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
-from .schema import AuthSection, ChildSection, ConnectionSection
+from .schema import AuthSection, ChildSection, ConnectionSection, DaemonSection
 
 
 def selectors(texts: list[str]) -> tuple[TrafficSelector, ...]:
@@ -149,6 +150,20 @@ def connection_from(
 def auth_class(side: AuthSection) -> AuthClass:
     """swanctl.conf's ``auth`` of one side; its public-key spellings are all PUBKEY."""
     return AuthClass.PUBKEY if side.pubkey else AuthClass(side.auth)
+
+
+def admission_from(section: DaemonSection) -> AdmissionPolicy:
+    """The daemon's limits on half-open IKE SAs and unauthenticated IKE_SA_INIT."""
+    return AdmissionPolicy(
+        section.cookie_threshold, section.half_open_limit, section.half_open_per_source,
+        section.half_open_timeout, section.ike_sa_init_rate, section.ike_sa_init_burst,
+        section.cookie_secret_lifetime, section.cookie_grace,
+    )  # fmt: skip
+
+
+def admission_policy(**overrides) -> AdmissionPolicy:
+    """The default admission policy with ``overrides`` (AdmissionPolicy fields)."""
+    return replace(admission_from(DaemonSection()), **overrides)
 
 
 def liveness_policy(**overrides) -> LivenessPolicy:

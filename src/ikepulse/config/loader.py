@@ -13,12 +13,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ..core.admission import AdmissionPolicy
 from ..core.connection import ConnectionConfig, Credentials, Identity, Secret
 from ..core.ikev1.signature_auth import v1_method_of
 from ..crypto.cert_ids import identities_in, in_certificate
 from ..crypto.signature import key_kind
 from ..wire.enums import IdType
-from .build import child_from, connection_from
+from .build import admission_from, child_from, connection_from
 from .credentials import (
     CredentialError,
     PrivateKeys,
@@ -54,6 +55,8 @@ class DaemonSettings:
     """``host:port`` of the Prometheus endpoint; None: no endpoint."""
     save_keys: str | None
     """Directory for the Wireshark key tables, None when not exporting keys."""
+    admission: AdmissionPolicy | None = None
+    """Limits on half-open IKE SAs (None: the schema's defaults)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,7 @@ def parse_config(
         daemon.state_dir,
         metrics_listen=daemon.metrics_listen,
         save_keys=daemon.save_keys,
+        admission=admission_from(daemon),
     )
     return Settings(settings, tuple(connections), path)
 

@@ -115,6 +115,22 @@ class DaemonSection(Strict):
 
     save_keys: str | None = None
     """Directory to append IKE and ESP keys to, in Wireshark's tables (off when unset)."""
+    cookie_threshold: int = Field(10, ge=0)
+    """Half-open IKE SAs at which new IKE_SA_INIT must carry a cookie (RFC 7296 §2.6)."""
+    half_open_limit: int = Field(1000, ge=1)
+    """Half-open IKE SAs at most; a new one evicts the oldest."""
+    half_open_per_source: int = Field(5, ge=1)
+    """Half-open IKE SAs from one address at most."""
+    half_open_timeout: Duration = Field(30.0, gt=0)
+    """How long a half-open IKE SA waits for IKE_AUTH."""
+    ike_sa_init_rate: float = Field(10.0, gt=0)
+    """IKE_SA_INIT requests per second accepted from one address..."""
+    ike_sa_init_burst: int = Field(20, ge=1)
+    """...and at once."""
+    cookie_secret_lifetime: Duration = Field(300.0, gt=0)
+    """How often the cookie secret changes."""
+    cookie_grace: Duration = Field(30.0, ge=0)
+    """How long cookies made with the previous secret are still accepted."""
 
     @field_validator("listen")
     @classmethod

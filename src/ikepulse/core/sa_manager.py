@@ -18,9 +18,9 @@ from ..wire.message import (
     decode_message,
 )
 from . import reconcile
+from .admission import DEFAULT_POLICY, Admission, AdmissionPolicy, creates_sa
 from .child_sa import ChildSa
 from .connection import ChildConfig, ConnectionConfig, Unique, matching
-from .cookies import Cookies
 from .datagram import Datagram, EspActivity
 from .errors import Dropped
 from .events import Address, Event, TunnelRestored
@@ -51,7 +51,7 @@ class SaManager:
         connections: tuple[ConnectionConfig, ...] | list[ConnectionConfig],
         rng: Rng,
         *,
-        cookie_threshold: int = 10,
+        admission: AdmissionPolicy | None = None,
         natt_port: int = NATT_PORT,
         qcd_secret: bytes | None = None,
         wall_offset: float = 0.0,
@@ -66,7 +66,6 @@ class SaManager:
         self.wall_offset = wall_offset
         self.export_keys = export_keys
         self.natt_port = natt_port
-        self.cookie_threshold = cookie_threshold
         self.counters: Counter[str] = Counter()
         self.sas: dict[bytes, IkeSa] = {}
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
@@ -76,7 +75,8 @@ class SaManager:
         self.restarts = Restarts()
         self.reconciler = reconcile.Reconciler()
         self._events: deque[Event] = deque()
-        self._cookies = Cookies(rng)
+        self.admission = Admission(admission or DEFAULT_POLICY, rng, self.counters)
+        """Cookies, rates and caps for half-open responder SAs (RFC 7296 §2.6)."""
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._reports = ReportLimits()
         self.half_open_limit = HALF_OPEN_V1
@@ -112,6 +112,7 @@ class SaManager:
     def get_timer(self) -> float | None:
         deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
         deadlines += [self.restarts.deadline(), self.reconciler.deadline(self.sas.values())]
+        deadlines.append(self.admission.deadline())
         return min((t for t in deadlines if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
@@ -126,6 +127,7 @@ class SaManager:
                 children = restart.configs(self.connection(name))
                 self.initiate(name, restart.local, restart.remote, now, children)
         self.reconciler.act(self.sas, self.counters, now)
+        self._abandon(self.admission.expire(now))
         self._reap(now)
 
     def esp_activity(self, activity: Iterable[EspActivity]) -> None:
@@ -374,6 +376,8 @@ class SaManager:
         try:
             if isakmp_version(data) == 1:
                 self.v1.receive(data, src, dst, now)
+            elif self._screened(data, src, dst, now):
+                return  # answered or dropped without state: nothing to reap
             else:
                 self._dispatch(data, decode_message(data), src, dst, now)
         except DecodeError:
@@ -404,6 +408,19 @@ class SaManager:
                 raise Dropped("malformed", "initiator flag does not fit the SA's role")
         sa.tasks.receive(data, msg, src, dst, now)
 
+    def _screened(self, data: bytes, src: Address, dst: Address, now: float) -> bool:
+        """A request for a new IKE SA answered with a COOKIE before it is decoded (§2.6)."""
+        if not creates_sa(data) or (data[:8], src) in self._half_open:
+            return False
+        try:
+            answer = self.admission.screen(data, src, now)
+        except Dropped as drop:
+            self.counters[drop.statistic] += 1
+            return True
+        if answer is not None:
+            self.queue_datagram(answer, dst, src)
+        return answer is not None
+
     def _responder_sa(
         self, data: bytes, msg: Message, src: Address, dst: Address, now: float
     ) -> IkeSa | None:
@@ -415,10 +432,7 @@ class SaManager:
         candidates = tuple(c for c in matching(self.connections, src[0], dst[0]) if c.version != 1)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv2 connection accepts {src[0]}")
-        if len(self._half_open) >= self.cookie_threshold and not self._cookies.valid(msg, src):
-            self.counters["cookies_sent"] += 1
-            self.queue_datagram(self._cookies.reply(msg, src), dst, src)
-            return None
+        self.admission.admit(src)
         sa = IkeSa(
             self,
             initiator=False,
@@ -431,7 +445,19 @@ class SaManager:
         )
         self.sas[sa.local_spi] = sa
         self._half_open[(msg.spi_i, src)] = sa
+        self._abandon(self.admission.opened(sa, now))
         return sa
+
+    def _abandon(self, sas: list[IkeSa]) -> None:
+        """Forget half-open SAs evicted or expired by ``admission``: unauthenticated, so
+        no event and no word to the peer (RFC 8019 §4)."""
+        for sa in sas:
+            if sa.state is not IkeState.CREATED and sa.state is not IkeState.CONNECTING:
+                continue  # authenticated meanwhile (never abandoned)
+            sa.tasks.abort()
+            sa.state_to(IkeState.FAILED)
+            self.sas.pop(sa.local_spi, None)
+            self._half_open.pop((sa.spi_i, sa.remote), None)
 
     # --- fast recovery (RFC 6290, RFC 7296 §2.21.4) ----------------------------------------
 
@@ -469,6 +495,7 @@ class SaManager:
         for key, sa in list(self._half_open.items()):
             if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
                 del self._half_open[key]
+                self.admission.settled(sa)
         self.v1.reap()
         for spi, sa in list(self.sas.items()):
             if sa.finished and not sa.tasks.in_flight():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 
@@ -12,6 +13,11 @@ from .tun import mark_socket
 log = logging.getLogger("ikepulse.net")
 
 NON_ESP_MARKER = b"\0\0\0\0"
+BATCH = 64
+"""Datagrams read from one socket per loop turn: IKE ones are then served by priority
+(``intake``), so a flood of IKE_SA_INIT cannot crowd IKE_AUTH out of a short queue."""
+RECEIVE_BUFFER = 4 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux, not exported by Python
 NAT_KEEPALIVE = b"\xff"
 
 Address = tuple[str, int]
@@ -25,6 +31,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         self.endpoint.received(data, (addr[0], addr[1]))
+        self.endpoint.read_more()
 
     def error_received(self, exc: Exception) -> None:
         log.debug("socket %s: %s", self.endpoint.local, exc)
@@ -42,6 +49,7 @@ class Endpoint:
         self.on_esp = on_esp
         self.counters = counters
         self.transport: asyncio.DatagramTransport | None = None
+        self._reader: socket.socket | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -52,7 +60,31 @@ class Endpoint:
             family=family,
             reuse_port=False,
         )
-        mark_socket(self.transport.get_extra_info("socket"))
+        sock = self.transport.get_extra_info("socket")
+        mark_socket(sock)
+        # A second handle on the same socket, to read the rest of a batch without waiting
+        # for the loop's next turn (asyncio reads one datagram per readiness).
+        self._reader = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
+        self._reader.setblocking(False)
+        try:  # past net.core.rmem_max when we may (root): room for bursts of a flood
+            self._reader.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except OSError:
+            self._reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+    def read_more(self) -> None:
+        """Up to ``BATCH`` - 1 more datagrams already waiting on the socket."""
+        reader = self._reader
+        if reader is None:
+            return
+        for _ in range(BATCH - 1):
+            try:
+                data, addr = reader.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("socket %s: %s", self.local, exc)
+                return
+            self.received(data, (addr[0], addr[1]))
 
     def received(self, data: bytes, src: Address) -> None:
         if not self.natt:
@@ -75,5 +107,8 @@ class Endpoint:
             self.transport.sendto(data, dst)
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self.transport is not None:
             self.transport.close()

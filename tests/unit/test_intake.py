@@ -1,0 +1,107 @@
+"""The runtime's IKE intake: IKE_AUTH and established SAs before new IKE_SA_INIT work, the
+excess of which is dropped and counted."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ikepulse.runtime.intake import Intake
+from ikepulse.wire.enums import ExchangeType
+from ikepulse.wire.message import FLAG_INITIATOR, Message, encode_message
+from ikepulse.wire.payloads import NoncePayload
+
+SRC, DST = ("192.0.2.9", 500), ("198.51.100.2", 500)
+
+
+def init(n: int) -> bytes:
+    msg = Message(
+        n.to_bytes(8, "big"), bytes(8), ExchangeType.IKE_SA_INIT, FLAG_INITIATOR, 0,
+        (NoncePayload(b"x" * 16),),
+    )  # fmt: skip
+    return encode_message(msg)
+
+
+def auth(n: int) -> bytes:
+    msg = Message(
+        n.to_bytes(8, "big"), b"\x07" * 8, ExchangeType.IKE_AUTH, FLAG_INITIATOR, 1,
+        (NoncePayload(b"x" * 16),),
+    )  # fmt: skip
+    return encode_message(msg)
+
+
+class Loop:
+    """Stands for asyncio's call_soon and a clock that each processed datagram advances."""
+
+    def __init__(self, cost: float = 0.001) -> None:
+        self.pending: list = []
+        self.now = 0.0
+        self.cost = cost
+        self.seen: list[bytes] = []
+        self.rounds = 0
+
+    def receive(self, data: bytes, src, dst) -> None:
+        self.seen.append(data)
+        self.now += self.cost
+
+    def done(self) -> None:
+        self.rounds += 1
+
+    def run_once(self) -> None:
+        pending = self.pending[:]
+        del self.pending[:]  # the intake holds this list's append
+        for call in pending:
+            call()
+
+
+def make(loop: Loop, counters: Counter, **kw) -> Intake:
+    return Intake(
+        loop.receive, loop.done, loop.pending.append, counters, clock=lambda: loop.now, **kw
+    )
+
+
+def test_ike_auth_is_served_before_the_new_requests_read_with_it():
+    loop, counters = Loop(), Counter()
+    intake = make(loop, counters)
+    batch = [init(1), init(2), auth(3), init(4), auth(5)]
+    for data in batch:
+        intake.add(data, SRC, DST)
+    assert loop.seen == [] and len(loop.pending) == 1  # one round scheduled for the batch
+    loop.run_once()
+    assert loop.seen == [auth(3), auth(5), init(1), init(2), init(4)]
+    assert loop.rounds == 1 and len(intake) == 0
+
+
+def test_new_work_beyond_the_queue_is_dropped_oldest_first_and_counted():
+    loop, counters = Loop(), Counter()
+    intake = make(loop, counters, queue=3)
+    for n in range(5):
+        intake.add(init(n), SRC, DST)
+    intake.add(auth(9), SRC, DST)
+    loop.run_once()
+    assert loop.seen == [auth(9), init(2), init(3), init(4)]
+    assert counters["dropped_ike_sa_init_shed"] == 2
+
+
+def test_new_work_has_a_budget_per_round_and_the_rest_waits_for_the_next():
+    loop, counters = Loop(cost=0.01), Counter()
+    intake = make(loop, counters, budget=0.025)
+    for n in range(6):
+        intake.add(init(n), SRC, DST)
+    loop.run_once()
+    assert loop.seen == [init(0), init(1), init(2)]
+    intake.add(auth(7), SRC, DST)  # read before the next round
+    loop.run_once()
+    assert loop.seen[3:] == [auth(7), init(3), init(4), init(5)]
+    assert loop.rounds == 2 and not loop.pending
+    assert counters["dropped_ike_sa_init_shed"] == 0
+
+
+def test_wake_runs_one_round_for_many_calls():
+    loop, counters = Loop(), Counter()
+    intake = make(loop, counters)
+    for _ in range(100):
+        intake.wake()  # a notice per ESP packet of a batch
+    intake.add(auth(1), SRC, DST)
+    assert len(loop.pending) == 1
+    loop.run_once()
+    assert loop.rounds == 1 and loop.seen == [auth(1)]
