@@ -54,6 +54,8 @@ class DaemonSettings:
     """``host:port`` of the Prometheus endpoint; None: no endpoint."""
     save_keys: str | None
     """Directory for the Wireshark key tables, None when not exporting keys."""
+    offload: bool
+    """TUN segmentation and coalescing offloads (runtime/offload.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ def parse_config(
         daemon.state_dir,
         metrics_listen=daemon.metrics_listen,
         save_keys=daemon.save_keys,
+        offload=daemon.offload,
     )
     return Settings(settings, tuple(connections), path)
 

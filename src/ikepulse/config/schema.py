@@ -113,6 +113,8 @@ class DaemonSection(Strict):
             ipaddress.ip_address(host)
         return value
 
+    offload: bool = True
+    """TUN segmentation and coalescing offloads (TSO in, GRO-style writes out) for ESP."""
     save_keys: str | None = None
     """Directory to append IKE and ESP keys to, in Wireshark's tables (off when unset)."""
 

@@ -15,6 +15,7 @@ NON_ESP_MARKER = b"\0\0\0\0"
 NAT_KEEPALIVE = b"\xff"
 
 Address = tuple[str, int]
+READ_BATCH = 64
 IkeHandler = Callable[[bytes, Address, Address], None]
 EspHandler = Callable[[bytes, Address, Address], None]
 
@@ -24,7 +25,10 @@ class _Protocol(asyncio.DatagramProtocol):
         self.endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr) -> None:
-        self.endpoint.received(data, (addr[0], addr[1]))
+        endpoint = self.endpoint
+        endpoint.received(data, (addr[0], addr[1]))
+        if endpoint.on_batch_end is not None:
+            endpoint.drain()
 
     def error_received(self, exc: Exception) -> None:
         log.debug("socket %s: %s", self.endpoint.local, exc)
@@ -34,25 +38,53 @@ class Endpoint:
     """One bound UDP socket; on the NAT-T port it demultiplexes IKE, ESP and keepalives."""
 
     def __init__(
-        self, local: Address, natt: bool, on_ike: IkeHandler, on_esp: EspHandler | None, counters
+        self,
+        local: Address,
+        natt: bool,
+        on_ike: IkeHandler,
+        on_esp: EspHandler | None,
+        counters,
+        on_batch_end: Callable[[], None] | None = None,
     ) -> None:
         self.local = local
+        self.on_batch_end = on_batch_end
+        """With it, each readable event reads up to READ_BATCH datagrams, then calls it
+        (the data plane writes the batch's packets together)."""
         self.natt = natt
         self.on_ike = on_ike
         self.on_esp = on_esp
         self.counters = counters
         self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.local[0] else socket.AF_INET
-        self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self),
-            local_addr=self.local,
-            family=family,
-            reuse_port=False,
-        )
-        mark_socket(self.transport.get_extra_info("socket"))
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            mark_socket(sock)
+            sock.bind(self.local)
+            self.transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), sock=sock
+            )
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def drain(self) -> None:
+        """Read what else is queued (up to READ_BATCH), then end the batch."""
+        sock = self.sock
+        for _ in range(READ_BATCH - 1):
+            if sock is None or self.transport is None:
+                break
+            try:
+                data, addr = sock.recvfrom(65535)
+            except OSError:  # nothing queued, or an ICMP error asyncio reports elsewhere
+                break
+            self.received(data, (addr[0], addr[1]))
+        self.on_batch_end()
 
     def received(self, data: bytes, src: Address) -> None:
         if not self.natt:
