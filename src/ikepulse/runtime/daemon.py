@@ -268,10 +268,10 @@ class Daemon:
             log.info("traffic for %s triggers its missing CHILD SAs (trap)", name)
             self.pump()
 
-    def _send_udp(self, local: Address, data: bytes, dst: Address) -> None:
+    def _send_udp(self, local: Address, data: bytes, dst: Address, segment: int = 0) -> None:
         endpoint = self._endpoint((local[0], self.settings.daemon.natt_port))
         if endpoint is not None:
-            endpoint.send_raw(data, dst)
+            endpoint.send_raw(data, dst, segment)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -27,6 +27,8 @@ from .udp import Address
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
 READ_BATCH = 64
+GSO_SEGMENTS, GSO_BYTES = 64, 65000
+"""At most this many ESP packets and bytes in one UDP GSO send (UDP_MAX_SEGMENTS)."""
 
 
 def _local_source(networks) -> str | None:
@@ -71,7 +73,7 @@ class DataPlane:
 
     def __init__(
         self,
-        send_udp: Callable[[Address, bytes, Address], None],
+        send_udp: Callable[..., None],
         now: Callable[[], float],
         on_notice: Callable[[Notice], None],
         on_traffic: Callable[[], None],
@@ -194,6 +196,8 @@ class DataPlane:
     def _on_tun(self) -> None:
         plane, now, fd = self.plane, self.now(), self.tun.fd
         offload = self.offload
+        batch: list[tuple[Policy, bytes]] = []
+        udp = batch.append
         for _ in range(READ_BATCH):
             try:
                 packet = os.read(fd, 65535 + VNET_SIZE)
@@ -209,13 +213,43 @@ class DataPlane:
                 for one in packets:
                     sealed = plane.outbound(one, now)
                     if sealed is not None:
-                        self._send(*sealed)
+                        udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
                 continue
             sealed = plane.outbound(packet, now)
             if sealed is not None:
-                self._send(*sealed)
+                udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+        self._send_udp_batch(batch)
         self._notify()
         self._traffic()
+
+    def _send_udp_batch(self, batch: list[tuple[Policy, bytes]]) -> None:
+        """ESP in UDP: runs of equal-sized packets to one peer leave in one UDP GSO send."""
+        i, count = 0, len(batch)
+        while i < count:
+            policy, esp = batch[i]
+            size = total = len(esp)
+            j = i + 1
+            while j < count and j - i < GSO_SEGMENTS:
+                other, more = batch[j]
+                if (
+                    len(more) > size
+                    or total + len(more) > GSO_BYTES
+                    or (
+                        other is not policy
+                        and (other.local, other.peer) != (policy.local, policy.peer)
+                    )
+                ):
+                    break
+                total += len(more)
+                j += 1
+                if len(more) < size:
+                    break
+            if j - i == 1:
+                self.send_udp(policy.local, esp, policy.peer)
+            else:
+                self.counters["udp_gso_sends"] += 1
+                self.send_udp(policy.local, b"".join(e for _, e in batch[i:j]), policy.peer, size)
+            i = j
 
     def _send(self, policy: Policy, esp: bytes) -> None:
         if policy.udp_encap:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from collections.abc import Callable
 
 from .tun import mark_socket
@@ -16,6 +17,8 @@ NAT_KEEPALIVE = b"\xff"
 
 Address = tuple[str, int]
 READ_BATCH = 64
+SOL_UDP, UDP_SEGMENT = 17, 103
+_SEGMENT = struct.Struct("=H")
 IkeHandler = Callable[[bytes, Address, Address], None]
 EspHandler = Callable[[bytes, Address, Address], None]
 
@@ -56,6 +59,8 @@ class Endpoint:
         self.counters = counters
         self.transport: asyncio.DatagramTransport | None = None
         self.sock: socket.socket | None = None
+        self.gso = True
+        """UDP GSO works here (False after the kernel refused it once)."""
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -102,9 +107,28 @@ class Endpoint:
         if self.transport is not None:
             self.transport.sendto(NON_ESP_MARKER + data if self.natt else data, dst)
 
-    def send_raw(self, data: bytes, dst: Address) -> None:
-        if self.transport is not None:
-            self.transport.sendto(data, dst)
+    def send_raw(self, data: bytes, dst: Address, segment: int = 0) -> None:
+        """Send ``data``; with ``segment``, as datagrams of that size (the last may be
+        shorter) in one call (UDP GSO, ``UDP_SEGMENT``), one by one where unsupported."""
+        if self.transport is None:
+            return
+        if segment and len(data) > segment:
+            if self.gso and self.sock is not None:
+                try:
+                    self.sock.sendmsg(
+                        [data], [(SOL_UDP, UDP_SEGMENT, _SEGMENT.pack(segment))], 0, dst
+                    )
+                    return
+                except BlockingIOError:
+                    self.counters["esp_send_full"] += 1
+                    return
+                except OSError as exc:
+                    log.info("no UDP GSO on %s (%s): sending datagrams one by one", self.local, exc)
+                    self.gso = False
+            for start in range(0, len(data), segment):
+                self.transport.sendto(data[start : start + segment], dst)
+            return
+        self.transport.sendto(data, dst)
 
     def close(self) -> None:
         if self.transport is not None:
