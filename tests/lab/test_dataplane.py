@@ -62,7 +62,8 @@ TRANSFER = """
 import hashlib, socket, sys
 mode, host, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "serve":
-    srv = socket.create_server((host, 5001))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.create_server((host, 5001), family=family)
     srv.settimeout(20)
     conn, _ = srv.accept()
     digest, total = hashlib.sha256(), 0

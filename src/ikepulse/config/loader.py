@@ -55,6 +55,8 @@ class DaemonSettings:
     """``host:port`` of the Prometheus endpoint; None: no endpoint."""
     save_keys: str | None
     """Directory for the Wireshark key tables, None when not exporting keys."""
+    offload: bool
+    """TUN segmentation and coalescing offloads (runtime/offload.py)."""
     admission: AdmissionPolicy | None = None
     """Limits on half-open IKE SAs (None: the schema's defaults)."""
 
@@ -143,6 +145,7 @@ def parse_config(
         metrics_listen=daemon.metrics_listen,
         save_keys=daemon.save_keys,
         admission=admission_from(daemon),
+        offload=daemon.offload,
     )
     return Settings(settings, tuple(connections), path)
 

@@ -113,6 +113,11 @@ class DaemonSection(Strict):
             ipaddress.ip_address(host)
         return value
 
+    offload: bool = False
+    """TUN offloads for ESP (runtime/offload.py): TSO super-packets split before sealing,
+    decrypted TCP segments coalesced into GSO writes. Off by default: in Python the
+    per-segment TCP checksums cost more CPU per byte than the saved syscalls (measured with
+    bench/esp_throughput.py)."""
     save_keys: str | None = None
     """Directory to append IKE and ESP keys to, in Wireshark's tables (off when unset)."""
     cookie_threshold: int = Field(10, ge=0)

@@ -21,6 +21,8 @@ from .replay import DEFAULT_WINDOW, ReplayWindow
 SALT = 4
 NEXT_IPV4, NEXT_IPV6 = 4, 41
 _HEADER = struct.Struct("!4sI")
+_TRAILERS = [[bytes(range(1, n + 1)) + bytes((n, nh)) for n in range(256)] for nh in range(256)]
+"""Padding (1, 2, 3, ...), pad length and next header (RFC 4303 §2.4), made once."""
 
 
 class EspDrop(Exception):
@@ -82,7 +84,7 @@ class EspSa:
         self.seq = seq = self.seq + 1
         header = _HEADER.pack(self.spi, seq & 0xFFFFFFFF)
         pad_len = -(len(payload) + 2) % self.block
-        trailer = bytes(range(1, pad_len + 1)) + bytes((pad_len, next_header))
+        trailer = _TRAILERS[next_header][pad_len]
         if self.aead:
             iv = seq.to_bytes(8, "big")
             return (

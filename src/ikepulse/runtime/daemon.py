@@ -95,7 +95,10 @@ class Daemon:
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
         self.feed = EventFeed(self.counters)
         self.control = ControlServer(settings.daemon.control_socket, self)
-        self.dataplane = DataPlane(self._send_udp, self.now, self._on_notice, self._on_traffic)
+        offload = settings.daemon.offload
+        self.dataplane = DataPlane(
+            self._send_udp, self.now, self._on_notice, self._on_traffic, offload
+        )
         self.last_death: dict[str, PeerDead] = {}
         self.restored: dict[str, TunnelRestored] = {}
         self.watcher: AddressWatcher | None = None
@@ -206,8 +209,14 @@ class Daemon:
         """Bind the IKE and NAT-T ports on ``host``."""
         daemon = self.settings.daemon
         for port, natt in ((daemon.ike_port, False), (daemon.natt_port, True)):
+            dataplane = self.dataplane
             endpoint = Endpoint(
-                (host, port), natt, self.on_ike, self.dataplane.on_udp_esp, self.counters
+                (host, port),
+                natt,
+                self.on_ike,
+                dataplane.on_udp_esp,
+                self.counters,
+                dataplane.flush,
             )
             await endpoint.open()
             self.endpoints[(host, port)] = endpoint
@@ -269,10 +278,10 @@ class Daemon:
             log.info("traffic for %s triggers its missing CHILD SAs (trap)", name)
             self.pump()
 
-    def _send_udp(self, local: Address, data: bytes, dst: Address) -> None:
+    def _send_udp(self, local: Address, data: bytes, dst: Address, segment: int = 0) -> None:
         endpoint = self._endpoint((local[0], self.settings.daemon.natt_port))
         if endpoint is not None:
-            endpoint.send_raw(data, dst)
+            endpoint.send_raw(data, dst, segment)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -20,12 +20,15 @@ from ..core.connection import Mode
 from ..core.events import ChildSaDeleted, ChildSaInstalled, SaEndpointsChanged
 from ..esp.plane import EspPlane, Notice, SaPair, Trap
 from ..esp.spd import Policy
+from .offload import PLAIN, VNET_SIZE, OffloadError, coalesce, segment
 from .tun import Tun, mark_socket, netlink
 from .udp import Address
 
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
 READ_BATCH = 64
+GSO_SEGMENTS, GSO_BYTES = 64, 65000
+"""At most this many ESP packets and bytes in one UDP GSO send (UDP_MAX_SEGMENTS)."""
 
 
 def _local_source(networks) -> str | None:
@@ -70,11 +73,16 @@ class DataPlane:
 
     def __init__(
         self,
-        send_udp: Callable[[Address, bytes, Address], None],
+        send_udp: Callable[..., None],
         now: Callable[[], float],
         on_notice: Callable[[Notice], None],
         on_traffic: Callable[[], None],
+        offload: bool = False,
     ) -> None:
+        self.offload = offload
+        """TUN GSO/GRO (runtime/offload.py): super-packets in, coalesced writes out."""
+        self._inner: list[bytes] = []
+        """Decrypted packets of the current read batch, written by ``flush``."""
         self.plane = EspPlane(secrets.SystemRandom())
         self.counters: Counter[str] = self.plane.counters
         """The plane's drops and, added here, send and TUN write errors."""
@@ -91,7 +99,8 @@ class DataPlane:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.tun = Tun()
+        self.tun = Tun(offload=self.offload)
+        self.offload = self.tun.offload
         loop.add_reader(self.tun.fd, self._on_tun)
         for family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -185,17 +194,62 @@ class DataPlane:
     # --- packets -------------------------------------------------------------------------
 
     def _on_tun(self) -> None:
-        plane, now = self.plane, self.now()
+        plane, now, fd = self.plane, self.now(), self.tun.fd
+        offload = self.offload
+        batch: list[tuple[Policy, bytes]] = []
+        udp = batch.append
         for _ in range(READ_BATCH):
             try:
-                packet = os.read(self.tun.fd, 65535)
+                packet = os.read(fd, 65535 + VNET_SIZE)
             except BlockingIOError:
                 break
+            if offload:
+                try:
+                    packets = segment(packet[:VNET_SIZE], packet[VNET_SIZE:])
+                except OffloadError:
+                    self.counters["offload_drops"] += 1
+                    continue
+                self.counters["tso_segments"] += len(packets) - 1
+                for one in packets:
+                    sealed = plane.outbound(one, now)
+                    if sealed is not None:
+                        udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+                continue
             sealed = plane.outbound(packet, now)
             if sealed is not None:
-                self._send(*sealed)
+                udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+        self._send_udp_batch(batch)
         self._notify()
         self._traffic()
+
+    def _send_udp_batch(self, batch: list[tuple[Policy, bytes]]) -> None:
+        """ESP in UDP: runs of equal-sized packets to one peer leave in one UDP GSO send."""
+        i, count = 0, len(batch)
+        while i < count:
+            policy, esp = batch[i]
+            size = total = len(esp)
+            j = i + 1
+            while j < count and j - i < GSO_SEGMENTS:
+                other, more = batch[j]
+                if (
+                    len(more) > size
+                    or total + len(more) > GSO_BYTES
+                    or (
+                        other is not policy
+                        and (other.local, other.peer) != (policy.local, policy.peer)
+                    )
+                ):
+                    break
+                total += len(more)
+                j += 1
+                if len(more) < size:
+                    break
+            if j - i == 1:
+                self.send_udp(policy.local, esp, policy.peer)
+            else:
+                self.counters["udp_gso_sends"] += 1
+                self.send_udp(policy.local, b"".join(e for _, e in batch[i:j]), policy.peer, size)
+            i = j
 
     def _send(self, policy: Policy, esp: bytes) -> None:
         if policy.udp_encap:
@@ -213,7 +267,7 @@ class DataPlane:
         plane = self.plane
         inner = plane.inbound(data, src, self.now())
         if inner is not None:
-            self._write(inner)
+            self._inner.append(inner)
         if plane.notices:
             self._notify()
         if not self.traffic_seen:
@@ -230,12 +284,34 @@ class DataPlane:
                 data = data[(data[0] & 0x0F) * 4 :]
             inner = plane.inbound(data, (peer, 0), now)
             if inner is not None:
-                self._write(inner)
+                self._inner.append(inner)
+        self.flush()
         self._notify()
         self._traffic()
 
+    def flush(self) -> None:
+        """Write the batch's decrypted packets, coalesced when offloading (GRO)."""
+        inner, self._inner = self._inner, []
+        if not inner or self.tun is None:
+            return
+        if not self.offload:
+            for packet in inner:
+                self._write(packet)
+            return
+        fd = self.tun.fd
+        writes = coalesce(inner)
+        self.counters["gro_segments"] += len(inner) - len(writes)
+        for buffers in writes:
+            try:
+                os.writev(fd, buffers)
+            except OSError:
+                self.counters["tun_write_errors"] += 1
+
     def _write(self, packet: bytes) -> None:
         try:
-            os.write(self.tun.fd, packet)
+            if self.offload:
+                os.writev(self.tun.fd, (PLAIN, packet))
+            else:
+                os.write(self.tun.fd, packet)
         except OSError:
             self.counters["tun_write_errors"] += 1

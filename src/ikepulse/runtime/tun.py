@@ -34,6 +34,9 @@ def netlink(operation: Callable[[IPRoute], T]) -> T:
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 SO_MARK = 36
 BYPASS_MARK = 0x1CE4
 """Marks the daemon's own IKE/ESP sockets so their packets skip the transport-mode table."""
@@ -59,13 +62,23 @@ def mark_socket(sock) -> None:
 
 
 class Tun:
-    """Layer-3 TUN device; closing it removes the device and its routes."""
+    """Layer-3 TUN device; closing it removes the device and its routes.
 
-    def __init__(self, name: str = "ikp0", mtu: int = 1400) -> None:
+    With ``offload`` every read and write starts with a virtio_net_hdr (``IFF_VNET_HDR``)
+    and reads may be TCP super-packets (``TUNSETOFFLOAD``: checksum and TSO)."""
+
+    def __init__(self, name: str = "ikp0", mtu: int = 1400, offload: bool = False) -> None:
         self.name = name
         self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
         try:
-            fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+            flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
+            fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH", name.encode(), flags))
+            if offload:
+                try:
+                    fcntl.ioctl(self.fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+                except OSError:
+                    pass  # reads stay single packets with complete checksums
+            self.offload = offload
             self.index = netlink(lambda ipr: ipr.link_lookup(ifname=name)[0])
             netlink(lambda ipr: ipr.link("set", index=self.index, mtu=mtu, state="up"))
         except Exception:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
+import struct
 from collections.abc import Callable
 
 from .tun import mark_socket
@@ -13,14 +13,16 @@ from .tun import mark_socket
 log = logging.getLogger("ikepulse.net")
 
 NON_ESP_MARKER = b"\0\0\0\0"
-BATCH = 64
+NAT_KEEPALIVE = b"\xff"
+
+Address = tuple[str, int]
+READ_BATCH = 64
 """Datagrams read from one socket per loop turn: IKE ones are then served by priority
 (``intake``), so a flood of IKE_SA_INIT cannot crowd IKE_AUTH out of a short queue."""
 RECEIVE_BUFFER = 4 << 20
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux, not exported by Python
-NAT_KEEPALIVE = b"\xff"
-
-Address = tuple[str, int]
+SOL_UDP, UDP_SEGMENT = 17, 103
+_SEGMENT = struct.Struct("=H")
 IkeHandler = Callable[[bytes, Address, Address], None]
 EspHandler = Callable[[bytes, Address, Address], None]
 
@@ -30,8 +32,10 @@ class _Protocol(asyncio.DatagramProtocol):
         self.endpoint = endpoint
 
     def datagram_received(self, data: bytes, addr) -> None:
-        self.endpoint.received(data, (addr[0], addr[1]))
-        self.endpoint.read_more()
+        endpoint = self.endpoint
+        endpoint.received(data, (addr[0], addr[1]))
+        if endpoint.on_batch_end is not None:
+            endpoint.drain()
 
     def error_received(self, exc: Exception) -> None:
         log.debug("socket %s: %s", self.endpoint.local, exc)
@@ -41,50 +45,59 @@ class Endpoint:
     """One bound UDP socket; on the NAT-T port it demultiplexes IKE, ESP and keepalives."""
 
     def __init__(
-        self, local: Address, natt: bool, on_ike: IkeHandler, on_esp: EspHandler | None, counters
+        self,
+        local: Address,
+        natt: bool,
+        on_ike: IkeHandler,
+        on_esp: EspHandler | None,
+        counters,
+        on_batch_end: Callable[[], None] | None = None,
     ) -> None:
         self.local = local
+        self.on_batch_end = on_batch_end
+        """With it, each readable event reads up to READ_BATCH datagrams, then calls it
+        (the data plane writes the batch's packets together)."""
         self.natt = natt
         self.on_ike = on_ike
         self.on_esp = on_esp
         self.counters = counters
         self.transport: asyncio.DatagramTransport | None = None
-        self._reader: socket.socket | None = None
+        self.sock: socket.socket | None = None
+        self.gso = True
+        """UDP GSO works here (False after the kernel refused it once)."""
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.local[0] else socket.AF_INET
-        self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self),
-            local_addr=self.local,
-            family=family,
-            reuse_port=False,
-        )
-        sock = self.transport.get_extra_info("socket")
-        mark_socket(sock)
-        # A second handle on the same socket, to read the rest of a batch without waiting
-        # for the loop's next turn (asyncio reads one datagram per readiness).
-        self._reader = socket.socket(sock.family, sock.type, fileno=os.dup(sock.fileno()))
-        self._reader.setblocking(False)
-        try:  # past net.core.rmem_max when we may (root): room for bursts of a flood
-            self._reader.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            mark_socket(sock)
+            try:  # past net.core.rmem_max when we may (root): room for bursts of a flood
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except OSError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.bind(self.local)
+            self.transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), sock=sock
+            )
         except OSError:
-            self._reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.close()
+            raise
+        self.sock = sock
 
-    def read_more(self) -> None:
-        """Up to ``BATCH`` - 1 more datagrams already waiting on the socket."""
-        reader = self._reader
-        if reader is None:
-            return
-        for _ in range(BATCH - 1):
+    def drain(self) -> None:
+        """Read what else is queued (up to READ_BATCH), then end the batch."""
+        sock = self.sock
+        for _ in range(READ_BATCH - 1):
+            if sock is None or self.transport is None:
+                break
             try:
-                data, addr = reader.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.debug("socket %s: %s", self.local, exc)
-                return
+                data, addr = sock.recvfrom(65535)
+            except OSError:  # nothing queued, or an ICMP error asyncio reports elsewhere
+                break
             self.received(data, (addr[0], addr[1]))
+        self.on_batch_end()
 
     def received(self, data: bytes, src: Address) -> None:
         if not self.natt:
@@ -102,13 +115,29 @@ class Endpoint:
         if self.transport is not None:
             self.transport.sendto(NON_ESP_MARKER + data if self.natt else data, dst)
 
-    def send_raw(self, data: bytes, dst: Address) -> None:
-        if self.transport is not None:
-            self.transport.sendto(data, dst)
+    def send_raw(self, data: bytes, dst: Address, segment: int = 0) -> None:
+        """Send ``data``; with ``segment``, as datagrams of that size (the last may be
+        shorter) in one call (UDP GSO, ``UDP_SEGMENT``), one by one where unsupported."""
+        if self.transport is None:
+            return
+        if segment and len(data) > segment:
+            if self.gso and self.sock is not None:
+                try:
+                    self.sock.sendmsg(
+                        [data], [(SOL_UDP, UDP_SEGMENT, _SEGMENT.pack(segment))], 0, dst
+                    )
+                    return
+                except BlockingIOError:
+                    self.counters["esp_send_full"] += 1
+                    return
+                except OSError as exc:
+                    log.info("no UDP GSO on %s (%s): sending datagrams one by one", self.local, exc)
+                    self.gso = False
+            for start in range(0, len(data), segment):
+                self.transport.sendto(data[start : start + segment], dst)
+            return
+        self.transport.sendto(data, dst)
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
         if self.transport is not None:
             self.transport.close()

@@ -236,6 +236,12 @@ def _decode(value):
     return value
 
 
+def _offload_line() -> str:
+    """``IKEPULSE_LAB_OFFLOAD=on|off`` runs every lab daemon with TUN offloads on or off."""
+    value = os.environ.get("IKEPULSE_LAB_OFFLOAD", "")
+    return f"offload = {str(value == 'on').lower()}\n" if value in ("on", "off") else ""
+
+
 @dataclass
 class Ikepulse:
     """One ikepulse daemon in a namespace."""
@@ -259,7 +265,8 @@ class Ikepulse:
     def start(self, config: str) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
-            f'[daemon]\ncontrol_socket = "{self.socket}"\nstate_dir = "{self.workdir}"\n{config}'
+            f'[daemon]\ncontrol_socket = "{self.socket}"\nstate_dir = "{self.workdir}"\n'
+            f"{_offload_line()}{config}"
         )
         Path(self.socket).unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(SRC))
