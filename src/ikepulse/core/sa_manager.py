@@ -33,6 +33,7 @@ from .qcd import ReportLimits, crash_answer
 from .randomness import Rng, fraction
 from .reload import diff_connections
 from .restarts import Restarts
+from .sa_index import SaTable
 from .state import IkeState
 from .status import ike_sa_status
 
@@ -68,7 +69,7 @@ class SaManager:
         self.natt_port = natt_port
         self.cookie_threshold = cookie_threshold
         self.counters: Counter[str] = Counter()
-        self.sas: dict[bytes, IkeSa] = {}
+        self.sas: SaTable = SaTable()
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
         self._closed: dict[bytes, tuple[IkeSa, float]] = {}
         self._esp_spis: set[bytes] = set()
@@ -84,6 +85,15 @@ class SaManager:
         self.local_addresses: tuple[str, ...] = ()
         """The host's usable addresses, as the runtime last reported them (MOBIKE lists
         them to peers and moves to one of them, RFC 4555)."""
+
+    @property
+    def connections(self) -> tuple[ConnectionConfig, ...]:
+        return self._connections
+
+    @connections.setter
+    def connections(self, connections: Iterable[ConnectionConfig]) -> None:
+        self._connections = tuple(connections)
+        self._by_name = {connection.name: connection for connection in self._connections}
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -101,6 +111,7 @@ class SaManager:
         for datagram, sa in out:
             if sa is not None and not datagram.keepalive:  # a keepalive proves nothing
                 sa.liveness.sent(now)
+                self.sas.touch(sa)
         return [datagram for datagram, _ in out]
 
     def emit(self, event: Event) -> None:
@@ -109,48 +120,63 @@ class SaManager:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
+    def _replan(self) -> None:
+        """The reconciler plans again for the connections whose SAs changed."""
+        for name in self.sas.take_changed():
+            self.reconciler.replan(name, self.sas.named(name))
+
     def get_timer(self) -> float | None:
-        deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
-        deadlines += [self.restarts.deadline(), self.reconciler.deadline(self.sas.values())]
+        """The earliest deadline, from the index: SAs nothing touched are not asked."""
+        self._replan()
+        deadlines = (self.sas.next_deadline(), self.restarts.deadline(), self.reconciler.deadline())
         return min((t for t in deadlines if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
-        for sa in list(self.sas.values()):
-            deadline = sa.get_timer()
+        """Wake the SAs whose deadline has come (``counters['timer_wakeups']``), only those."""
+        for sa in self.sas.pop_due(now):
+            deadline = sa.get_timer()  # an earlier one may have changed it
             if deadline is not None and deadline <= now:
+                self.counters["timer_wakeups"] += 1
                 sa.handle_timer(now)
+            self.sas.touch(sa)
         for name, restart in self.restarts.due(now):
-            if self.find(name) or name not in self._names():  # never two; or reloaded away
+            if self.find(name) or name not in self._by_name:  # never two; or reloaded away
                 self.restarts.end(name)
             else:
                 children = restart.configs(self.connection(name))
                 self.initiate(name, restart.local, restart.remote, now, children)
-        self.reconciler.act(self.sas, self.counters, now)
+        self._replan()
+        for sa in self.reconciler.act(self.counters, now):
+            self.sas.touch(sa)
         self._reap(now)
 
     def esp_activity(self, activity: Iterable[EspActivity]) -> None:
-        """The data plane's traffic times per CHILD SA, fed in before ``handle_timer``: one
-        look-up table per call, not a scan of every IKE SA per CHILD SA."""
-        owners = {e.spi_in: sa for sa in self.sas.values() for e in sa.children.entries()}
-        for spi_in, last_inbound, last_outbound, silent_since in activity:
-            if (sa := owners.get(spi_in)) is not None:
-                sa.liveness.esp_activity(last_inbound, last_outbound, silent_since)
+        """The data plane's traffic times per CHILD SA, fed in before ``handle_timer``; only
+        changed times touch their IKE SA."""
+        seen = self.sas.esp_seen
+        for spi_in, *times in activity:
+            if seen.get(spi_in) != times and (sa := self._owner_of(spi_in)) is not None:
+                seen[spi_in] = times
+                sa.liveness.esp_activity(*times)
+                self.sas.touch(sa)
 
     def esp_peer_moved(self, spi_in: bytes, source: Address) -> None:
         """Authenticated, new ESP on ``spi_in`` came from a new address or port."""
         sa = self._owner_of(spi_in)
         if sa is not None:
             sa.esp_from(source)
+            self.sas.touch(sa)
 
     def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
         sa = self._owner_of(spi_in)
         if sa is not None and sa.state is IkeState.ESTABLISHED:
             sa.children.act(sa.children.usage(spi_in, octets, packets), now)
+            self.sas.touch(sa)
 
     def _owner_of(self, spi_in: bytes) -> IkeSa | None:
-        """The IKE SA holding the CHILD SA with inbound SPI ``spi_in``."""
-        return next((sa for sa in self.sas.values() if sa.children.by_spi_in(spi_in)), None)
+        """The IKE SA holding the CHILD SA with inbound SPI ``spi_in`` (indexed)."""
+        return self.sas.owner_of(spi_in)
 
     # --- recovery (dpd_action, close_action, unique = replace) --------------------------------
 
@@ -182,19 +208,13 @@ class SaManager:
         """The other live IKE SAs of ``sa``'s connection with the same peer identity."""
         return [
             other
-            for other in self.sas.values()
-            if other is not sa
-            and not other.finished
-            and other.name == sa.name
-            and other.remote_identity == sa.remote_identity
+            for other in self.find(sa.name)
+            if other is not sa and other.remote_identity == sa.remote_identity
         ]
 
     def holds_other_sa(self, sa: IkeSa) -> bool:
         """We hold another live IKE SA of ``sa``'s connection (no INITIAL_CONTACT, §2.4)."""
-        return any(
-            other is not sa and other.name == sa.name and not other.finished
-            for other in self.sas.values()
-        )
+        return any(other is not sa for other in self.find(sa.name))
 
     def reauthenticated_copy(self, sa: IkeSa, child: ChildSa) -> ChildSa | None:
         """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
@@ -227,14 +247,10 @@ class SaManager:
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _names(self) -> set[str]:
-        return {connection.name for connection in self.connections}
-
     def connection(self, name: str) -> ConnectionConfig:
-        for connection in self.connections:
-            if connection.name == name:
-                return connection
-        raise KeyError(f"no connection named {name!r}")
+        if (connection := self._by_name.get(name)) is None:
+            raise KeyError(f"no connection named {name!r}")
+        return connection
 
     def initiate(
         self,
@@ -282,7 +298,12 @@ class SaManager:
         return sa
 
     def find(self, name: str) -> list[IkeSa]:
-        return [sa for sa in self.sas.values() if sa.name == name and not sa.finished]
+        """The connection's live IKE SAs, oldest first; those found are touched (a caller
+        may act on them)."""
+        found = [sa for sa in self.sas.named(name) if not sa.finished] if name else []
+        for sa in found:
+            self.sas.touch(sa)
+        return found
 
     # --- verbs and views for the runtime (it never reaches into an IkeSa) --------------------
 
@@ -296,6 +317,7 @@ class SaManager:
         return len(sas)
 
     def delete_all(self, now: float) -> None:
+        self.sas.touch_all()
         for sa in list(self.sas.values()):
             sa.delete(now)
 
@@ -328,6 +350,7 @@ class SaManager:
         address went away move to another, picked with the route lookup ``source_for``
         (RFC 4555 §3.5, §3.6); those without wait for their liveness check."""
         self.local_addresses = tuple(addresses)
+        self.sas.touch_all()
         for sa in list(self.sas.values()):
             sa.local_addresses_changed(self.local_addresses, source_for, now)
 
@@ -356,7 +379,7 @@ class SaManager:
 
     def overlaps(self, name: str) -> dict[str, int]:
         """IKE SAs and CHILD SA pairs of the connection beyond one each."""
-        return reconcile.overlaps(self.sas.values(), name)
+        return reconcile.overlaps(self.find(name), name)
 
     def liveness(self, name: str) -> str | None:
         """The liveness state of the connection's IKE SA, None if it has none."""
@@ -402,6 +425,7 @@ class SaManager:
                 raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")
             if msg.is_initiator == sa.initiator:
                 raise Dropped("malformed", "initiator flag does not fit the SA's role")
+        self.sas.touch(sa)
         sa.tasks.receive(data, msg, src, dst, now)
 
     def _responder_sa(
@@ -455,6 +479,7 @@ class SaManager:
                 if self._reports.spi_report_allowed(spi, now):
                     self.counters["invalid_spi_reports_sent"] += 1
                     sa.report_invalid_spi(spi, now)
+                    self.sas.touch(sa)
                 return
 
     # --- housekeeping ----------------------------------------------------------------------
@@ -463,14 +488,16 @@ class SaManager:
         """Forget finished SAs (keeping their last answer for a while, for a peer that
         retransmits a request it sent before the delete, §2.1) and completed half-open
         entries."""
-        for spi, (_, until) in list(self._closed.items()):
-            if now >= until:
-                del self._closed[spi]
+        for spi, (_, until) in list(self._closed.items()):  # oldest first
+            if now < until:
+                break
+            del self._closed[spi]
         for key, sa in list(self._half_open.items()):
             if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
                 del self._half_open[key]
         self.v1.reap()
-        for spi, sa in list(self.sas.items()):
-            if sa.finished and not sa.tasks.in_flight():
+        for spi, sa in self.sas.finished():
+            if not sa.tasks.in_flight():
                 del self.sas[spi]
+                self.reconciler.forget(spi)
                 self._closed[spi] = (sa, now + CLOSED_ANSWERS_KEPT)

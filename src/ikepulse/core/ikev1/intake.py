@@ -29,6 +29,7 @@ class V1Intake:
             if msg.exchange not in PHASE1 or msg.message_id or any(msg.rcookie):
                 raise Dropped("unknown_spi", f"no ISAKMP SA with cookies {msg.icookie.hex()}")
             sa = self._responder(msg, src, dst, now)
+        self.manager.sas.touch(sa)
         sa.receive(data, msg, src, dst, now)
 
     def _find(self, msg: IsakmpMessage, src: Address) -> IsakmpSa | None:
