@@ -298,6 +298,8 @@ class IkeSa:
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
         self.renewal.schedule(now, self.connection, lambda: fraction(self.rng))
+        if spread := self.policy.first_check_spread:
+            self.liveness.spread(spread * fraction(self.rng))
         for config in self.child_configs[1:]:
             self.children.create(config, now)
         self.manager.on_established(self, now)
