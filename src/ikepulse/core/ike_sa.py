@@ -145,6 +145,7 @@ class IkeSa:
 
     def state_to(self, new: IkeState) -> None:
         self.state = checked(TRANSITIONS, self.state, new, "IKE SA state")
+        self.manager.sas.touch(self)  # whoever moved it: its deadline is filed again
 
     def count(self, name: str) -> None:
         self.manager.counters[name] += 1

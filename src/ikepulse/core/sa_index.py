@@ -18,8 +18,21 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING
 
+from .state import IkeState
+
 if TYPE_CHECKING:
     from .hosts import TaskHost
+
+
+HALF_OPEN = (IkeState.CREATED, IkeState.CONNECTING)
+
+
+def _drop(groups: dict[str, dict[TaskHost, None]], name: str, sa: TaskHost) -> None:
+    group = groups.get(name)
+    if group is not None:
+        group.pop(sa, None)
+        if not group:
+            del groups[name]
 
 
 class SaTable(dict):
@@ -35,9 +48,14 @@ class SaTable(dict):
         self._heap: list[tuple[float, int, TaskHost]] = []
         self._name: dict[TaskHost, str] = {}
         self._by_name: dict[str, dict[TaskHost, None]] = {}
+        self._up: dict[str, dict[TaskHost, None]] = {}
+        """Per connection, its SAs past IKE_SA_INIT and IKE_AUTH: those another SA's change
+        can affect (a half-open responder is filed under its first candidate meanwhile)."""
         self._spis: dict[TaskHost, tuple[bytes, ...]] = {}
         self._owner: dict[bytes, TaskHost] = {}
         self._finished: dict[TaskHost, None] = {}
+        self._half: set[TaskHost] = set()
+        self._opened: dict[TaskHost, None] = {}
         self.esp_seen: dict[bytes, tuple] = {}
         """Per inbound SPI, the ESP activity last fed to liveness (unchanged is not news)."""
         self.changed_names: set[str] = set()
@@ -47,6 +65,7 @@ class SaTable(dict):
         super().__setitem__(spi, sa)
         self._order[sa] = next(self._seq)
         self._key[sa] = spi
+        self._half.add(sa)  # every SA starts with IKE_SA_INIT (or as a rekey's successor)
         self._dirty[sa] = None
 
     def __delitem__(self, spi: bytes) -> None:
@@ -57,6 +76,7 @@ class SaTable(dict):
         self._key.pop(sa, None)
         self._deadline.pop(sa, None)
         self._finished.pop(sa, None)
+        self._half.discard(sa)
         self._file_name(sa, None)
         self._file_spis(sa, ())
 
@@ -78,9 +98,9 @@ class SaTable(dict):
         touched, self._dirty = list(self._dirty), {}
         refile: dict[TaskHost, None] = {}
         for sa in touched:
-            for name in (self._name.get(sa), sa.name):
-                if name:  # "" is no connection yet: a half-open responder SA has no siblings
-                    refile.update(self._by_name.get(name, ()))
+            if sa.state not in HALF_OPEN or sa in self._up.get(self._name.get(sa, ""), ()):
+                for name in (self._name.get(sa), sa.name):
+                    refile.update(self._up.get(name, ()))
             refile[sa] = None
         for sa in refile:
             if sa in self._order:  # still in the table
@@ -96,22 +116,26 @@ class SaTable(dict):
                 heapq.heappush(self._heap, (deadline, next(self._seq), sa))
         if sa.finished:
             self._finished[sa] = None
+        if sa.state in HALF_OPEN:
+            self._half.add(sa)
+        elif sa in self._half:
+            self._half.discard(sa)
+            self._opened[sa] = None
         self._file_name(sa, sa.name)
         self._file_spis(sa, tuple(e.spi_in for e in sa.children.entries()))
 
     def _file_name(self, sa: TaskHost, name: str | None) -> None:
         old = self._name.get(sa)
-        if old is not None:
+        if old and sa in self._up.get(old, ()):
             self.changed_names.add(old)
-        if name is not None:
+            _drop(self._up, old, sa)
+        if name and sa.state not in HALF_OPEN:
             self.changed_names.add(name)
+            self._up.setdefault(name, {})[sa] = None
         if old == name:
             return
         if old is not None:
-            group = self._by_name[old]
-            group.pop(sa, None)
-            if not group:
-                del self._by_name[old]
+            _drop(self._by_name, old, sa)
             del self._name[sa]
         if name is not None:
             self._name[sa] = name
@@ -159,11 +183,23 @@ class SaTable(dict):
         group = self._by_name.get(name, ())
         return sorted(group, key=self._order.__getitem__) if len(group) > 1 else list(group)
 
+    def up(self, name: str) -> list[TaskHost]:
+        """The SAs of connection ``name`` past IKE_AUTH (final ones too), oldest first."""
+        self.refresh()
+        group = self._up.get(name, ())
+        return sorted(group, key=self._order.__getitem__) if len(group) > 1 else list(group)
+
     def owner_of(self, spi_in: bytes) -> TaskHost | None:
         """The IKE SA holding the CHILD SA with inbound SPI ``spi_in``."""
         self.refresh()
         sa = self._owner.get(spi_in)
         return sa if sa is not None and sa.children.by_spi_in(spi_in) else None
+
+    def take_opened(self) -> list[TaskHost]:
+        """The SAs that left IKE_SA_INIT/IKE_AUTH (up or gone) since the last call."""
+        self.refresh()
+        opened, self._opened = list(self._opened), {}
+        return opened
 
     def finished(self) -> list[tuple[bytes, TaskHost]]:
         """(key, SA) of the SAs in a final state (for the manager to forget)."""
@@ -171,7 +207,7 @@ class SaTable(dict):
         return [(self._key[sa], sa) for sa in self._finished]
 
     def take_changed(self) -> set[str]:
-        """The connections refiled since the last call."""
+        """The connections whose SAs past IKE_AUTH changed since the last call."""
         self.refresh()
         changed, self.changed_names = self.changed_names, set()
         return changed

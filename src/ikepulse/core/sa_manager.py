@@ -19,7 +19,8 @@ from ..wire.message import (
 )
 from . import reconcile
 from .child_sa import ChildSa
-from .connection import ChildConfig, ConnectionConfig, Unique, matching
+from .connection import ChildConfig, ConnectionConfig, Unique
+from .connection_index import Connections
 from .cookies import Cookies
 from .datagram import Datagram, EspActivity
 from .errors import Dropped
@@ -71,6 +72,7 @@ class SaManager:
         self.counters: Counter[str] = Counter()
         self.sas: SaTable = SaTable()
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+        self._half_open_keys: dict[IkeSa, tuple[bytes, Address]] = {}
         self._closed: dict[bytes, tuple[IkeSa, float]] = {}
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
@@ -88,12 +90,15 @@ class SaManager:
 
     @property
     def connections(self) -> tuple[ConnectionConfig, ...]:
-        return self._connections
+        return self._connections.all
 
     @connections.setter
     def connections(self, connections: Iterable[ConnectionConfig]) -> None:
-        self._connections = tuple(connections)
-        self._by_name = {connection.name: connection for connection in self._connections}
+        self._connections = Connections(connections)
+
+    def matching(self, remote: str, local: str, version: int) -> tuple[ConnectionConfig, ...]:
+        """The connections of IKE ``version`` that admit a new SA from ``remote`` to ``local``."""
+        return self._connections.matching(remote, local, version)
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -123,7 +128,7 @@ class SaManager:
     def _replan(self) -> None:
         """The reconciler plans again for the connections whose SAs changed."""
         for name in self.sas.take_changed():
-            self.reconciler.replan(name, self.sas.named(name))
+            self.reconciler.replan(name, self.sas.up(name))
 
     def get_timer(self) -> float | None:
         """The earliest deadline, from the index: SAs nothing touched are not asked."""
@@ -140,7 +145,7 @@ class SaManager:
                 sa.handle_timer(now)
             self.sas.touch(sa)
         for name, restart in self.restarts.due(now):
-            if self.find(name) or name not in self._by_name:  # never two; or reloaded away
+            if self.find(name) or name not in self._connections.by_name:  # or reloaded away
                 self.restarts.end(name)
             else:
                 children = restart.configs(self.connection(name))
@@ -248,7 +253,7 @@ class SaManager:
     # --- actions ---------------------------------------------------------------------------
 
     def connection(self, name: str) -> ConnectionConfig:
-        if (connection := self._by_name.get(name)) is None:
+        if (connection := self._connections.by_name.get(name)) is None:
             raise KeyError(f"no connection named {name!r}")
         return connection
 
@@ -436,7 +441,7 @@ class SaManager:
         existing = self._half_open.get((msg.spi_i, src))
         if existing is not None:
             return existing
-        candidates = tuple(c for c in matching(self.connections, src[0], dst[0]) if c.version != 1)
+        candidates = self.matching(src[0], dst[0], 2)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv2 connection accepts {src[0]}")
         if len(self._half_open) >= self.cookie_threshold and not self._cookies.valid(msg, src):
@@ -455,6 +460,7 @@ class SaManager:
         )
         self.sas[sa.local_spi] = sa
         self._half_open[(msg.spi_i, src)] = sa
+        self._half_open_keys[sa] = (msg.spi_i, src)
         return sa
 
     # --- fast recovery (RFC 6290, RFC 7296 §2.21.4) ----------------------------------------
@@ -492,9 +498,8 @@ class SaManager:
             if now < until:
                 break
             del self._closed[spi]
-        for key, sa in list(self._half_open.items()):
-            if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
-                del self._half_open[key]
+        for sa in self.sas.take_opened():
+            self._half_open.pop(self._half_open_keys.pop(sa, None), None)
         self.v1.reap()
         for spi, sa in self.sas.finished():
             if not sa.tasks.in_flight():
