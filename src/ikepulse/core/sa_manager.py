@@ -18,23 +18,22 @@ from ..wire.message import (
     decode_message,
 )
 from . import reconcile
-from .child_sa import ChildSa
-from .connection import ChildConfig, ConnectionConfig, Unique
+from .connection import ChildConfig, ConnectionConfig
 from .connection_index import Connections
 from .cookies import Cookies
 from .datagram import Datagram, EspActivity
 from .errors import Dropped
-from .events import Address, Event, TunnelRestored
+from .events import Address, Event
 from .ike_sa import IkeSa
 from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
-from .liveness import DpdAction
 from .mobility import SourceFor
 from .qcd import ReportLimits, crash_answer
-from .randomness import Rng, fraction
+from .randomness import Rng
 from .reload import diff_connections
 from .restarts import Restarts
 from .sa_index import SaTable
+from .sa_relations import SaRelations
 from .state import IkeState
 from .status import ike_sa_status
 
@@ -45,7 +44,7 @@ CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
 
 
-class SaManager:
+class SaManager(SaRelations):
     """All IKE SAs of one daemon, keyed by our local IKE SPI."""
 
     def __init__(
@@ -182,54 +181,6 @@ class SaManager:
     def _owner_of(self, spi_in: bytes) -> IkeSa | None:
         """The IKE SA holding the CHILD SA with inbound SPI ``spi_in`` (indexed)."""
         return self.sas.owner_of(spi_in)
-
-    # --- recovery (dpd_action, close_action, unique = replace) --------------------------------
-
-    def on_peer_dead(self, sa: IkeSa, now: float) -> None:
-        if sa.policy.dpd_action is DpdAction.RESTART:
-            self.restarts.restart(sa, now)
-
-    def on_failed(self, sa: IkeSa, now: float) -> None:
-        self.restarts.attempt_failed(sa.name, sa.policy, lambda: fraction(self.rng), now)
-
-    def on_established(self, sa: IkeSa, now: float) -> None:
-        """A new IKE SA replaces older ones for the same connection and peer identity as
-        ``unique`` says (a reauthentication deletes its predecessor itself)."""
-        restart = self.restarts.end(sa.name)
-        if restart is not None:
-            self.emit(TunnelRestored(sa.name, now - restart.since, restart.attempt + 1))
-        unique = sa.connection.unique
-        if sa.renewal.reauth_of is not None or unique is Unique.NEVER:
-            return
-        if unique is Unique.NO and not sa.initial_contact:
-            return
-        for other in self.siblings(sa):
-            # One established after ``sa`` began crossed it (simultaneous initiation): the
-            # peer's claim to hold no other SA predates it, so the reconciler decides.
-            if other.state is IkeState.ESTABLISHED and other.established_at <= sa.created_at:
-                other.replaced(now)
-
-    def siblings(self, sa: IkeSa) -> list[IkeSa]:
-        """The other live IKE SAs of ``sa``'s connection with the same peer identity."""
-        return [
-            other
-            for other in self.find(sa.name)
-            if other is not sa and other.remote_identity == sa.remote_identity
-        ]
-
-    def holds_other_sa(self, sa: IkeSa) -> bool:
-        """We hold another live IKE SA of ``sa``'s connection (no INITIAL_CONTACT, §2.4)."""
-        return any(other is not sa for other in self.find(sa.name))
-
-    def reauthenticated_copy(self, sa: IkeSa, child: ChildSa) -> ChildSa | None:
-        """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
-        peer reauthenticates make-before-break and deletes the old IKE SA next."""
-        same = (child.name, child.local_ts, child.remote_ts)
-        for other in self.siblings(sa):
-            for old in other.children:
-                if (old.name, old.local_ts, old.remote_ts) == same:
-                    return old
-        return None
 
     # --- SPIs ------------------------------------------------------------------------------
 
