@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .connection import ConnectionConfig, matching
+from ..wire.enums import IdType
+from .connection import ConnectionConfig, Identity, matching
 
 MATCHES_KEPT = 4096
 """Address pairs whose matching connections are remembered (all forgotten when full)."""
@@ -35,3 +36,34 @@ class Connections:
             found = tuple(c for c in admitted if c.version in (0, version))
             self._matches[key] = found
         return found
+
+
+SMALL = 16
+"""Fewer candidates than this are scanned as they are."""
+_INDEXES: dict[int, tuple[tuple[ConnectionConfig, ...], dict, list]] = {}
+
+
+def narrowed(
+    candidates: tuple[ConnectionConfig, ...], peer: Identity
+) -> tuple[ConnectionConfig, ...] | list[ConnectionConfig]:
+    """The candidates whose ``remote_id`` can fit ``peer`` at all, in configuration order:
+    those naming exactly ``peer`` and those with a pattern (``%any``, ``*``, a DN, which
+    matches by value). Ten thousand site-to-site connections on one address pair are not
+    scored one by one for every IKE_AUTH."""
+    if len(candidates) < SMALL:
+        return candidates
+    kept = _INDEXES.get(id(candidates))
+    if kept is None or kept[0] is not candidates:
+        if len(_INDEXES) >= 64:
+            _INDEXES.clear()
+        exact: dict[Identity, list[int]] = {}
+        patterns: list[int] = []
+        for i, connection in enumerate(candidates):
+            rid = connection.remote_id
+            if rid is None or rid.id_type == IdType.ID_DER_ASN1_DN or b"*" in rid.data:
+                patterns.append(i)
+            else:
+                exact.setdefault(rid, []).append(i)
+        kept = _INDEXES[id(candidates)] = (candidates, exact, patterns)
+    _, exact, patterns = kept
+    return [candidates[i] for i in sorted(exact.get(peer, []) + patterns)]
