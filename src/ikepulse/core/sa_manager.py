@@ -254,9 +254,12 @@ class SaManager(SaRelations):
         return sa
 
     def find(self, name: str) -> list[IkeSa]:
-        """The connection's live IKE SAs, oldest first; those found are touched (a caller
-        may act on them)."""
-        found = [sa for sa in self.sas.named(name) if not sa.finished] if name else []
+        """The connection's live IKE SAs, oldest first (indexed by name)."""
+        return [sa for sa in self.sas.named(name) if not sa.finished] if name else []
+
+    def _acting_on(self, name: str) -> list[IkeSa]:
+        """``find`` for a verb: the SAs are filed again afterwards (their timers change)."""
+        found = self.find(name)
         for sa in found:
             self.sas.touch(sa)
         return found
@@ -267,7 +270,7 @@ class SaManager(SaRelations):
         """Delete the connection's IKE SAs (the peer is told) and any restart of it; how
         many IKE SAs there were."""
         self.restarts.end(name)
-        sas = self.find(name)
+        sas = self._acting_on(name)
         for sa in sas:
             sa.delete(now)
         return len(sas)
@@ -287,7 +290,7 @@ class SaManager(SaRelations):
     ) -> tuple[int, list[str]]:
         """Rekey the connection's CHILD SAs (all, or those named ``child``), its IKE SA or,
         with ``reauth``, reauthenticate it: (how many could be, the names of those started)."""
-        sas = self.find(name)
+        sas = self._acting_on(name)
         if reauth or ike:
             started = [
                 sa.name for sa in sas if (sa.reauthenticate(now) if reauth else sa.rekey(now))
@@ -331,7 +334,7 @@ class SaManager(SaRelations):
     def acquire(self, name: str, now: float) -> int:
         """Traffic hit a trap of ``name`` while its IKE SA is up: create the children it
         lacks; how many were started."""
-        return self.reconciler.acquire(self.find(name), now)
+        return self.reconciler.acquire(self._acting_on(name), now)
 
     def overlaps(self, name: str) -> dict[str, int]:
         """IKE SAs and CHILD SA pairs of the connection beyond one each."""
