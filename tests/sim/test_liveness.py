@@ -227,7 +227,9 @@ def test_quick_crash_detection_after_the_peer_restarts():
     #   verdict at once, not after dpd_timeout
     from ikepulse.core.sa_manager import SaManager
 
-    policy = liveness_policy(dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR)
+    policy = liveness_policy(
+        dpd_delay=10, dpd_timeout=20, dpd_action=DpdAction.CLEAR, first_check_spread=0
+    )  # the first probe exactly at dpd_delay
     secret = b"s" * 32
     a, b = make_peers({"liveness": policy}, {"liveness": liveness_policy(dpd_delay=0)})
     a.manager.qcd_secret = b"a" * 32

@@ -226,7 +226,7 @@ def test_nat_mapping_change_found_by_a_liveness_check_triggers_an_update():
     (which no longer follows implicitly) sends to the old one. left's liveness check carries
     NAT-D; right's answer reveals the new mapping; left sends UPDATE_SA_ADDRESSES at once.
     The first check, with no mapping known yet, updates too (that sets the baseline)."""
-    policy = liveness_policy(dpd_delay=2, dpd_timeout=3, nat_keepalive=0)
+    policy = liveness_policy(dpd_delay=2, dpd_timeout=3, nat_keepalive=0, first_check_spread=0)
     a, b = make_peers({"liveness": policy}, {"liveness": policy})
     clock, nat = Clock(), Nat()
     sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)

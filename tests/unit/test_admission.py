@@ -221,3 +221,22 @@ def test_half_open_sas_expire_oldest_first():
     assert admission.expire(100.0) == [second]
     assert admission.deadline() is None and counters["half_open_expired"] == 2
     assert admission.from_source("192.0.2.1") == 0
+
+
+def test_a_configured_peer_is_not_held_to_the_per_source_limits():
+    """A gateway that sets up hundreds of tunnels with us at once is not a flood: the
+    per-source rate and half-open caps spare addresses a connection names as its peer."""
+    counters: Counter[str] = Counter()
+    policy = replace(
+        DEFAULT_POLICY, half_open_per_source=2, init_rate=1, init_burst=1, cookie_threshold=1000
+    )
+    admission = Admission(policy, random.Random(3), counters, known=lambda source: source == SRC[0])
+    data = encode_message(request())
+    for n in range(50):
+        assert admission.screen(data, SRC, 0.0) is None
+        admission.admit(SRC)
+        open_sa(admission, n, SRC[0], 0.0)
+    stranger = ("192.0.2.99", 500)
+    admission.screen(data, stranger, 0.0)
+    with pytest.raises(Dropped):
+        admission.screen(data, stranger, 0.0)

@@ -9,6 +9,7 @@ Everything here is sans-IO: time comes in as ``now``."""
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,8 +120,19 @@ class Admission:
     and reports with ``settled`` when it is authenticated or gone; it abandons, without a
     word to anyone, the SAs ``opened`` evicts and ``expire`` finds too old."""
 
-    def __init__(self, policy: AdmissionPolicy, rng: Rng, counters: Counter[str], now=0.0):
+    def __init__(
+        self,
+        policy: AdmissionPolicy,
+        rng: Rng,
+        counters: Counter[str],
+        now=0.0,
+        known: Callable[[str], bool] = lambda source: False,
+    ):
+        """``known(source)``: a configured peer's address, exempt from the per-source rate
+        and half-open caps (a gateway setting up thousands of tunnels with us is not a
+        flood; cookies and the overall cap still apply)."""
         self.policy = policy
+        self.known = known
         self.counters = counters
         self.cookies = Cookies(rng, policy.cookie_lifetime, policy.cookie_grace, now)
         self.rates = SourceBuckets(policy.init_rate, policy.init_burst)
@@ -139,7 +151,7 @@ class Admission:
         """Before an IKE_SA_INIT request for a new SA is decoded: raises ``Dropped`` over
         the source's rate; the COOKIE answer to send if one is needed and the request has
         no valid one (§2.6: checked cheaply, without state); None to go on."""
-        if not self.rates.take(src[0], now):
+        if not self.known(src[0]) and not self.rates.take(src[0], now):
             raise Dropped("init_rate_limited", f"IKE_SA_INIT from {src[0]} over its rate")
         if len(self._open) < self.policy.cookie_threshold:
             return None
@@ -155,8 +167,9 @@ class Admission:
 
     def admit(self, src: Address) -> None:
         """Raises ``Dropped`` if ``src`` has as many half-open SAs as it may."""
-        if self._per_source[src[0]] >= self.policy.half_open_per_source:
-            raise Dropped("half_open_per_source", f"{src[0]} has too many half-open SAs")
+        source = src[0]
+        if self._per_source[source] >= self.policy.half_open_per_source and not self.known(source):
+            raise Dropped("half_open_per_source", f"{source} has too many half-open SAs")
 
     def opened(self, sa: TaskHost, now: float) -> list[TaskHost]:
         """``sa`` is half-open from now; the SAs evicted to make room for it (oldest first)."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .reconcile import Reconciler
     from .renewal import IkeRenewal
     from .restarts import Restarts
+    from .sa_index import SaTable
     from .sk_protection import SkProtection
     from .state import IkeState
     from .task import Inbound, Purpose, Task
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 class SaRegistry(Protocol):
     """The SA manager, as one IKE SA sees it."""
 
-    sas: dict[bytes, TaskHost]
+    sas: SaTable
     connections: tuple[ConnectionConfig, ...]
     half_open_limit: int
     rng: Rng
@@ -57,6 +58,7 @@ class SaRegistry(Protocol):
     def emit(self, event: Event) -> None: ...
     def queue_datagram(self, data: bytes, src: Address, dst: Address, sa: object) -> None: ...
     def queue_keepalive(self, sa: object) -> None: ...
+    def matching(self, remote: str, local: str, version: int) -> tuple[ConnectionConfig, ...]: ...
     def new_ike_spi(self) -> bytes: ...
     def allocate_esp_spi(self) -> bytes: ...
     def release_esp_spi(self, spi: bytes) -> None: ...

@@ -145,6 +145,7 @@ class IkeSa:
 
     def state_to(self, new: IkeState) -> None:
         self.state = checked(TRANSITIONS, self.state, new, "IKE SA state")
+        self.manager.sas.touch(self)  # whoever moved it: its deadline is filed again
 
     def count(self, name: str) -> None:
         self.manager.counters[name] += 1
@@ -298,6 +299,8 @@ class IkeSa:
         self.state_to(IkeState.ESTABLISHED)
         self.established_at = now
         self.renewal.schedule(now, self.connection, lambda: fraction(self.rng))
+        if spread := self.policy.first_check_spread:
+            self.liveness.spread(spread * fraction(self.rng))
         for config in self.child_configs[1:]:
             self.children.create(config, now)
         self.manager.on_established(self, now)

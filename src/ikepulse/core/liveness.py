@@ -55,6 +55,10 @@ class LivenessPolicy:
     """Longest wait between attempts."""
     restart_jitter: float = 0.25
     """Each wait is shortened by a random fraction up to this much."""
+    first_check_spread: float = 0.25
+    """A new IKE SA's first liveness check and NAT-T keepalive come early by a random
+    fraction of their interval up to this much: tunnels set up together do not probe
+    together."""
 
 
 def probe_due(now: float, last_inbound: float, policy: LivenessPolicy) -> bool:

@@ -124,6 +124,15 @@ class PeerLiveness:
         self.rtt = RttEstimator()
         self.probes_sent = 0
         self.probes_unanswered = 0
+        self.head_start = 0.0
+        """The fraction of ``dpd_delay`` (``nat_keepalive``) the first check (keepalive)
+        comes early, so that SAs set up together do not probe together."""
+        self.keepalive_head_start = 0.0
+
+    def spread(self, head_start: float) -> None:
+        """Bring the first check and the first keepalive forward by ``head_start`` of their
+        interval (drawn per SA from the injected RNG)."""
+        self.head_start = self.keepalive_head_start = head_start
 
     def _to(self, new: Liveness) -> None:
         self.state = checked(TRANSITIONS, self.state, new, "liveness")
@@ -208,7 +217,8 @@ class PeerLiveness:
         """When the next check is due, and why; None while one is in flight."""
         if self.state is not Liveness.ALIVE or policy.dpd_delay <= 0:
             return None
-        candidates = [(self.last_inbound + policy.dpd_delay, Cause.IDLE)]
+        delay = policy.dpd_delay * (1.0 - self.head_start) if self.head_start else policy.dpd_delay
+        candidates = [(self.last_inbound + delay, Cause.IDLE)]
         if self.peer_retransmitted:
             candidates.append((self.last_inbound, Cause.PEER_RETRANSMITS))
         if self.unanswered_since is not None:
@@ -223,7 +233,7 @@ class PeerLiveness:
         if (check := self._check_at(policy)) is not None:
             times.append(check[0])
         if behind_nat and policy.nat_keepalive > 0:
-            times.append(self.last_outbound + policy.nat_keepalive)
+            times.append(self.last_outbound + self._keepalive_interval(policy))
         return min((t for t in times if t is not None), default=None)
 
     def due(
@@ -235,9 +245,14 @@ class PeerLiveness:
         check = self._check_at(policy)
         if check is not None and now >= check[0]:
             return Probe(deadline - now, check[1])
-        if keepalive_due(now, self.last_outbound, behind_nat, policy.nat_keepalive):
+        if keepalive_due(now, self.last_outbound, behind_nat, self._keepalive_interval(policy)):
             return Keepalive()
         return None
+
+    def _keepalive_interval(self, policy: LivenessPolicy) -> float:
+        if self.keepalive_head_start:
+            return policy.nat_keepalive * (1.0 - self.keepalive_head_start)
+        return policy.nat_keepalive
 
     def _unanswered_from(self) -> float | None:
         """Since when our packets have gone unanswered (the check in flight counts)."""
@@ -285,12 +300,14 @@ class PeerLiveness:
                 self.on_demand_checks = 0
             self.on_demand_checks += 1
             self.last_on_demand = now
+        self.head_start = 0.0
         self.probes_sent += 1
         self.probes_unanswered += 1
         return probe_waits(self.rtt.rto, max(budget, MIN_RTO))
 
     def keepalive_sent(self, now: float) -> None:
         self.last_outbound = now
+        self.keepalive_head_start = 0.0
 
     def declared_dead(self, now: float) -> tuple[float, Direction]:
         """The verdict: how long after the evidence ended it came, and which way failed."""

@@ -20,6 +20,8 @@ first.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -148,6 +150,11 @@ class Reconciler:
     def __init__(self) -> None:
         self.released: dict[bytes, set[str]] = defaultdict(set)
         self.retry: dict[tuple[bytes, str], float] = {}
+        self._retry_keys: dict[bytes, set[tuple[bytes, str]]] = defaultdict(set)
+        self._plans: dict[str, list[tuple[float, Action]]] = {}
+        self._at: dict[str, float] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
 
     def release(self, sa: TaskHost, child: str) -> None:
         """The peer closed ``child`` and its close_action keeps it closed on ``sa``."""
@@ -157,16 +164,44 @@ class Reconciler:
         """``child`` is being created on ``sa``: if that fails, try again only later."""
         self.released.get(sa.local_spi, set()).discard(child)
         self.retry[(sa.local_spi, child)] = now + retry_delay(fraction(sa.rng))
+        self._retry_keys[sa.local_spi].add((sa.local_spi, child))
 
-    def deadline(self, sas: Iterable[TaskHost]) -> float | None:
-        return min((at for at, _ in plan(list(sas), self.released, self.retry)), default=None)
+    def replan(self, name: str, sas: list[TaskHost]) -> None:
+        """Plan again for connection ``name``, whose IKE SAs (``sas``) changed: the
+        reconciler looks only at connections that changed since its last pass."""
+        planned = plan(sas, self.released, self.retry) if name else []
+        if planned:
+            self._plans[name] = planned
+            at = min(at for at, _ in planned)
+            if self._at.get(name) != at:
+                self._at[name] = at
+                heapq.heappush(self._heap, (at, next(self._seq), name))
+        else:
+            self._plans.pop(name, None)
+            self._at.pop(name, None)
 
-    def due(self, sas: Iterable[TaskHost], now: float) -> list[Action]:
-        return [a for at, a in plan(list(sas), self.released, self.retry) if at <= now]
+    def deadline(self) -> float | None:
+        heap = self._heap
+        while heap and self._at.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
-    def act(self, sas: dict[bytes, TaskHost], counters: Counter[str], now: float) -> None:
-        """Do what is due, then forget what is kept about IKE SAs that are gone."""
-        for action in self.due(sas.values(), now):
+    def due(self, now: float) -> list[Action]:
+        """The planned actions due at ``now``; their connections are planned again once
+        touched."""
+        heap, out = self._heap, []
+        while heap and heap[0][0] <= now:
+            at, _, name = heapq.heappop(heap)
+            if self._at.get(name) == at:
+                del self._at[name]
+                out += [a for when, a in self._plans.pop(name) if when <= now]
+        return out
+
+    def act(self, counters: Counter[str], now: float) -> list[TaskHost]:
+        """Do what is due; the IKE SAs acted on."""
+        acted = []
+        for action in self.due(now):
+            acted.append(action.sa)
             if isinstance(action, DeleteIke):
                 counters["overlaps_resolved"] += 1
                 counters["duplicate_ike_sas_deleted"] += 1
@@ -179,11 +214,13 @@ class Reconciler:
                 counters["missing_child_sas_created"] += 1
                 self.attempted(action.sa, action.config.name, now)
                 action.sa.children.create(action.config, now)
-        live = set(sas)
-        for spi in [spi for spi in self.released if spi not in live]:
-            del self.released[spi]
-        for key in [key for key in self.retry if key[0] not in live]:
-            del self.retry[key]
+        return acted
+
+    def forget(self, spi: bytes) -> None:
+        """The IKE SA with local SPI ``spi`` is gone: what was kept about it goes too."""
+        self.released.pop(spi, None)
+        for key in self._retry_keys.pop(spi, ()):
+            self.retry.pop(key, None)
 
     def acquire(self, sas: Iterable[TaskHost], now: float) -> int:
         """Traffic hit a trap of a connection whose IKE SA is up (``sas``): create the

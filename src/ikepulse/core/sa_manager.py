@@ -19,20 +19,21 @@ from ..wire.message import (
 )
 from . import reconcile
 from .admission import DEFAULT_POLICY, Admission, AdmissionPolicy, creates_sa
-from .child_sa import ChildSa
-from .connection import ChildConfig, ConnectionConfig, Unique, matching
+from .connection import ChildConfig, ConnectionConfig
+from .connection_index import Connections
 from .datagram import Datagram, EspActivity
 from .errors import Dropped
-from .events import Address, Event, TunnelRestored
+from .events import Address, Event
 from .ike_sa import IkeSa
 from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
-from .liveness import DpdAction
 from .mobility import SourceFor
 from .qcd import ReportLimits, crash_answer
-from .randomness import Rng, fraction
+from .randomness import Rng
 from .reload import diff_connections
 from .restarts import Restarts
+from .sa_index import SaTable
+from .sa_relations import SaRelations
 from .state import IkeState
 from .status import ike_sa_status
 
@@ -43,7 +44,7 @@ CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
 
 
-class SaManager:
+class SaManager(SaRelations):
     """All IKE SAs of one daemon, keyed by our local IKE SPI."""
 
     def __init__(
@@ -67,15 +68,18 @@ class SaManager:
         self.export_keys = export_keys
         self.natt_port = natt_port
         self.counters: Counter[str] = Counter()
-        self.sas: dict[bytes, IkeSa] = {}
+        self.sas: SaTable = SaTable()
         self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
+        self._half_open_keys: dict[IkeSa, tuple[bytes, Address]] = {}
         self._closed: dict[bytes, tuple[IkeSa, float]] = {}
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
         self.restarts = Restarts()
         self.reconciler = reconcile.Reconciler()
         self._events: deque[Event] = deque()
-        self.admission = Admission(admission or DEFAULT_POLICY, rng, self.counters)
+        self.admission = Admission(
+            admission or DEFAULT_POLICY, rng, self.counters, known=self._configured_peer
+        )
         """Cookies, rates and caps for half-open responder SAs (RFC 7296 §2.6)."""
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._reports = ReportLimits()
@@ -84,6 +88,21 @@ class SaManager:
         self.local_addresses: tuple[str, ...] = ()
         """The host's usable addresses, as the runtime last reported them (MOBIKE lists
         them to peers and moves to one of them, RFC 4555)."""
+
+    @property
+    def connections(self) -> tuple[ConnectionConfig, ...]:
+        return self._connections.all
+
+    @connections.setter
+    def connections(self, connections: Iterable[ConnectionConfig]) -> None:
+        self._connections = Connections(connections)
+
+    def _configured_peer(self, address: str) -> bool:
+        return address in self._connections.peers
+
+    def matching(self, remote: str, local: str, version: int) -> tuple[ConnectionConfig, ...]:
+        """The connections of IKE ``version`` that admit a new SA from ``remote`` to ``local``."""
+        return self._connections.matching(remote, local, version)
 
     # --- outputs -----------------------------------------------------------------------------
 
@@ -101,6 +120,7 @@ class SaManager:
         for datagram, sa in out:
             if sa is not None and not datagram.keepalive:  # a keepalive proves nothing
                 sa.liveness.sent(now)
+                self.sas.touch(sa)
         return [datagram for datagram, _ in out]
 
     def emit(self, event: Event) -> None:
@@ -109,104 +129,69 @@ class SaManager:
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
+    def _replan(self) -> None:
+        """The reconciler plans again for the connections whose SAs changed."""
+        for name in self.sas.take_changed():
+            self.reconciler.replan(name, self.sas.up(name))
+
     def get_timer(self) -> float | None:
-        deadlines = [t for sa in self.sas.values() if (t := sa.get_timer()) is not None]
-        deadlines += [self.restarts.deadline(), self.reconciler.deadline(self.sas.values())]
-        deadlines.append(self.admission.deadline())
+        """The earliest deadline, from the index: SAs nothing touched are not asked."""
+        self._replan()
+        deadlines = (
+            self.sas.next_deadline(),
+            self.restarts.deadline(),
+            self.reconciler.deadline(),
+            self.admission.deadline(),
+        )
         return min((t for t in deadlines if t is not None), default=None)
 
     def handle_timer(self, now: float) -> None:
-        for sa in list(self.sas.values()):
-            deadline = sa.get_timer()
+        """Wake the SAs whose deadline has come (``counters['timer_wakeups']``), only those."""
+        for sa in self.sas.pop_due(now):
+            deadline = sa.get_timer()  # an earlier one may have changed it
             if deadline is not None and deadline <= now:
+                self.counters["timer_wakeups"] += 1
                 sa.handle_timer(now)
+            self.sas.touch(sa)
         for name, restart in self.restarts.due(now):
-            if self.find(name) or name not in self._names():  # never two; or reloaded away
+            if self.find(name) or name not in self._connections.by_name:  # or reloaded away
                 self.restarts.end(name)
             else:
                 children = restart.configs(self.connection(name))
                 self.initiate(name, restart.local, restart.remote, now, children)
-        self.reconciler.act(self.sas, self.counters, now)
+        self._replan()
+        for sa in self.reconciler.act(self.counters, now):
+            self.sas.touch(sa)
         self._abandon(self.admission.expire(now))
         self._reap(now)
 
     def esp_activity(self, activity: Iterable[EspActivity]) -> None:
-        """The data plane's traffic times per CHILD SA, fed in before ``handle_timer``: one
-        look-up table per call, not a scan of every IKE SA per CHILD SA."""
-        owners = {e.spi_in: sa for sa in self.sas.values() for e in sa.children.entries()}
-        for spi_in, last_inbound, last_outbound, silent_since in activity:
-            if (sa := owners.get(spi_in)) is not None:
-                sa.liveness.esp_activity(last_inbound, last_outbound, silent_since)
+        """The data plane's traffic times per CHILD SA, fed in before ``handle_timer``; only
+        changed times touch their IKE SA."""
+        seen = self.sas.esp_seen
+        for spi_in, *times in activity:
+            if seen.get(spi_in) != times and (sa := self._owner_of(spi_in)) is not None:
+                seen[spi_in] = times
+                sa.liveness.esp_activity(*times)
+                self.sas.touch(sa)
 
     def esp_peer_moved(self, spi_in: bytes, source: Address) -> None:
         """Authenticated, new ESP on ``spi_in`` came from a new address or port."""
         sa = self._owner_of(spi_in)
         if sa is not None:
             sa.esp_from(source)
+            self.sas.touch(sa)
 
     def esp_usage(self, spi_in: bytes, octets: int, packets: int, now: float) -> None:
         """A CHILD SA reached a byte or packet count of its ``ChildSaInstalled.limits``."""
         sa = self._owner_of(spi_in)
         if sa is not None and sa.state is IkeState.ESTABLISHED:
             sa.children.act(sa.children.usage(spi_in, octets, packets), now)
+            self.sas.touch(sa)
 
     def _owner_of(self, spi_in: bytes) -> IkeSa | None:
-        """The IKE SA holding the CHILD SA with inbound SPI ``spi_in``."""
-        return next((sa for sa in self.sas.values() if sa.children.by_spi_in(spi_in)), None)
-
-    # --- recovery (dpd_action, close_action, unique = replace) --------------------------------
-
-    def on_peer_dead(self, sa: IkeSa, now: float) -> None:
-        if sa.policy.dpd_action is DpdAction.RESTART:
-            self.restarts.restart(sa, now)
-
-    def on_failed(self, sa: IkeSa, now: float) -> None:
-        self.restarts.attempt_failed(sa.name, sa.policy, lambda: fraction(self.rng), now)
-
-    def on_established(self, sa: IkeSa, now: float) -> None:
-        """A new IKE SA replaces older ones for the same connection and peer identity as
-        ``unique`` says (a reauthentication deletes its predecessor itself)."""
-        restart = self.restarts.end(sa.name)
-        if restart is not None:
-            self.emit(TunnelRestored(sa.name, now - restart.since, restart.attempt + 1))
-        unique = sa.connection.unique
-        if sa.renewal.reauth_of is not None or unique is Unique.NEVER:
-            return
-        if unique is Unique.NO and not sa.initial_contact:
-            return
-        for other in self.siblings(sa):
-            # One established after ``sa`` began crossed it (simultaneous initiation): the
-            # peer's claim to hold no other SA predates it, so the reconciler decides.
-            if other.state is IkeState.ESTABLISHED and other.established_at <= sa.created_at:
-                other.replaced(now)
-
-    def siblings(self, sa: IkeSa) -> list[IkeSa]:
-        """The other live IKE SAs of ``sa``'s connection with the same peer identity."""
-        return [
-            other
-            for other in self.sas.values()
-            if other is not sa
-            and not other.finished
-            and other.name == sa.name
-            and other.remote_identity == sa.remote_identity
-        ]
-
-    def holds_other_sa(self, sa: IkeSa) -> bool:
-        """We hold another live IKE SA of ``sa``'s connection (no INITIAL_CONTACT, §2.4)."""
-        return any(
-            other is not sa and other.name == sa.name and not other.finished
-            for other in self.sas.values()
-        )
-
-    def reauthenticated_copy(self, sa: IkeSa, child: ChildSa) -> ChildSa | None:
-        """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
-        peer reauthenticates make-before-break and deletes the old IKE SA next."""
-        same = (child.name, child.local_ts, child.remote_ts)
-        for other in self.siblings(sa):
-            for old in other.children:
-                if (old.name, old.local_ts, old.remote_ts) == same:
-                    return old
-        return None
+        """The IKE SA holding the CHILD SA with inbound SPI ``spi_in`` (indexed)."""
+        return self.sas.owner_of(spi_in)
 
     # --- SPIs ------------------------------------------------------------------------------
 
@@ -229,14 +214,10 @@ class SaManager:
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _names(self) -> set[str]:
-        return {connection.name for connection in self.connections}
-
     def connection(self, name: str) -> ConnectionConfig:
-        for connection in self.connections:
-            if connection.name == name:
-                return connection
-        raise KeyError(f"no connection named {name!r}")
+        if (connection := self._connections.by_name.get(name)) is None:
+            raise KeyError(f"no connection named {name!r}")
+        return connection
 
     def initiate(
         self,
@@ -284,7 +265,15 @@ class SaManager:
         return sa
 
     def find(self, name: str) -> list[IkeSa]:
-        return [sa for sa in self.sas.values() if sa.name == name and not sa.finished]
+        """The connection's live IKE SAs, oldest first (indexed by name)."""
+        return [sa for sa in self.sas.named(name) if not sa.finished] if name else []
+
+    def _acting_on(self, name: str) -> list[IkeSa]:
+        """``find`` for a verb: the SAs are filed again afterwards (their timers change)."""
+        found = self.find(name)
+        for sa in found:
+            self.sas.touch(sa)
+        return found
 
     # --- verbs and views for the runtime (it never reaches into an IkeSa) --------------------
 
@@ -292,12 +281,13 @@ class SaManager:
         """Delete the connection's IKE SAs (the peer is told) and any restart of it; how
         many IKE SAs there were."""
         self.restarts.end(name)
-        sas = self.find(name)
+        sas = self._acting_on(name)
         for sa in sas:
             sa.delete(now)
         return len(sas)
 
     def delete_all(self, now: float) -> None:
+        self.sas.touch_all()
         for sa in list(self.sas.values()):
             sa.delete(now)
 
@@ -311,7 +301,7 @@ class SaManager:
     ) -> tuple[int, list[str]]:
         """Rekey the connection's CHILD SAs (all, or those named ``child``), its IKE SA or,
         with ``reauth``, reauthenticate it: (how many could be, the names of those started)."""
-        sas = self.find(name)
+        sas = self._acting_on(name)
         if reauth or ike:
             started = [
                 sa.name for sa in sas if (sa.reauthenticate(now) if reauth else sa.rekey(now))
@@ -330,6 +320,7 @@ class SaManager:
         address went away move to another, picked with the route lookup ``source_for``
         (RFC 4555 §3.5, §3.6); those without wait for their liveness check."""
         self.local_addresses = tuple(addresses)
+        self.sas.touch_all()
         for sa in list(self.sas.values()):
             sa.local_addresses_changed(self.local_addresses, source_for, now)
 
@@ -354,11 +345,11 @@ class SaManager:
     def acquire(self, name: str, now: float) -> int:
         """Traffic hit a trap of ``name`` while its IKE SA is up: create the children it
         lacks; how many were started."""
-        return self.reconciler.acquire(self.find(name), now)
+        return self.reconciler.acquire(self._acting_on(name), now)
 
     def overlaps(self, name: str) -> dict[str, int]:
         """IKE SAs and CHILD SA pairs of the connection beyond one each."""
-        return reconcile.overlaps(self.sas.values(), name)
+        return reconcile.overlaps(self.find(name), name)
 
     def liveness(self, name: str) -> str | None:
         """The liveness state of the connection's IKE SA, None if it has none."""
@@ -406,6 +397,7 @@ class SaManager:
                 raise Dropped("unknown_spi", f"no IKE SA with SPI {local_spi.hex()}")
             if msg.is_initiator == sa.initiator:
                 raise Dropped("malformed", "initiator flag does not fit the SA's role")
+        self.sas.touch(sa)
         sa.tasks.receive(data, msg, src, dst, now)
 
     def _screened(self, data: bytes, src: Address, dst: Address, now: float) -> bool:
@@ -429,7 +421,7 @@ class SaManager:
         existing = self._half_open.get((msg.spi_i, src))
         if existing is not None:
             return existing
-        candidates = tuple(c for c in matching(self.connections, src[0], dst[0]) if c.version != 1)
+        candidates = self.matching(src[0], dst[0], 2)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv2 connection accepts {src[0]}")
         self.admission.admit(src)
@@ -445,6 +437,7 @@ class SaManager:
         )
         self.sas[sa.local_spi] = sa
         self._half_open[(msg.spi_i, src)] = sa
+        self._half_open_keys[sa] = (msg.spi_i, src)
         self._abandon(self.admission.opened(sa, now))
         return sa
 
@@ -456,8 +449,9 @@ class SaManager:
                 continue  # authenticated meanwhile (never abandoned)
             sa.tasks.abort()
             sa.state_to(IkeState.FAILED)
-            self.sas.pop(sa.local_spi, None)
-            self._half_open.pop((sa.spi_i, sa.remote), None)
+            if self.sas.get(sa.local_spi) is sa:
+                del self.sas[sa.local_spi]
+            self._half_open.pop(self._half_open_keys.pop(sa, None), None)
 
     # --- fast recovery (RFC 6290, RFC 7296 §2.21.4) ----------------------------------------
 
@@ -481,6 +475,7 @@ class SaManager:
                 if self._reports.spi_report_allowed(spi, now):
                     self.counters["invalid_spi_reports_sent"] += 1
                     sa.report_invalid_spi(spi, now)
+                    self.sas.touch(sa)
                 return
 
     # --- housekeeping ----------------------------------------------------------------------
@@ -489,15 +484,16 @@ class SaManager:
         """Forget finished SAs (keeping their last answer for a while, for a peer that
         retransmits a request it sent before the delete, §2.1) and completed half-open
         entries."""
-        for spi, (_, until) in list(self._closed.items()):
-            if now >= until:
-                del self._closed[spi]
-        for key, sa in list(self._half_open.items()):
-            if sa.state is not IkeState.CONNECTING and sa.state is not IkeState.CREATED:
-                del self._half_open[key]
-                self.admission.settled(sa)
+        for spi, (_, until) in list(self._closed.items()):  # oldest first
+            if now < until:
+                break
+            del self._closed[spi]
+        for sa in self.sas.take_opened():
+            self._half_open.pop(self._half_open_keys.pop(sa, None), None)
+            self.admission.settled(sa)
         self.v1.reap()
-        for spi, sa in list(self.sas.items()):
-            if sa.finished and not sa.tasks.in_flight():
+        for spi, sa in self.sas.finished():
+            if not sa.tasks.in_flight():
                 del self.sas[spi]
+                self.reconciler.forget(spi)
                 self._closed[spi] = (sa, now + CLOSED_ANSWERS_KEPT)

@@ -5,11 +5,19 @@ The runtime asks ``SaManager.status``; it never reads an ``IkeSa`` itself (DESIG
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from ..crypto.cert_ids import dn_text, rdns_of_name
 from .children import ChildEntry
 from .ike_sa import IkeSa
+
+
+@lru_cache(maxsize=1 << 16)
+def _text(value: object) -> str:
+    """``str`` of a traffic selector or suite: the same few thousand are written for every
+    status (summarizing an address range each time made a 10,000-SA status take seconds)."""
+    return str(value)
 
 
 def _host(address: tuple[str, int]) -> dict[str, Any]:
@@ -28,9 +36,9 @@ def _child(sa: IkeSa, entry: ChildEntry, to_wall: float, traffic: dict) -> dict[
         "spi_in": child.spi_in.hex(),
         "spi_out": child.spi_out.hex(),
         "mode": child.mode.name,
-        "proposal": str(child.suite),
-        "local_ts": [str(ts) for ts in child.local_ts],
-        "remote_ts": [str(ts) for ts in child.remote_ts],
+        "proposal": _text(child.suite),
+        "local_ts": [_text(ts) for ts in child.local_ts],
+        "remote_ts": [_text(ts) for ts in child.remote_ts],
         "installed": child.installed_at + to_wall,
         "rekey_at": _at(limits.rekey_at, to_wall),
         "expires_at": _at(limits.expires_at, to_wall),
@@ -69,7 +77,7 @@ def ike_sa_status(
         "remote_id": str(sa.remote_identity) if sa.remote_identity else None,
         "spi_i": sa.spi_i.hex(),
         "spi_r": sa.spi_r.hex(),
-        "proposal": str(sa.sk.suite) if sa.sk.suite else None,
+        "proposal": _text(sa.sk.suite) if sa.sk.suite else None,
         "established": _at(sa.established_at, to_wall),
         "rekey_at": _at(sa.renewal.rekey_at, to_wall),
         "reauth_at": _at(sa.renewal.reauth_at, to_wall),

@@ -284,8 +284,12 @@ class Daemon:
             endpoint.send_raw(data, dst, segment)
 
     def _on_timer(self) -> None:
+        """An SA's deadline: wake the SAs due. ESP times come with the sweeps that traffic
+        schedules (at most ACTIVITY_SWEEP old); reading every policy here as well made each
+        of 10,000 spread liveness deadlines cost a walk of all SAs."""
         self._timer = None
-        self._tick()
+        self.manager.handle_timer(self.now())
+        self.pump()
 
     def _on_traffic(self) -> None:
         """ESP moved: look again soon, so that traffic with nothing coming back is checked

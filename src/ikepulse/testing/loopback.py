@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ikepulse.config.build import child_config, connection_config, liveness_policy
 from ikepulse.config.proposals import parse_esp_proposal, parse_ike_proposal
@@ -179,4 +179,35 @@ def informational_requests(peer: Peer) -> int:
         if not d.keepalive
         and decode_message(d.data).exchange == ExchangeType.INFORMATIONAL
         and not decode_message(d.data).is_response
+    )
+
+
+def left_host(i: int) -> str:
+    """Tunnel ``i``'s address on the left with ``many_tunnels(..., distinct=True)``
+    (IPv4, like ``RIGHT``: up to 254 tunnels)."""
+    if not 0 <= i < 254:
+        raise ValueError("distinct left addresses for 254 tunnels at most")
+    return f"192.0.2.{i + 1}"
+
+
+def many_tunnels(n: int, seed: int = 1, distinct: bool = False, **kw) -> tuple[Peer, Peer]:
+    """Two peers with ``n`` connections ``t0..`` between them, each with its own identities
+    and IPv6 selectors (2001:db8:I::/64 and 2001:db8:8000+I::/64); ``kw`` as for
+    ``connection`` on both sides; right names left's address as the peer (a known gateway,
+    not held to the per-source limits of a flood). ``distinct``: right accepts tunnel i only from
+    ``left_host(i)`` (IKEv1 Main Mode picks its PSK by address), selectors are IPv4 /32s.
+    For scale tests and benchmarks."""
+    left, right = [], []
+    for i in range(n):
+        here, there = f"2001:db8:{i:x}::/64", f"2001:db8:{0x8000 + i:x}::/64"
+        if distinct:  # IPv4 (an IKEv1 Quick Mode ID with an IPv6 subnet fails to parse)
+            here, there = f"203.0.113.{i + 1}/32", f"198.51.100.{i + 1}/32"
+        lc = connection(f"l{i}.example", f"r{i}.example", here, there, **kw)
+        extra = {"remote_addrs": (left_host(i) if distinct else LEFT[0],)}
+        rc = connection(f"r{i}.example", f"l{i}.example", there, here, **kw, **extra)
+        left.append(replace(lc, name=f"t{i}"))
+        right.append(replace(rc, name=f"t{i}"))
+    return (
+        Peer(SaManager(left, random.Random(seed)), LEFT),
+        Peer(SaManager(right, random.Random(seed + 1)), RIGHT),
     )

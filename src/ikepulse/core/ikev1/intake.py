@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ...wire.isakmp import IsakmpMessage, decode_isakmp
 from ...wire.isakmp_enums import ExchangeV1
-from ..connection import matching
 from ..errors import Dropped
 from ..events import Address
 from ..hosts import SaRegistry
@@ -29,6 +28,7 @@ class V1Intake:
             if msg.exchange not in PHASE1 or msg.message_id or any(msg.rcookie):
                 raise Dropped("unknown_spi", f"no ISAKMP SA with cookies {msg.icookie.hex()}")
             sa = self._responder(msg, src, dst, now)
+        self.manager.sas.touch(sa)
         sa.receive(data, msg, src, dst, now)
 
     def _find(self, msg: IsakmpMessage, src: Address) -> IsakmpSa | None:
@@ -46,9 +46,7 @@ class V1Intake:
         manager = self.manager
         if msg.is_encrypted or not msg.icookie or not any(msg.icookie):
             raise Dropped("malformed", "first phase 1 message encrypted or without a cookie")
-        candidates = tuple(
-            c for c in matching(manager.connections, src[0], dst[0]) if c.version in (0, 1)
-        )
+        candidates = manager.matching(src[0], dst[0], 1)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv1 connection accepts {src[0]}")
         if len(self._half_open) >= manager.half_open_limit:

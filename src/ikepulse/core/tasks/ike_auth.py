@@ -36,6 +36,7 @@ from ...wire.payloads import (
 )
 from .. import pubkey_auth
 from ..connection import AuthClass, ConnectionConfig, Identity, identity_match
+from ..connection_index import narrowed
 from ..eap import EapPeer, EapServer
 from ..errors import AuthenticationFailed, IkeError
 from ..qcd import qcd_token
@@ -65,7 +66,7 @@ def select_connection(
     eap = auth is None
     pubkey = auth is not None and auth.method != AuthMethod.SHARED_KEY_MIC
     best, best_key = None, None
-    for connection in candidates:
+    for connection in narrowed(candidates, peer):
         if me is not None and not identity_match(connection.local_id, me):
             continue
         if connection.remote_auth.eap != eap or connection.local_auth.eap:

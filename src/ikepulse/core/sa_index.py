@@ -1,0 +1,213 @@
+"""The SA manager's table of IKE SAs with the indexes a gateway with thousands of them needs:
+the next deadline (a heap), IKE SAs by connection name, CHILD SAs by inbound SPI.
+
+Nothing is recomputed for every SA per event. An SA is *touched* when something may have
+changed it (a datagram for it, its timer, a verb, ESP activity, its creation); ``refresh``
+files again only the touched SAs and the others of their connections (an IKE SA changes its
+siblings: unique = replace, reauthentication, IKE rekey, IKEv1 hand-over of IPsec SAs, §2.8,
+§2.18). Heap entries are invalidated lazily: one whose deadline is no longer the SA's filed
+deadline is skipped when it reaches the top.
+
+Cost per event: the touched SAs and their connections' other SAs (one or two for a
+site-to-site tunnel; every peer of a road-warrior connection shared by many).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import TYPE_CHECKING
+
+from .state import IkeState
+
+if TYPE_CHECKING:
+    from .hosts import TaskHost
+
+
+HALF_OPEN = (IkeState.CREATED, IkeState.CONNECTING)
+
+
+def _drop(groups: dict[str, dict[TaskHost, None]], name: str, sa: TaskHost) -> None:
+    group = groups.get(name)
+    if group is not None:
+        group.pop(sa, None)
+        if not group:
+            del groups[name]
+
+
+class SaTable(dict):
+    """IKE SAs by local SPI (a plain dict to read), indexed as they are touched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seq = itertools.count()
+        self._order: dict[TaskHost, int] = {}
+        self._key: dict[TaskHost, bytes] = {}
+        self._dirty: dict[TaskHost, None] = {}
+        self._deadline: dict[TaskHost, float] = {}
+        self._heap: list[tuple[float, int, TaskHost]] = []
+        self._name: dict[TaskHost, str] = {}
+        self._by_name: dict[str, dict[TaskHost, None]] = {}
+        self._up: dict[str, dict[TaskHost, None]] = {}
+        """Per connection, its SAs past IKE_SA_INIT and IKE_AUTH: those another SA's change
+        can affect (a half-open responder is filed under its first candidate meanwhile)."""
+        self._spis: dict[TaskHost, tuple[bytes, ...]] = {}
+        self._owner: dict[bytes, TaskHost] = {}
+        self._finished: dict[TaskHost, None] = {}
+        self._half: set[TaskHost] = set()
+        self._opened: dict[TaskHost, None] = {}
+        self.esp_seen: dict[bytes, tuple] = {}
+        """Per inbound SPI, the ESP activity last fed to liveness (unchanged is not news)."""
+        self.changed_names: set[str] = set()
+        """Connections refiled since the reconciler last asked (``take_changed``)."""
+
+    def __setitem__(self, spi: bytes, sa: TaskHost) -> None:
+        super().__setitem__(spi, sa)
+        self._order[sa] = next(self._seq)
+        self._key[sa] = spi
+        self._half.add(sa)  # every SA starts with IKE_SA_INIT (or as a rekey's successor)
+        self._dirty[sa] = None
+
+    def __delitem__(self, spi: bytes) -> None:
+        sa = self[spi]
+        super().__delitem__(spi)
+        self._dirty.pop(sa, None)
+        self._order.pop(sa, None)
+        self._key.pop(sa, None)
+        self._deadline.pop(sa, None)
+        self._finished.pop(sa, None)
+        self._half.discard(sa)
+        self._file_name(sa, None)
+        self._file_spis(sa, ())
+
+    # --- touching ----------------------------------------------------------------------------
+
+    def touch(self, sa: TaskHost | None) -> None:
+        """``sa`` may have changed: file it again at the next ``refresh``."""
+        if sa is not None:
+            self._dirty[sa] = None
+
+    def touch_all(self) -> None:
+        for sa in self.values():
+            self._dirty[sa] = None
+
+    def refresh(self) -> None:
+        """File the touched SAs, and the other SAs of their connections, again."""
+        if not self._dirty:
+            return
+        touched, self._dirty = list(self._dirty), {}
+        refile: dict[TaskHost, None] = {}
+        for sa in touched:
+            if sa.state not in HALF_OPEN or sa in self._up.get(self._name.get(sa, ""), ()):
+                for name in (self._name.get(sa), sa.name):
+                    refile.update(self._up.get(name, ()))
+            refile[sa] = None
+        for sa in refile:
+            if sa in self._order:  # still in the table
+                self._refile(sa)
+
+    def _refile(self, sa: TaskHost) -> None:
+        deadline = sa.get_timer()
+        if deadline != self._deadline.get(sa):
+            if deadline is None:
+                self._deadline.pop(sa, None)
+            else:
+                self._deadline[sa] = deadline
+                heapq.heappush(self._heap, (deadline, next(self._seq), sa))
+        if sa.finished:
+            self._finished[sa] = None
+        if sa.state in HALF_OPEN:
+            self._half.add(sa)
+        elif sa in self._half:
+            self._half.discard(sa)
+            self._opened[sa] = None
+        self._file_name(sa, sa.name)
+        self._file_spis(sa, tuple(e.spi_in for e in sa.children.entries()))
+
+    def _file_name(self, sa: TaskHost, name: str | None) -> None:
+        old = self._name.get(sa)
+        if old and sa in self._up.get(old, ()):
+            self.changed_names.add(old)
+            _drop(self._up, old, sa)
+        if name and sa.state not in HALF_OPEN:
+            self.changed_names.add(name)
+            self._up.setdefault(name, {})[sa] = None
+        if old == name:
+            return
+        if old is not None:
+            _drop(self._by_name, old, sa)
+            del self._name[sa]
+        if name is not None:
+            self._name[sa] = name
+            self._by_name.setdefault(name, {})[sa] = None
+
+    def _file_spis(self, sa: TaskHost, spis: tuple[bytes, ...]) -> None:
+        old = self._spis.get(sa, ())
+        if old == spis:
+            return
+        for spi in old:
+            if spi not in spis and self._owner.get(spi) is sa:
+                del self._owner[spi]
+                self.esp_seen.pop(spi, None)
+        for spi in spis:
+            self._owner[spi] = sa  # an IKEv1 hand-over or an IKE rekey moves it here
+        if spis:
+            self._spis[sa] = spis
+        else:
+            self._spis.pop(sa, None)
+
+    # --- questions ---------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        self.refresh()
+        heap = self._heap
+        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> list[TaskHost]:
+        """The SAs whose filed deadline has come, oldest SA first (as a scan of the table
+        would find them); they are filed again when touched."""
+        self.refresh()
+        heap, due = self._heap, []
+        while heap and heap[0][0] <= now:
+            deadline, _, sa = heapq.heappop(heap)
+            if self._deadline.get(sa) == deadline:
+                del self._deadline[sa]
+                due.append(sa)
+        return sorted(due, key=self._order.__getitem__)
+
+    def named(self, name: str) -> list[TaskHost]:
+        """The SAs filed under connection ``name``, oldest first."""
+        self.refresh()
+        group = self._by_name.get(name, ())
+        return sorted(group, key=self._order.__getitem__) if len(group) > 1 else list(group)
+
+    def up(self, name: str) -> list[TaskHost]:
+        """The SAs of connection ``name`` past IKE_AUTH (final ones too), oldest first."""
+        self.refresh()
+        group = self._up.get(name, ())
+        return sorted(group, key=self._order.__getitem__) if len(group) > 1 else list(group)
+
+    def owner_of(self, spi_in: bytes) -> TaskHost | None:
+        """The IKE SA holding the CHILD SA with inbound SPI ``spi_in``."""
+        self.refresh()
+        sa = self._owner.get(spi_in)
+        return sa if sa is not None and sa.children.by_spi_in(spi_in) else None
+
+    def take_opened(self) -> list[TaskHost]:
+        """The SAs that left IKE_SA_INIT/IKE_AUTH (up or gone) since the last call."""
+        self.refresh()
+        opened, self._opened = list(self._opened), {}
+        return opened
+
+    def finished(self) -> list[tuple[bytes, TaskHost]]:
+        """(key, SA) of the SAs in a final state (for the manager to forget)."""
+        self.refresh()
+        return [(self._key[sa], sa) for sa in self._finished]
+
+    def take_changed(self) -> set[str]:
+        """The connections whose SAs past IKE_AUTH changed since the last call."""
+        self.refresh()
+        changed, self.changed_names = self.changed_names, set()
+        return changed
