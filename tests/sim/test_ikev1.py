@@ -217,3 +217,20 @@ def test_an_unanswered_main_mode_1_costs_one_datagram_and_expires():
     assert not [sa for sa in b.manager.sas.values() if not sa.finished]
     (failed,) = b.of(IkeSaFailed)
     assert "30s" in failed.reason
+
+
+def test_quick_mode_ids_carry_ipv6_subnets_and_ranges():
+    from ikepulse.core.ikev1.quick_mode import id_of, ts_of
+    from ikepulse.wire.payloads import TrafficSelector
+
+    for cidr in ("2001:db8:1::/64", "203.0.113.0/26", "2001:db8::5/128"):
+        ts = TrafficSelector.from_network(cidr)
+        assert ts_of(id_of(ts)) == ts
+    from ikepulse.testing.loopback import many_tunnels
+
+    a, b = many_tunnels(2, **V1)  # IPv6 selectors 2001:db8:I::/64
+    clock = Clock()
+    for i in range(2):
+        a.manager.initiate(f"t{i}", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert len(a.of(ChildSaInstalled)) == len(b.of(ChildSaInstalled)) == 2

@@ -200,7 +200,7 @@ def many_tunnels(n: int, seed: int = 1, distinct: bool = False, **kw) -> tuple[P
     left, right = [], []
     for i in range(n):
         here, there = f"2001:db8:{i:x}::/64", f"2001:db8:{0x8000 + i:x}::/64"
-        if distinct:  # IPv4 (an IKEv1 Quick Mode ID with an IPv6 subnet fails to parse)
+        if distinct:
             here, there = f"203.0.113.{i + 1}/32", f"198.51.100.{i + 1}/32"
         lc = connection(f"l{i}.example", f"r{i}.example", here, there, **kw)
         extra = {"remote_addrs": (left_host(i) if distinct else LEFT[0],)}

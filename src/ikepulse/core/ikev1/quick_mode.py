@@ -70,10 +70,11 @@ def ts_of(payload: IdV1Payload) -> TrafficSelector:
         if kind in (IdV1.IPV4_ADDR, IdV1.IPV6_ADDR) and len(data) == size:
             start = end = ipaddress.ip_address(data)
         elif kind in (IdV1.IPV4_ADDR_SUBNET, IdV1.IPV6_ADDR_SUBNET) and len(data) == 2 * size:
-            net = ipaddress.ip_network(
-                (ipaddress.ip_address(data[:size]), str(ipaddress.ip_address(data[size:]))),
-                strict=False,
-            )
+            mask = int.from_bytes(data[size:], "big")
+            prefix = bin(mask).count("1")
+            if mask != ((1 << 8 * size) - 1) ^ ((1 << 8 * size - prefix) - 1):
+                raise ValueError("netmask with holes")
+            net = ipaddress.ip_network((ipaddress.ip_address(data[:size]), prefix), strict=False)
             start, end = net.network_address, net.broadcast_address
         elif kind in (IdV1.IPV4_ADDR_RANGE, IdV1.IPV6_ADDR_RANGE) and len(data) == 2 * size:
             start, end = ipaddress.ip_address(data[:size]), ipaddress.ip_address(data[size:])
