@@ -276,3 +276,23 @@ def test_invalid_spi_report_makes_the_peer_recover_at_once():
     assert len(a.of(TunnelRestored)) == 1
     live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
     assert len(live) == 1 and len(live[0].children) == 1
+
+
+def test_a_restart_behind_a_nat_starts_over_on_the_ike_port():
+    """Behind a NAT the IKE SA floated to port 4500 (RFC 7296 §2.23); its restart begins
+    a new IKE_SA_INIT from and to port 500 (no non-ESP marker there), not from 500 to 4500,
+    where the peer would read the message as ESP."""
+    policy = liveness_policy(dpd_delay=2, dpd_timeout=3, dpd_action=DpdAction.RESTART)
+    quick = retransmit_policy(timeout=1.0, base=1.0, tries=0)
+    a, b, sa, clock = established(policy, retransmit=quick, left_public="192.0.2.99")
+    assert sa.local[1] == sa.remote[1] == 4500
+    outage_end = clock.now + 10
+    run_until_idle(a, b, clock, drop=lambda d: clock.now < outage_end, until=outage_end + 60)
+    restart_inits = [
+        d for d in a.sent if not d.keepalive and decode_message(d.data).exchange
+        == ExchangeType.IKE_SA_INIT
+    ][1:]  # fmt: skip
+    assert restart_inits and all(d.src[1] == d.dst[1] == 500 for d in restart_inits)
+    (restored,) = a.of(TunnelRestored)
+    live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
+    assert len(live) == 1 and live[0].nat_local and live[0].udp_encap

@@ -61,7 +61,9 @@ class Restarts:
         connection = sa.connection
         if connection is None or not (sa.initiator or connection.remote_addrs):
             return False
-        remote = sa.remote if sa.initiator else (sa.remote[0], connection.remote_port)
+        # Both ports start over (RFC 7296 §2.23): an initiator's SA may have floated to
+        # 4500, where an IKE_SA_INIT from port 500 without the non-ESP marker reads as ESP.
+        remote = (sa.remote[0], connection.remote_port)
         local = (sa.local[0], connection.local_port)
         self.begin(sa.name, local, remote, now, children)
         return True

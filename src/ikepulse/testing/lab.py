@@ -262,7 +262,7 @@ class Ikepulse:
     def config(self) -> Path:
         return self.workdir / "ikepulse.toml"
 
-    def start(self, config: str) -> None:
+    def start(self, config: str, log_level: str = "debug", wait: float = 15) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
             f'[daemon]\ncontrol_socket = "{self.socket}"\nstate_dir = "{self.workdir}"\n'
@@ -271,13 +271,13 @@ class Ikepulse:
         Path(self.socket).unlink(missing_ok=True)
         env = dict(os.environ, PYTHONPATH=str(SRC))
         self.proc = self.ns.popen(
-            [*IKEPULSE, "daemon", "--config", str(self.config), "--log-level", "debug"],
+            [*IKEPULSE, "daemon", "--config", str(self.config), "--log-level", log_level],
             self.log,
             env=env,
         )
         wait_for(
             lambda: Path(self.socket).exists() or self.proc.poll() is not None,
-            15,
+            wait,
             "ikepulse's control socket",
         )
         if self.proc.poll() is not None:

@@ -12,6 +12,9 @@ from ..task import Inbound, Status, Task
 if TYPE_CHECKING:
     from ..hosts import TaskHost
 
+_RETRY = (NotifyType.COOKIE, NotifyType.INVALID_KE_PAYLOAD)
+"""Answers to IKE_SA_INIT that carry no NAT-D because the request must be sent again."""
+
 
 class NatDetection(Task):
     def __init__(self, sa: TaskHost, initiator: bool) -> None:
@@ -35,6 +38,8 @@ class NatDetection(Task):
         )
 
     def process(self, msg: Inbound) -> Status:
+        if self.initiator and any(msg.notify(kind) is not None for kind in _RETRY):
+            return Status.NEED_MORE  # §2.6/§1.3: IKE_SA_INIT goes again, with NAT-D again
         sources = [
             n.data for n in msg.all(NotifyPayload) if n.type == NotifyType.NAT_DETECTION_SOURCE_IP
         ]

@@ -1,0 +1,385 @@
+"""N tunnels between two gateways in the lab: ikepulse <-> ikepulse, and as the anchor
+strongSwan <-> strongSwan (charon with kernel-libipsec) in the same run.
+
+    sudo .venv/bin/python bench/scale.py [--tunnels 1000] [--window 32] [--initiation up]
+                                         [--seconds 60] [--with-strongswan]
+                                         [--strongswan-tunnels 1000] [--limit 600]
+
+Tunnel i is its own connection t{i} (identities t{i}.left / t{i}.right, one CHILD SA
+between 2001:db8:10::{i+1:x} and 2001:db8:20::{i+1:x}; ikepulse/testing/scale_lab.py). The left
+gateway sits behind a NAT (so NAT-T keepalives run), dpd_delay 30s and dpd_timeout 15s on
+both sides, dpd_action restart on the left, clear on the right.
+
+setups:     IKE_SA + CHILD_SA setups per second, from the first initiation (start-up
+            excluded) and from launching the left daemon (start-up included). ``up``
+            initiation fires ``up`` requests on the control socket, --window in flight;
+            ``start`` puts start_action = "start" on every connection.
+memory:     RSS of each daemon after start-up and with N tunnels up: kB per tunnel.
+status:     ``ikepulse status`` and ``status --json`` at N tunnels (the command, wall
+            clock, interpreter start included) and the bare control request.
+idle:       each daemon's CPU over --seconds with every tunnel idle (checks, keepalives).
+detection:  10 % of the tunnels blackholed at once on the right (their IKE and ESP SPIs
+            dropped by nftables): verdicts on the left within dpd_delay + dpd_timeout,
+            verdicts on live tunnels (must be 0), and how restarts spread out.
+
+Every phase is bounded (--limit seconds to come up; the detection budget + 20 s) and the
+namespaces are removed. Writes bench/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import vici
+
+from ikepulse.testing.lab import IKEPULSE, SRC, Lab, lab_unavailable, wait_for
+from ikepulse.testing.scale_lab import (
+    ProcStat,
+    add_hosts,
+    blackhole_tunnels,
+    control,
+    ikepulse_tunnels,
+    name,
+    ping_tunnel,
+    swanctl_tunnels,
+    up_all,
+)
+from results_file import write_results
+
+DPD_DELAY, DPD_TIMEOUT = 30.0, 15.0
+BUDGET = DPD_DELAY + DPD_TIMEOUT
+NAT_PUBLIC = "198.51.100.1"
+"""The left gateway's address as the right sees it (the NAT's outside address)."""
+INSTALLED = re.compile(r"CHILD SA \S+ installed, SPIs")
+STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+DEAD = re.compile(STAMP + r".*peer of (t\d+)\[[0-9a-f]+\] is dead .*detected ([\d.]+)s", re.M)
+RESTORED = re.compile(STAMP + r".*tunnel (t\d+) restored after ([\d.]+)s \((\d+) attempt", re.M)
+KEEP: str | None = None
+"""A directory to keep the lab's files in (logs), for debugging (--keep)."""
+CHARON_OPTIONS = "install_routes = no"
+"""No routes for the IPv6 selectors (no address of theirs here; setups are measured, not
+traffic)."""
+RESPONDER_OPTIONS = (
+    CHARON_OPTIONS
+    + "\n  cookie_threshold = 100000\n  cookie_threshold_ip = 100000\n  block_threshold = 100000"
+)
+
+
+def _count(log: Path, pattern: re.Pattern) -> int:
+    try:
+        return len(pattern.findall(log.read_text(errors="replace")))
+    except FileNotFoundError:
+        return 0
+
+
+def _log_time(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def _wait_count(log: Path, pattern: re.Pattern, count: int, limit: float) -> tuple[float, int]:
+    """When ``count`` matches were in ``log`` (monotonic), or the deadline; and how many."""
+    deadline = time.monotonic() + limit
+    while True:
+        seen = _count(log, pattern)
+        if seen >= count or time.monotonic() > deadline:
+            return time.monotonic(), seen
+        time.sleep(0.1)
+
+
+def _rate(n: int, seconds: float) -> float:
+    return round(n / seconds, 1) if seconds > 0 else 0.0
+
+
+def _timed(*cmd: str) -> float:
+    start = time.monotonic()
+    subprocess.run(cmd, capture_output=True, check=True, timeout=120,
+                   env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    return round(time.monotonic() - start, 3)
+
+
+def _spread(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    values = sorted(values)
+    return {
+        "count": len(values),
+        "min": round(values[0], 2),
+        "median": round(statistics.median(values), 2),
+        "p90": round(values[int(0.9 * (len(values) - 1))], 2),
+        "max": round(values[-1], 2),
+    }
+
+
+def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: float) -> dict:
+    out: dict = {"tunnels": n, "initiation": initiation, "window": window}
+    with tempfile.TemporaryDirectory(prefix="ikepulse-scale-") as tmp:
+        lab = Lab(Path(KEEP or tmp), nat=True).up()
+        try:
+            left_liveness = (
+                f'dpd_delay = "{DPD_DELAY:g}s"\ndpd_timeout = "{DPD_TIMEOUT:g}s"\n'
+                'dpd_action = "restart"\n'
+            )
+            right = lab.ikepulse(lab.right)
+            right.start(
+                ikepulse_tunnels(n, side="right", local_addr=lab.right_addr,
+                                 remote_addr=NAT_PUBLIC,
+                                 liveness=left_liveness.replace("restart", "clear")),
+                log_level="info", wait=limit,
+            )  # fmt: skip
+            left = lab.ikepulse(lab.left)
+            start_action = "start" if initiation == "start" else "none"
+            launched = time.monotonic()
+            left.start(
+                ikepulse_tunnels(n, side="left", local_addr=lab.left_addr,
+                                 remote_addr=lab.right_addr, liveness=left_liveness,
+                                 start_action=start_action),
+                log_level="info", wait=limit,
+            )  # fmt: skip
+            ready = time.monotonic()
+            out["startup_s"] = round(ready - launched, 2)
+            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            fired = ready
+            if initiation == "up":
+                names = [name(i) for i in range(n)]
+                answers = up_all(left.socket, names, window, timeout=limit)
+                out["up_failures"] = sum(1 for a in answers if not a.get("ok"))
+            done, installed = _wait_count(left.log, INSTALLED, n, limit)
+            out["installed"] = installed
+            out["setup_s"] = round(done - fired, 2)
+            out["setups_per_s_excluding_startup"] = _rate(installed, done - fired)
+            out["setups_per_s_including_startup"] = _rate(installed, done - launched)
+            print(f"ikepulse: {installed}/{n} tunnels in {done - fired:.1f} s "
+                  f"({out['setups_per_s_excluding_startup']}/s; "
+                  f"{out['setups_per_s_including_startup']}/s with {out['startup_s']} s "
+                  "start-up)", flush=True)  # fmt: skip
+            if installed < n:
+                out["gave_up"] = f"only {installed} of {n} tunnels within {limit:.0f} s"
+                return out
+            sample = random.Random(16).sample(range(n), min(10, n))
+            add_hosts(lab, sample)
+            out["pings_ok"] = f"{sum(ping_tunnel(lab, i) for i in sample)}/{len(sample)}"
+            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            out["memory"] = {
+                side: {
+                    "rss_start_kib": before[side].rss_kib,
+                    "rss_tunnels_kib": after[side].rss_kib,
+                    "kib_per_tunnel": round((after[side].rss_kib - before[side].rss_kib) / n, 1),
+                }
+                for side in before
+            }
+            cli = (*IKEPULSE, "--socket", left.socket, "status")
+            out["status_s"] = {
+                "status": _timed("ip", "netns", "exec", lab.left.name, *cli),
+                "status_json": _timed("ip", "netns", "exec", lab.left.name, *cli, "--json"),
+                "control_request": _request_time(left.socket),
+            }
+            print(f"ikepulse: memory {out['memory']}; status {out['status_s']}", flush=True)
+            idle0 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            time.sleep(seconds)
+            idle1 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            out["idle_cpu_percent"] = {
+                side: round(100 * idle1[side].cpu_share_since(idle0[side]), 2) for side in idle0
+            }
+            out["idle_seconds"] = seconds
+            print(f"ikepulse: idle CPU over {seconds:.0f} s {out['idle_cpu_percent']} %",
+                  flush=True)  # fmt: skip
+            out["detection"] = detection(lab, left, n)
+            print(f"ikepulse: detection {out['detection']}", flush=True)
+            return out
+        finally:
+            lab.down()
+
+
+def _request_time(path: str) -> float:
+    start = time.monotonic()
+    control(path, {"command": "status"})
+    return round(time.monotonic() - start, 3)
+
+
+def detection(lab: Lab, left, n: int) -> dict:
+    """Blackhole 10 % of the tunnels at once; verdicts, wrong verdicts and restarts."""
+    sas = left.status()
+    dead = set(random.Random(61).sample(sorted(sa["connection"] for sa in sas), max(1, n // 10)))
+    blackholed = time.time()
+    blackhole_tunnels(lab, lab.right, [sa for sa in sas if sa["connection"] in dead])
+    deaths: dict[str, tuple[float, float]] = {}
+
+    def verdicts() -> bool:
+        for match in DEAD.finditer(left.log.read_text(errors="replace")):
+            at = _log_time(match[1])
+            if at >= blackholed and match[2] not in deaths:
+                deaths[match[2]] = (at, float(match[3]))
+        return len(dead & set(deaths)) == len(dead)
+
+    try:
+        wait_for(verdicts, BUDGET + 10, "the verdicts", interval=0.5)
+    except TimeoutError:
+        pass
+    time.sleep(10)  # restarts, and any wrong verdict, show up here
+    verdicts()
+    restores = {}
+    for match in RESTORED.finditer(left.log.read_text(errors="replace")):
+        if _log_time(match[1]) >= blackholed:
+            restores[match[2]] = (_log_time(match[1]), float(match[3]), int(match[4]))
+    found = [deaths[c][0] - blackholed for c in dead if c in deaths]
+    return {
+        "blackholed": len(dead),
+        "budget_s": BUDGET,
+        "detected": len(found),
+        "within_budget": sum(1 for t in found if t <= BUDGET + 1.0),
+        "wrong_verdicts": len(set(deaths) - dead),
+        "seconds_after_blackhole": _spread(found),
+        "detected_after_s": _spread([deaths[c][1] for c in dead if c in deaths]),
+        "restored": len(set(restores) & dead),
+        "restored_at_s": _spread([restores[c][0] - blackholed for c in dead if c in restores]),
+        "restore_attempts": _spread([restores[c][2] for c in dead if c in restores]),
+    }
+
+
+def _vici(uri: str) -> tuple[socket.socket, vici.Session]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(uri[7:])
+    return sock, vici.Session(sock)
+
+
+def _established(uri: str) -> int:
+    sock, session = _vici(uri)
+    try:
+        return sum(
+            1
+            for entry in session.list_sas()
+            for sa in entry.values()
+            if sa["state"] == b"ESTABLISHED"
+            and any(c["state"] == b"INSTALLED" for c in sa.get("child-sas", {}).values())
+        )
+    finally:
+        sock.close()
+
+
+def _wait_established(uri: str, count: int, limit: float) -> tuple[float, int]:
+    """When charon had ``count`` IKE SAs up with their CHILD SA (monotonic), or the
+    deadline; and how many."""
+    deadline = time.monotonic() + limit
+    while True:
+        seen = _established(uri)
+        if seen >= count or time.monotonic() > deadline:
+            return time.monotonic(), seen
+        time.sleep(0.25)
+
+
+def strongswan_run(n: int, seconds: float, limit: float) -> dict:
+    out: dict = {"tunnels": n}
+    dpd = f"dpd_delay = {DPD_DELAY:g}s"
+    with tempfile.TemporaryDirectory(prefix="ikepulse-scale-ss-") as tmp:
+        lab = Lab(Path(KEEP or tmp), nat=True).up()
+        try:
+            right = lab.charon(lab.right)
+            conf = swanctl_tunnels(
+                n, side="right", local_addr=lab.right_addr, remote_addr="%any", extra=dpd
+            )
+            right.start(conf, RESPONDER_OPTIONS)
+            left = lab.charon(lab.left, "charon-left")
+            launched = time.monotonic()
+            left.start(swanctl_tunnels(n, side="left", local_addr=lab.left_addr,
+                                       remote_addr=lab.right_addr, extra=dpd),
+                       CHARON_OPTIONS)  # fmt: skip
+            ready = time.monotonic()
+            out["startup_s"] = round(ready - launched, 2)
+            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            sock, session = _vici(left.uri)
+            try:
+                for i in range(n):
+                    for _log in session.initiate({"ike": name(i), "child": "net", "timeout": -1}):
+                        pass
+            finally:
+                sock.close()
+            done, installed = _wait_established(left.uri, n, limit)
+            out["installed"] = installed
+            out["setup_s"] = round(done - ready, 2)
+            out["setups_per_s_excluding_startup"] = _rate(installed, done - ready)
+            out["setups_per_s_including_startup"] = _rate(installed, done - launched)
+            print(f"strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
+                  f"({out['setups_per_s_excluding_startup']}/s)", flush=True)  # fmt: skip
+            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            out["memory"] = {
+                side: {
+                    "rss_start_kib": before[side].rss_kib,
+                    "rss_tunnels_kib": after[side].rss_kib,
+                    "kib_per_tunnel": round((after[side].rss_kib - before[side].rss_kib) / n, 1),
+                }
+                for side in before
+            }
+            start = time.monotonic()
+            left.swanctl("--list-sas", timeout=120)
+            out["status_s"] = {"list_sas": round(time.monotonic() - start, 3)}
+            idle0 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            time.sleep(seconds)
+            idle1 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            out["idle_cpu_percent"] = {
+                side: round(100 * idle1[side].cpu_share_since(idle0[side]), 2) for side in idle0
+            }
+            print(f"strongSwan: memory {out['memory']}; list-sas {out['status_s']}; idle CPU "
+                  f"{out['idle_cpu_percent']} %", flush=True)  # fmt: skip
+            return out
+        finally:
+            lab.down()
+
+
+def _ratio(ours, theirs) -> float | None:
+    return round(ours / theirs, 2) if ours and theirs else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tunnels", type=int, default=1000)
+    parser.add_argument("--window", type=int, default=32, help="up requests in flight")
+    parser.add_argument("--initiation", choices=("up", "start"), default="up")
+    parser.add_argument("--seconds", type=float, default=60.0, help="idle CPU window")
+    parser.add_argument("--limit", type=float, default=600.0, help="seconds to come up")
+    parser.add_argument("--with-strongswan", action="store_true")
+    parser.add_argument("--strongswan-tunnels", type=int, default=None)
+    parser.add_argument("--output", default="scale", help="bench/results/NAME.json")
+    parser.add_argument("--keep", help="keep the lab's files (logs) in this directory")
+    args = parser.parse_args()
+    global KEEP
+    KEEP = args.keep
+    if reason := lab_unavailable():
+        raise SystemExit(f"cannot run: {reason}")
+    results = {
+        "ikepulse": ikepulse_run(args.tunnels, args.window, args.initiation, args.seconds,
+                                 args.limit),
+    }  # fmt: skip
+    ratios = {}
+    if args.with_strongswan:
+        count = args.strongswan_tunnels or args.tunnels
+        results["strongswan"] = theirs = strongswan_run(count, args.seconds, args.limit)
+        ours = results["ikepulse"]
+        ratios = {
+            "setups_per_s": _ratio(ours.get("setups_per_s_excluding_startup"),
+                                   theirs.get("setups_per_s_excluding_startup")),
+            "idle_cpu_left": _ratio(ours.get("idle_cpu_percent", {}).get("left"),
+                                    theirs.get("idle_cpu_percent", {}).get("left")),
+            "kib_per_tunnel_right": _ratio(
+                ours.get("memory", {}).get("right", {}).get("kib_per_tunnel"),
+                theirs.get("memory", {}).get("right", {}).get("kib_per_tunnel")),
+        }  # fmt: skip
+        print(f"ikepulse / strongSwan: {ratios}")
+    meta = {"tunnels": args.tunnels, "window": args.window, "initiation": args.initiation,
+            "seconds": args.seconds, "dpd_delay": DPD_DELAY, "dpd_timeout": DPD_TIMEOUT,
+            "nat": True}  # fmt: skip
+    write_results(args.output, meta, results=results, ratios=ratios)
+
+
+if __name__ == "__main__":
+    main()
