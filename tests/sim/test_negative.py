@@ -358,7 +358,8 @@ def test_an_ike_sa_the_peer_deletes_while_our_request_is_in_flight_is_forgotten(
 
 def test_nat_is_still_detected_after_a_cookie_challenge():
     """The COOKIE answer carries no NAT-D (RFC 7296 §2.6): detection happens on the retry."""
-    a, b, sa, clock = start(cookie_threshold=0)
+    a, b, sa, clock = start()
+    b.manager.admission.policy = replace(b.manager.admission.policy, cookie_threshold=0)
     a.public = "192.0.2.99"
     run_until_idle(a, b, clock)
     assert b.manager.counters["cookies_sent"] == 1
