@@ -379,6 +379,10 @@ class IkeSa:
         waits = self.liveness.probe_started(budget, cause, now, self.policy)
         self.start(Purpose.LIVENESS_CHECK, now, waits=waits)
 
+    def probe(self, due: Probe, now: float) -> None:
+        """A liveness check is due (``PeerLiveness.due``)."""
+        self.check_liveness(now, due.budget, due.cause)
+
     def report_invalid_spi(self, spi: bytes, now: float) -> None:
         """§2.21.4: ESP arrived for an SPI we do not know; ask the peer to fix it."""
         self.start(Purpose.INVALID_SPI_REPORT, now, spi)
@@ -439,13 +443,17 @@ class IkeSa:
             self.deleted(by_peer=False, now=now)
             return
         self.tasks.on_timer(now)
+        self.established_due(now)
+
+    def established_due(self, now: float) -> None:
+        """What liveness, the CHILD SAs' limits and the IKE SA's lifetimes ask for now."""
         while self.state is IkeState.ESTABLISHED and (
             due := self.liveness.due(now, self.policy, self.nat_local)
         ):
             if isinstance(due, Dead):
                 self.peer_dead(due.reason, now)
             elif isinstance(due, Probe):
-                self.check_liveness(now, due.budget, due.cause)
+                self.probe(due, now)
             elif isinstance(due, Keepalive):
                 self.manager.queue_keepalive(self)
                 self.liveness.keepalive_sent(now)

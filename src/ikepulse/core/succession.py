@@ -23,7 +23,7 @@ def renew(sa: TaskHost, due: Due, now: float) -> None:
     if due is Due.EXPIRE:
         sa.delete(now)
     elif due is Due.REAUTHENTICATE:
-        reauthenticate(sa, now)
+        sa.reauthenticate(now)
     else:
         sa.rekey(now)
 

@@ -30,8 +30,7 @@ from ..connection import ChildConfig, CloseAction, ConnectionConfig, Identity
 from ..errors import AuthenticationFailed
 from ..events import IkeSaReauthenticated
 from ..ike_sa import IkeSa
-from ..peer_liveness import Cause, Dead, Keepalive, Probe
-from ..renewal import Due
+from ..peer_liveness import Cause, Probe
 from ..state import IkeState
 from ..task import Purpose
 from . import inbound
@@ -256,6 +255,15 @@ class IsakmpSa(IkeSa):
         sequence = self.dpd.start(waits, now)
         self.send_informational([dpd_notify(self, NotifyV1.R_U_THERE, sequence)], now)
 
+    def probe(self, due: Probe, now: float) -> None:
+        """R-U-THERE, or, to a peer that did not announce DPD, nothing to send: the check
+        is over as it starts (it cannot be asked)."""
+        if self.phase1.peer.dpd:
+            self.check_liveness(now, due.budget, due.cause)
+            return
+        self.liveness.probe_started(due.budget, due.cause, now, self.policy)
+        self.liveness.proven(now, now, check_answered=True)
+
     def dpd_acknowledged(self, sequence: int, now: float) -> None:
         if not self.dpd.acknowledged(sequence):
             self.count("dpd_acks_unexpected")
@@ -307,28 +315,7 @@ class IsakmpSa(IkeSa):
                 return
             self.count("retransmits_sent")
             self.send_informational([dpd_notify(self, NotifyV1.R_U_THERE, sequence)], now)
-        while self.state is IkeState.ESTABLISHED and (
-            due := self.liveness.due(now, self.policy, self.nat_local)
-        ):
-            if isinstance(due, Dead):
-                self.peer_dead(due.reason, now)
-            elif isinstance(due, Probe):
-                if not self.phase1.peer.dpd:
-                    self.liveness.probe_started(due.budget, due.cause, now, self.policy)
-                    self.liveness.proven(now, now, check_answered=True)  # cannot ask
-                else:
-                    self.check_liveness(now, due.budget, due.cause)
-            elif isinstance(due, Keepalive):
-                self.manager.queue_keepalive(self)
-                self.liveness.keepalive_sent(now)
-        if self.state is IkeState.ESTABLISHED:
-            for due in self.children.due(now):
-                self.children.act(due, now)
-        if self.state is IkeState.ESTABLISHED and (due := self.renewal.due(now)):
-            if due is Due.EXPIRE:
-                self.delete(now)
-            else:
-                self.reauthenticate(now)
+        self.established_due(now)
 
     def _flights_due(self, now: float) -> None:
         resend, exhausted = self.flights.due(now)
