@@ -24,6 +24,12 @@ class ChildSa:
     keys: ChildKeys
     installed_at: float
 
+    @property
+    def carries(self) -> tuple:
+        """What it carries: the child and its selectors. Two with the same duplicate each
+        other (a rekey, a reauthentication, a collision)."""
+        return self.name, self.local_ts, self.remote_ts
+
 
 @dataclass(slots=True)
 class ChildLimits:

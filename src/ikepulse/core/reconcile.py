@@ -123,8 +123,7 @@ def plan(
             continue
         by_child: dict[tuple, list[ChildEntry]] = defaultdict(list)
         for entry in sa.children.entries():
-            child = entry.child
-            by_child[(child.name, child.local_ts, child.remote_ts)].append(entry)
+            by_child[entry.child.carries].append(entry)
         for entries in by_child.values():
             if len(entries) > 1 and all(e.phase is ChildPhase.INSTALLED for e in entries):
                 at = max(e.child.installed_at for e in entries) + GRACE

@@ -59,9 +59,8 @@ class SaRelations:
     def reauthenticated_copy(self, sa: TaskHost, child: ChildSa) -> ChildSa | None:
         """The CHILD SA of another IKE SA to the same peer that ``child`` duplicates: the
         peer reauthenticates make-before-break and deletes the old IKE SA next."""
-        same = (child.name, child.local_ts, child.remote_ts)
         for other in self.siblings(sa):
             for old in other.children:
-                if (old.name, old.local_ts, old.remote_ts) == same:
+                if old.carries == child.carries:
                     return old
         return None

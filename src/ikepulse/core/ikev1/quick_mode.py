@@ -321,12 +321,7 @@ class QuickMode:
         """A Quick Mode for a child and selectors we already carry rekeys it (IKEv1 has no
         REKEY_SA: the peer deletes the old pair later, or it expires)."""
         for entry in self.sa.children.entries():
-            child = entry.child
-            if entry.phase in LIVE and (child.name, child.local_ts, child.remote_ts) == (
-                self.child.name,
-                self.child.local_ts,
-                self.child.remote_ts,
-            ):
+            if entry.phase in LIVE and entry.child.carries == self.child.carries:
                 return entry
         return None
 
