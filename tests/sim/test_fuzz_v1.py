@@ -109,17 +109,28 @@ def test_forged_quick_modes_with_new_message_ids_leave_no_state():
 
 
 def test_a_flood_of_main_mode_1_is_bounded_and_forgotten():
-    """Spoofed MM1s with cookies of their own: half-open SAs up to the limit, the rest
-    dropped and counted; once their retransmissions end none is left."""
+    """Spoofed MM1s with cookies of their own from 600 addresses: half-open SAs up to the
+    overall limit, the oldest evicted for new ones (counted); one address alone gets its
+    per-source share and is then dropped over its cap and its rate (counted); once their
+    time is up none is left, and the honest peer is still served."""
     fuzzer = V1Fuzzer(SEED, established=False)
     arena, manager = fuzzer.arena, fuzzer.arena.target.manager
     main1 = v1_samples()["main1"]
     limit = manager.half_open_limit
+    sources = [
+        f"{net}.{n}" for net in ("192.0.2", "198.51.100", "203.0.113") for n in range(50, 250)
+    ]
     for n in range(limit + 200):
         data = (n + 1).to_bytes(8, "big") + main1[8:]
-        manager.receive_datagram(data, ("192.0.2.66", 500), arena.target.address, 1000.0)
+        manager.receive_datagram(data, (sources[n % 600], 500), arena.target.address, 1000.0)
     assert len(manager.sas) == limit
-    assert manager.counters["dropped_half_open_limit"] == 200
+    assert manager.counters["half_open_evicted"] == 200
+    for n in range(100):
+        data = (limit + 300 + n).to_bytes(8, "big") + main1[8:]
+        manager.receive_datagram(data, ("192.0.2.30", 500), arena.target.address, 1000.0)
+    assert manager.counters["half_open_evicted"] == 205
+    rated = manager.counters["dropped_init_rate_limited"]
+    assert manager.counters["dropped_half_open_per_source"] + rated == 95 and rated == 80
     for _ in range(10):
         arena.clock.now += 60.0
         manager.handle_timer(arena.clock.now)

@@ -127,15 +127,19 @@ class Admission:
         counters: Counter[str],
         now=0.0,
         known: Callable[[str], bool] = lambda source: False,
+        rates: SourceBuckets | None = None,
+        cookies: bool = True,
     ):
         """``known(source)``: a configured peer's address, exempt from the per-source rate
         and half-open caps (a gateway setting up thousands of tunnels with us is not a
-        flood; cookies and the overall cap still apply)."""
+        flood; cookies and the overall cap still apply). ``rates``: token buckets shared
+        with another ``Admission``; ``cookies`` False: never ``screen`` (IKEv1)."""
         self.policy = policy
         self.known = known
         self.counters = counters
-        self.cookies = Cookies(rng, policy.cookie_lifetime, policy.cookie_grace, now)
-        self.rates = SourceBuckets(policy.init_rate, policy.init_burst)
+        if cookies:
+            self.cookies = Cookies(rng, policy.cookie_lifetime, policy.cookie_grace, now)
+        self.rates = rates or SourceBuckets(policy.init_rate, policy.init_burst)
         self._open: OrderedDict[bytes, _Entry] = OrderedDict()
         self._per_source: Counter[str] = Counter()
 
@@ -151,8 +155,7 @@ class Admission:
         """Before an IKE_SA_INIT request for a new SA is decoded: raises ``Dropped`` over
         the source's rate; the COOKIE answer to send if one is needed and the request has
         no valid one (§2.6: checked cheaply, without state); None to go on."""
-        if not self.known(src[0]) and not self.rates.take(src[0], now):
-            raise Dropped("init_rate_limited", f"IKE_SA_INIT from {src[0]} over its rate")
+        self.rate(src, "IKE_SA_INIT", now)
         if len(self._open) < self.policy.cookie_threshold:
             return None
         peeked = peek(data)
@@ -164,6 +167,11 @@ class Admission:
             return None
         self.counters["cookies_sent"] += 1
         return self.cookies.answer(nonce, spi_i, src, now)
+
+    def rate(self, src: Address, what: str, now: float) -> None:
+        """Raises ``Dropped`` if a request for a new SA from ``src`` is over its rate."""
+        if not self.known(src[0]) and not self.rates.take(src[0], now):
+            raise Dropped("init_rate_limited", f"{what} from {src[0]} over its rate")
 
     def admit(self, src: Address) -> None:
         """Raises ``Dropped`` if ``src`` has as many half-open SAs as it may."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .connection import ChildConfig, ConnectionConfig, Identity, RetransmitPolicy
     from .events import Address, Event
     from .fragments import Fragments, Opened
+    from .gate import Gate
     from .ikev1.flights import Flights
     from .ikev1.keying import V1Keying
     from .ikev1.phase1 import Phase1
@@ -45,6 +46,7 @@ class SaRegistry(Protocol):
     sas: SaTable
     connections: tuple[ConnectionConfig, ...]
     half_open_limit: int
+    gate: Gate
     rng: Rng
     natt_port: int
     qcd_secret: bytes

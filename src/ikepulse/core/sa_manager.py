@@ -1,4 +1,4 @@
-"""The sans-IO entry point: SPI demultiplexing, responder SA creation, cookies, outputs.
+"""The sans-IO entry point: SPI demultiplexing, responder SAs (admitted by ``core.gate``), outputs.
 
 The runtime feeds datagrams in with ``receive_datagram(data, src, dst, now)``, pulls
 ``datagrams_to_send()``, arms one timer at ``get_timer()`` and calls ``handle_timer(now)``,
@@ -24,6 +24,7 @@ from .connection_index import Connections
 from .datagram import Datagram, EspActivity
 from .errors import Dropped
 from .events import Address, Event
+from .gate import HALF_OPEN_V1, Gate
 from .ike_sa import IkeSa
 from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
@@ -38,8 +39,6 @@ from .state import IkeState
 from .status import ike_sa_status
 
 NATT_PORT = 4500
-HALF_OPEN_V1 = 1000
-"""IKEv1 SAs being set up at once, at most (IKEv1 has no cookie challenge)."""
 CLOSED_ANSWERS_KEPT = 30.0
 """Seconds a deleted IKE SA still answers retransmitted requests from its cache."""
 
@@ -69,18 +68,16 @@ class SaManager(SaRelations):
         self.natt_port = natt_port
         self.counters: Counter[str] = Counter()
         self.sas: SaTable = SaTable()
-        self._half_open: dict[tuple[bytes, Address], IkeSa] = {}
-        self._half_open_keys: dict[IkeSa, tuple[bytes, Address]] = {}
         self._closed: dict[bytes, tuple[IkeSa, float]] = {}
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
         self.restarts = Restarts()
         self.reconciler = reconcile.Reconciler()
         self._events: deque[Event] = deque()
-        self.admission = Admission(
-            admission or DEFAULT_POLICY, rng, self.counters, known=self._configured_peer
+        self.gate = Gate(
+            self, admission or DEFAULT_POLICY, rng, self.counters, known=self._configured_peer
         )
-        """Cookies, rates and caps for half-open responder SAs (RFC 7296 §2.6)."""
+        """Who gets a responder SA, and the half-open ones (RFC 7296 §2.6, RFC 8019)."""
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._reports = ReportLimits()
         self.half_open_limit = HALF_OPEN_V1
@@ -88,6 +85,11 @@ class SaManager(SaRelations):
         self.local_addresses: tuple[str, ...] = ()
         """The host's usable addresses, as the runtime last reported them (MOBIKE lists
         them to peers and moves to one of them, RFC 4555)."""
+
+    @property
+    def admission(self) -> Admission:
+        """The IKEv2 admission policy and state (cookies, rates, caps)."""
+        return self.gate.v2
 
     @property
     def connections(self) -> tuple[ConnectionConfig, ...]:
@@ -141,7 +143,7 @@ class SaManager(SaRelations):
             self.sas.next_deadline(),
             self.restarts.deadline(),
             self.reconciler.deadline(),
-            self.admission.deadline(),
+            self.gate.deadline(),
         )
         return min((t for t in deadlines if t is not None), default=None)
 
@@ -162,7 +164,7 @@ class SaManager(SaRelations):
         self._replan()
         for sa in self.reconciler.act(self.counters, now):
             self.sas.touch(sa)
-        self._abandon(self.admission.expire(now))
+        self.gate.expire(now)
         self._reap(now)
 
     def esp_activity(self, activity: Iterable[EspActivity]) -> None:
@@ -367,7 +369,7 @@ class SaManager(SaRelations):
         try:
             if isakmp_version(data) == 1:
                 self.v1.receive(data, src, dst, now)
-            elif self._screened(data, src, dst, now):
+            elif creates_sa(data) and self.gate.screen(data, src, dst, now):
                 return  # answered or dropped without state: nothing to reap
             else:
                 self._dispatch(data, decode_message(data), src, dst, now)
@@ -379,9 +381,7 @@ class SaManager(SaRelations):
 
     def _dispatch(self, data: bytes, msg: Message, src: Address, dst: Address, now: float) -> None:
         if msg.exchange == ExchangeType.IKE_SA_INIT and not msg.is_response:
-            sa = self._responder_sa(data, msg, src, dst, now)
-            if sa is None:
-                return
+            sa = self.gate.responder(msg, src, dst, now)
         else:
             local_spi = msg.spi_r if msg.is_initiator else msg.spi_i
             sa = self.sas.get(local_spi)
@@ -399,59 +399,6 @@ class SaManager(SaRelations):
                 raise Dropped("malformed", "initiator flag does not fit the SA's role")
         self.sas.touch(sa)
         sa.tasks.receive(data, msg, src, dst, now)
-
-    def _screened(self, data: bytes, src: Address, dst: Address, now: float) -> bool:
-        """A request for a new IKE SA answered with a COOKIE before it is decoded (§2.6)."""
-        if not creates_sa(data) or (data[:8], src) in self._half_open:
-            return False
-        try:
-            answer = self.admission.screen(data, src, now)
-        except Dropped as drop:
-            self.counters[drop.statistic] += 1
-            return True
-        if answer is not None:
-            self.queue_datagram(answer, dst, src)
-        return answer is not None
-
-    def _responder_sa(
-        self, data: bytes, msg: Message, src: Address, dst: Address, now: float
-    ) -> IkeSa | None:
-        if not msg.is_initiator or any(msg.spi_r):
-            raise Dropped("malformed", "IKE_SA_INIT request with a responder SPI or no I flag")
-        existing = self._half_open.get((msg.spi_i, src))
-        if existing is not None:
-            return existing
-        candidates = self.matching(src[0], dst[0], 2)
-        if not candidates:
-            raise Dropped("no_connection", f"no IKEv2 connection accepts {src[0]}")
-        self.admission.admit(src)
-        sa = IkeSa(
-            self,
-            initiator=False,
-            spi_i=msg.spi_i,
-            spi_r=self.new_ike_spi(),
-            local=dst,
-            remote=src,
-            candidates=candidates,
-            now=now,
-        )
-        self.sas[sa.local_spi] = sa
-        self._half_open[(msg.spi_i, src)] = sa
-        self._half_open_keys[sa] = (msg.spi_i, src)
-        self._abandon(self.admission.opened(sa, now))
-        return sa
-
-    def _abandon(self, sas: list[IkeSa]) -> None:
-        """Forget half-open SAs evicted or expired by ``admission``: unauthenticated, so
-        no event and no word to the peer (RFC 8019 §4)."""
-        for sa in sas:
-            if sa.state is not IkeState.CREATED and sa.state is not IkeState.CONNECTING:
-                continue  # authenticated meanwhile (never abandoned)
-            sa.tasks.abort()
-            sa.state_to(IkeState.FAILED)
-            if self.sas.get(sa.local_spi) is sa:
-                del self.sas[sa.local_spi]
-            self._half_open.pop(self._half_open_keys.pop(sa, None), None)
 
     # --- fast recovery (RFC 6290, RFC 7296 §2.21.4) ----------------------------------------
 
@@ -489,8 +436,7 @@ class SaManager(SaRelations):
                 break
             del self._closed[spi]
         for sa in self.sas.take_opened():
-            self._half_open.pop(self._half_open_keys.pop(sa, None), None)
-            self.admission.settled(sa)
+            self.gate.settled(sa)
         self.v1.reap()
         for spi, sa in self.sas.finished():
             if not sa.tasks.in_flight():

@@ -1,5 +1,15 @@
 """Where an IKEv1 datagram goes: the ISAKMP SA its cookies name, or a new responder SA for
-a first Main or Aggressive Mode message (RFC 2408 §2.5.3, §3.1)."""
+a first Main or Aggressive Mode message (RFC 2408 §2.5.3, §3.1), if the gate admits it.
+
+IKEv1 has no stateless cookie challenge: RFC 2408 §2.5.3's anti-clogging "cookie" is the
+SPI pair itself, which spares the responder work only if it keeps no state until the
+initiator has echoed the responder cookie. We keep state on MM1 and AM1: one half-open
+``IsakmpSa`` with the initiator's proposals and, in Aggressive Mode, the DH result behind
+AM2 (RFC 2409 §5.4: the responder does DH before it hears back). So the same policy as
+IKEv2 less cookies (``core.gate``) runs before the SA exists, and so before any DH work:
+the per-source token bucket, the per-source half-open cap (configured peers exempt) and an
+overall cap that evicts the oldest; drops are counted, never logged. A responder does not
+retransmit MM2/AM2 on its own: an unanswered spoofed message costs one datagram out."""
 
 from __future__ import annotations
 
@@ -49,8 +59,7 @@ class V1Intake:
         candidates = manager.matching(src[0], dst[0], 1)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv1 connection accepts {src[0]}")
-        if len(self._half_open) >= manager.half_open_limit:
-            raise Dropped("half_open_limit", "too many IKEv1 SAs being set up")
+        manager.gate.admit_v1(src, now)
         sa = IsakmpSa(
             manager, initiator=False, spi_i=msg.icookie, spi_r=manager.new_ike_spi(),
             local=dst, remote=src, candidates=candidates, now=now,
@@ -59,6 +68,7 @@ class V1Intake:
         sa.state_to(IkeState.CONNECTING)
         manager.sas[sa.local_spi] = sa
         self._half_open[(msg.icookie, src)] = sa
+        manager.gate.opened_v1(sa, now)
         return sa
 
     def reap(self) -> None:
