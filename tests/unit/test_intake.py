@@ -105,3 +105,26 @@ def test_wake_runs_one_round_for_many_calls():
     assert len(loop.pending) == 1
     loop.run_once()
     assert loop.rounds == 1 and loop.seen == [auth(1)]
+
+
+def test_established_traffic_goes_first_and_again_within_new_work():
+    #   round: urgent, IKE_AUTH, IKE_SA_INIT x k, urgent, IKE_SA_INIT x k, urgent, ...
+    loop, counters = Loop(cost=0.0005), Counter()
+    intake = make(loop, counters, urgent=lambda: loop.seen.append(b"esp"))
+    for n in range(20):
+        intake.add(init(n), SRC, DST)
+    intake.add(auth(99), SRC, DST)
+    loop.run_once()
+    assert loop.seen[:2] == [b"esp", auth(99)]
+    runs = b"".join(b"." if x != b"esp" else b"|" for x in loop.seen[2:]).split(b"|")
+    # 20 requests of 0.5 ms, a look at established traffic every 2 ms: 4 at a time
+    assert [len(run) for run in runs] == [4, 4, 4, 4, 4]
+
+
+def test_a_round_with_nothing_but_a_wake_still_serves_established_traffic():
+    loop, counters = Loop(), Counter()
+    looks = []
+    intake = make(loop, counters, urgent=lambda: looks.append(loop.now))
+    intake.wake()
+    loop.run_once()
+    assert looks == [0.0] and loop.rounds == 1

@@ -89,7 +89,8 @@ class Daemon:
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
-        self.intake = Intake(self._receive_ike, self.pump, self._soon, self.counters)
+        self.intake = Intake(self._receive_ike, self.pump, self._soon, self.counters,
+                             urgent=lambda: self.dataplane.poll())  # fmt: skip
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import select
 import socket
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ..esp.plane import EspPlane, Notice, SaPair, Trap
 from ..esp.spd import Policy
 from .offload import PLAIN, VNET_SIZE, OffloadError, coalesce, segment
 from .tun import Tun, mark_socket, netlink
-from .udp import Address
+from .udp import RECEIVE_BUFFER, SO_RCVBUFFORCE, Address
 
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
@@ -110,6 +111,10 @@ class DataPlane:
                 continue
             raw.setblocking(False)
             mark_socket(raw)
+            try:  # room for ESP while the loop works through a flood (root: past rmem_max)
+                raw.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except OSError:
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             loop.add_reader(raw.fileno(), self._on_raw, raw, family)
             self.raw[family] = raw
 
@@ -192,6 +197,19 @@ class DataPlane:
             self.on_traffic()
 
     # --- packets -------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Serve what the ESP and TUN sockets hold now, without waiting for the loop to find
+        them readable (``runtime.intake`` calls it within rounds of IKE work)."""
+        if self.tun is None:
+            return
+        fds = [self.tun.fd, *(raw.fileno() for raw in self.raw.values())]
+        ready = set(select.select(fds, [], [], 0)[0])
+        for family, raw in self.raw.items():
+            if raw.fileno() in ready:
+                self._on_raw(raw, family)
+        if self.tun.fd in ready:
+            self._on_tun()
 
     def _on_tun(self) -> None:
         plane, now, fd = self.plane, self.now(), self.tun.fd

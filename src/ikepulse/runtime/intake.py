@@ -5,7 +5,10 @@ sorted by its header alone: a request that would create a new IKE SA (an IKE_SA_
 request, an IKEv1 first phase 1 message) waits in a bounded queue, everything else (IKE_AUTH,
 traffic of established SAs, responses to our requests) is served first. New-SA work gets a
 time budget per round; when its queue is full the oldest waiting request is dropped and
-counted (the initiator retransmits, RFC 7296 §2.1). ESP never comes through here."""
+counted (the initiator retransmits, RFC 7296 §2.1). ESP never comes through here, but it
+goes first: ``urgent`` (the data plane reading what its ESP and TUN sockets hold) runs at
+the start of every round and every ``URGENT_EVERY`` seconds of new-SA work, so a tunnel's
+packets wait for one IKE message at most, not for a round of a flood."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ NEW_WORK_QUEUE = 512
 """IKE_SA_INIT requests waiting at most; the oldest is dropped for a new one."""
 NEW_WORK_BUDGET = 0.02
 """Seconds of new-SA work per round before the loop reads its sockets again."""
+URGENT_EVERY = 0.002
+"""Seconds of new-SA work between two looks at established traffic (``urgent``)."""
 
 Receive = Callable[[bytes, Address, Address], None]
 
@@ -37,10 +42,13 @@ class Intake:
         queue: int = NEW_WORK_QUEUE,
         budget: float = NEW_WORK_BUDGET,
         clock: Callable[[], float] = time.perf_counter,
+        urgent: Callable[[], None] = lambda: None,
     ) -> None:
         """``receive`` hands one datagram to the core, ``done`` runs once after a round
-        (send and re-arm the timer), ``schedule`` runs a callable on the next loop turn."""
+        (send and re-arm the timer), ``schedule`` runs a callable on the next loop turn,
+        ``urgent`` serves established traffic before and within a round."""
         self.receive, self.done, self.schedule = receive, done, schedule
+        self.urgent = urgent
         self.counters = counters
         self.budget, self.clock = budget, clock
         self.first: deque[tuple[bytes, Address, Address]] = deque()
@@ -63,14 +71,21 @@ class Intake:
             self.schedule(self.drain)
 
     def drain(self) -> None:
-        """One round: everything that is not new work, then new work within the budget."""
+        """One round: established traffic, everything that is not new work, then new work
+        within the budget, with established traffic served again every URGENT_EVERY."""
         self._scheduled = False
-        first, new = self.first, self.new
+        first, new, urgent, clock = self.first, self.new, self.urgent, self.clock
+        urgent()
         while first:
             self.receive(*first.popleft())
-        until = self.clock() + self.budget
-        while new and self.clock() < until:
+        now = clock()
+        until, look = now + self.budget, now + URGENT_EVERY
+        while new and now < until:
+            if now >= look:
+                urgent()
+                look = now + URGENT_EVERY
             self.receive(*new.popleft())
+            now = clock()
         self.done()
         if new:
             self.wake()
