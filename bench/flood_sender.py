@@ -1,8 +1,9 @@
 """The flood of bench/flood.py: spoofed IKE_SA_INIT requests plus garbage, from a raw socket.
 
-    flood_sender.py TEMPLATE_HEX TARGET RATE SECONDS FIRST_SOURCE SOURCES
+    flood_sender.py TEMPLATE_HEX[,TEMPLATE_HEX...] TARGET RATE SECONDS FIRST_SOURCE SOURCES
 
-Sends RATE IKE_SA_INIT requests a second (the template with a fresh initiator SPI each time,
+Sends RATE IKE_SA_INIT requests a second (the templates in turn, IKE_SA_INIT or IKEv1 MM1
+and AM1, each with a fresh initiator SPI or cookie each time,
 from SOURCES addresses counted up from FIRST_SOURCE, ports varied) and RATE garbage datagrams
 a second (random bytes to port 500, random "ESP" to port 4500, a broken IKE header behind a
 non-ESP marker to port 4500) for SECONDS; prints one JSON line with what it sent. Run it as
@@ -34,7 +35,7 @@ def udp_packet(src: str, sport: int, dst: str, dport: int, payload: bytes) -> by
 
 
 def main() -> None:
-    template, target = bytes.fromhex(sys.argv[1]), sys.argv[2]
+    templates, target = [bytes.fromhex(t) for t in sys.argv[1].split(",")], sys.argv[2]
     rate, seconds = float(sys.argv[3]), float(sys.argv[4])
     first, count = ipaddress.ip_address(sys.argv[5]), int(sys.argv[6])
     sources = [str(first + n) for n in range(count)]
@@ -64,6 +65,7 @@ def main() -> None:
             n += 1
             spi = n.to_bytes(8, "big")
             src = sources[n % count]
+            template = templates[n % len(templates)]
             packet = udp_packet(src, 500 + n % 7, target, 500, spi + template[8:])
             for data in (packet, garbage[n % len(garbage)]):
                 try:

@@ -89,3 +89,18 @@ def test_a_configured_ikev1_peer_is_exempt_from_the_per_source_limits(configured
         assert len(answers) == DEFAULT_POLICY.half_open_per_source
         assert counters["dropped_half_open_per_source"] == DEFAULT_POLICY.init_burst - 5
         assert counters["dropped_init_rate_limited"] == 40 - DEFAULT_POLICY.init_burst
+
+
+def test_first_messages_over_the_rate_are_dropped_before_they_are_decoded():
+    """A source's token bucket is asked from the header alone: once it is empty even a
+    message that would not decode is counted as over the rate, not as malformed."""
+    mm1 = first_message(False)
+    _, b = make_peers(V1, V1)
+    broken = mm1[:28] + b"\xff" * 40  # an ISAKMP header with its payload chain cut up
+    for n in range(30):
+        data = (n + 1).to_bytes(8, "big") + broken[8:]
+        b.manager.receive_datagram(data, ("192.0.2.5", 500), RIGHT, 1000.0)
+    counters = b.manager.counters
+    assert counters["dropped_malformed"] == DEFAULT_POLICY.init_burst
+    assert counters["dropped_init_rate_limited"] == 30 - DEFAULT_POLICY.init_burst
+    assert b.manager.sas == {}

@@ -128,3 +128,18 @@ def test_a_round_with_nothing_but_a_wake_still_serves_established_traffic():
     intake.wake()
     loop.run_once()
     assert looks == [0.0] and loop.rounds == 1
+
+
+def test_ike_auth_read_within_a_round_goes_before_the_rest_of_the_new_work():
+    loop, counters = Loop(cost=0.001), Counter()
+    reads = iter([[], [auth(50)]])
+
+    def urgent():  # the sockets read at the first look within the round hold an IKE_AUTH
+        for data in next(reads, []):
+            intake.add(data, SRC, DST)
+
+    intake = make(loop, counters, urgent=urgent)
+    for n in range(6):
+        intake.add(init(n), SRC, DST)
+    loop.run_once()
+    assert loop.seen == [init(0), init(1), auth(50), init(2), init(3), init(4), init(5)]

@@ -55,17 +55,18 @@ class Gate:
         )
         """The same for IKEv1, less cookies; one token bucket per source for both versions.
         IKEv1 SAs time out on their own (``isakmp_sa.HALF_OPEN_TIMEOUT``)."""
-        self._half_open: dict[tuple[bytes, Address], TaskHost] = {}
-        self._keys: dict[TaskHost, tuple[bytes, Address]] = {}
+        self._half_open: dict[tuple[int, bytes, Address], TaskHost] = {}
+        """(IKE version, initiator SPI or cookie, source) -> the responder SA it set up."""
+        self._keys: dict[TaskHost, tuple[int, bytes, Address]] = {}
 
-    def half_open(self, spi_i: bytes, src: Address) -> TaskHost | None:
-        """The IKEv2 responder SA waiting for IKE_AUTH from ``src`` with ``spi_i``."""
-        return self._half_open.get((spi_i, src))
+    def half_open(self, version: int, spi_i: bytes, src: Address) -> TaskHost | None:
+        """The responder SA waiting for ``src`` to authenticate, set up by ``spi_i``."""
+        return self._half_open.get((version, spi_i, src))
 
     def screen(self, data: bytes, src: Address, dst: Address, now: float) -> bool:
         """An IKE_SA_INIT request for a new IKE SA answered with a COOKIE, or dropped (and
         counted) over its source's rate, before it is decoded (§2.6); False: go on."""
-        if (data[:8], src) in self._half_open:
+        if (2, data[:8], src) in self._half_open:
             return False  # a retransmission, answered from the SA's cache
         try:
             answer = self.v2.screen(data, src, now)
@@ -81,7 +82,7 @@ class Gate:
         or a new one if a connection accepts ``src`` and ``src`` may have one more."""
         if not msg.is_initiator or any(msg.spi_r):
             raise Dropped("malformed", "IKE_SA_INIT request with a responder SPI or no I flag")
-        existing = self._half_open.get((msg.spi_i, src))
+        existing = self._half_open.get((2, msg.spi_i, src))
         if existing is not None:
             return existing
         manager = self.manager
@@ -94,20 +95,25 @@ class Gate:
             local=dst, remote=src, candidates=candidates, now=now,
         )  # fmt: skip
         manager.sas[sa.local_spi] = sa
-        self._half_open[(msg.spi_i, src)] = sa
-        self._keys[sa] = (msg.spi_i, src)
+        self._opened(sa, (2, msg.spi_i, src))
         self._abandon(self.v2.opened(sa, now))
         return sa
 
     def admit_v1(self, src: Address, now: float) -> None:
-        """Raises ``Dropped`` over ``src``'s rate or its half-open IKEv1 SAs (MM1/AM1)."""
+        """Raises ``Dropped`` over ``src``'s rate or its half-open IKEv1 SAs (MM1/AM1):
+        asked before the message is decoded."""
         self.v1.rate(src, "IKEv1 phase 1", now)
         self.v1.admit(src)
 
-    def opened_v1(self, sa: TaskHost, now: float) -> None:
+    def opened_v1(self, sa: TaskHost, icookie: bytes, src: Address, now: float) -> None:
         """``sa`` answers an MM1 or AM1 from now: past the overall cap the oldest IKEv1 SA
         being set up is abandoned."""
+        self._opened(sa, (1, icookie, src))
         self._abandon(self.v1.opened(sa, now))
+
+    def _opened(self, sa: TaskHost, key: tuple[int, bytes, Address]) -> None:
+        self._half_open[key] = sa
+        self._keys[sa] = key
 
     def settled(self, sa: TaskHost) -> None:
         """``sa`` authenticated its peer or is gone: no longer half-open."""

@@ -437,7 +437,6 @@ class SaManager(SaRelations):
             del self._closed[spi]
         for sa in self.sas.take_opened():
             self.gate.settled(sa)
-        self.v1.reap()
         for spi, sa in self.sas.finished():
             if not sa.tasks.in_flight():
                 del self.sas[spi]

@@ -37,7 +37,7 @@ from .metrics import EventTally, MetricsServer
 from .reload import reload_config
 from .save_keys import KeyExport
 from .sdnotify import Notifier
-from .udp import Address, Endpoint
+from .udp import Address, Endpoint, drain_ready
 from .updown import Hooks, Runner
 
 if TYPE_CHECKING:
@@ -89,8 +89,9 @@ class Daemon:
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}
-        self.intake = Intake(self._receive_ike, self.pump, self._soon, self.counters,
-                             urgent=lambda: self.dataplane.poll())  # fmt: skip
+        self.intake = Intake(
+            self._receive_ike, self.pump, self._soon, self.counters, urgent=self._urgent
+        )
         self._timer: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._waiters: dict[str, list[tuple[type, asyncio.Future]]] = defaultdict(list)
@@ -252,6 +253,11 @@ class Daemon:
 
     def _soon(self, callback) -> None:
         asyncio.get_running_loop().call_soon(callback)
+
+    def _urgent(self) -> None:
+        """ESP, TUN and the IKE sockets read before and within every round of IKE work."""
+        self.dataplane.poll()
+        drain_ready(self.endpoints.values())
 
     def _receive_ike(self, data: bytes, src: Address, dst: Address) -> None:
         self.manager.receive_datagram(data, src, dst, self.now())

@@ -6,9 +6,10 @@ request, an IKEv1 first phase 1 message) waits in a bounded queue, everything el
 traffic of established SAs, responses to our requests) is served first. New-SA work gets a
 time budget per round; when its queue is full the oldest waiting request is dropped and
 counted (the initiator retransmits, RFC 7296 §2.1). ESP never comes through here, but it
-goes first: ``urgent`` (the data plane reading what its ESP and TUN sockets hold) runs at
-the start of every round and every ``URGENT_EVERY`` seconds of new-SA work, so a tunnel's
-packets wait for one IKE message at most, not for a round of a flood."""
+goes first: ``urgent`` (reading what the ESP, TUN and UDP sockets hold) runs at the start
+of every round and every ``URGENT_EVERY`` seconds of new-SA work, so a tunnel's packets wait
+for one IKE message at most, not for a round of a flood, and the sockets are emptied into
+these queues faster than a flood fills them (the kernel drops without looking)."""
 
 from __future__ import annotations
 
@@ -82,8 +83,10 @@ class Intake:
         until, look = now + self.budget, now + URGENT_EVERY
         while new and now < until:
             if now >= look:
-                urgent()
-                look = now + URGENT_EVERY
+                urgent()  # may read IKE_AUTH too: served before more new work
+                while first:
+                    self.receive(*first.popleft())
+                look = clock() + URGENT_EVERY
             self.receive(*new.popleft())
             now = clock()
         self.done()

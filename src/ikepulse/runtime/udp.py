@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .tun import mark_socket
 
@@ -141,3 +142,12 @@ class Endpoint:
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def drain_ready(endpoints: Iterable[Endpoint]) -> None:
+    """Read a batch from each of ``endpoints`` whose socket holds datagrams now (one
+    ``select``), without waiting for the event loop to get round to it."""
+    socks = {e.sock.fileno(): e for e in endpoints if e.sock is not None and e.on_batch_end}
+    if socks:
+        for fd in select.select(list(socks), [], [], 0)[0]:
+            socks[fd].drain()

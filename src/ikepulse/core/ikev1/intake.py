@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ...wire.isakmp import IsakmpMessage, decode_isakmp
 from ...wire.isakmp_enums import ExchangeV1
+from ..admission import creates_sa
 from ..errors import Dropped
 from ..events import Address
 from ..hosts import SaRegistry
@@ -25,13 +26,16 @@ PHASE1 = (ExchangeV1.MAIN, ExchangeV1.AGGRESSIVE)
 
 
 class V1Intake:
-    """IKEv1 input of one SA manager, with its half-open responder SAs."""
+    """IKEv1 input of one SA manager (its half-open responder SAs are the gate's)."""
 
     def __init__(self, manager: SaRegistry) -> None:
         self.manager = manager
-        self._half_open: dict[tuple[bytes, Address], IsakmpSa] = {}
 
     def receive(self, data: bytes, src: Address, dst: Address, now: float) -> None:
+        icookie = data[:8]
+        if creates_sa(data) and icookie not in self.manager.sas:
+            if self.manager.gate.half_open(1, icookie, src) is None:
+                self.manager.gate.admit_v1(src, now)  # from the header: before any decoding
         msg = decode_isakmp(data)
         sa = self._find(msg, src)
         if sa is None:
@@ -50,7 +54,8 @@ class V1Intake:
         if isinstance(ours, IsakmpSa) and ours.initiator:
             if not any(ours.spi_r) or ours.spi_r == msg.rcookie:
                 return ours
-        return self._half_open.get((msg.icookie, src))
+        found = self.manager.gate.half_open(1, msg.icookie, src)
+        return found if isinstance(found, IsakmpSa) else None
 
     def _responder(self, msg: IsakmpMessage, src: Address, dst: Address, now: float) -> IsakmpSa:
         manager = self.manager
@@ -59,7 +64,6 @@ class V1Intake:
         candidates = manager.matching(src[0], dst[0], 1)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv1 connection accepts {src[0]}")
-        manager.gate.admit_v1(src, now)
         sa = IsakmpSa(
             manager, initiator=False, spi_i=msg.icookie, spi_r=manager.new_ike_spi(),
             local=dst, remote=src, candidates=candidates, now=now,
@@ -67,12 +71,5 @@ class V1Intake:
         )  # fmt: skip
         sa.state_to(IkeState.CONNECTING)
         manager.sas[sa.local_spi] = sa
-        self._half_open[(msg.icookie, src)] = sa
-        manager.gate.opened_v1(sa, now)
+        manager.gate.opened_v1(sa, msg.icookie, src, now)
         return sa
-
-    def reap(self) -> None:
-        """Forget half-open entries whose SA is up or gone."""
-        for key, sa in list(self._half_open.items()):
-            if sa.state is not IkeState.CONNECTING:
-                del self._half_open[key]
