@@ -414,10 +414,11 @@ class SaManager(SaRelations):
     def esp_unknown_spi(self, spi: bytes, peer: str, now: float) -> None:
         """The data plane got ESP with an unknown SPI from ``peer``: tell it (INVALID_SPI,
         protected by our IKE SA with it), rate-limited per SPI. An SPI we allocated belongs
-        to a CHILD SA being negotiated: the peer is just early."""
+        to a CHILD SA being negotiated: the peer is just early. Only SAs past IKE_AUTH are
+        looked at (indexed): garbage ESP must not cost a walk of a flood's half-open SAs."""
         if spi in self._esp_spis:
             return
-        for sa in self.sas.values():
+        for sa in (sa for name in self._connections.by_name for sa in self.sas.up(name)):
             if sa.remote[0] == peer and sa.state is IkeState.ESTABLISHED:
                 if self._reports.spi_report_allowed(spi, now):
                     self.counters["invalid_spi_reports_sent"] += 1
