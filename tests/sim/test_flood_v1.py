@@ -104,3 +104,28 @@ def test_first_messages_over_the_rate_are_dropped_before_they_are_decoded():
     assert counters["dropped_malformed"] == DEFAULT_POLICY.init_burst
     assert counters["dropped_init_rate_limited"] == 30 - DEFAULT_POLICY.init_burst
     assert b.manager.sas == {}
+
+
+def test_a_full_table_lets_a_peer_in_without_the_flood_churning_it():
+    #   200 sources x 5 half-open SAs fill the IKEv1 table (1,000); a legitimate MM1 evicts
+    #   the oldest, whose source still counts it: the flood goes on without evicting more
+    mm1, am1 = first_message(False), first_message(True)
+    a, b = make_peers(V1, {**V1, "aggressive": True})
+    sources = [(f"192.0.2.{n}", 500) for n in range(1, 201)]
+    clock = Clock()
+
+    def flood(start: int, count: int) -> None:
+        for n in range(start, start + count):
+            clock.now = 1000.0 + n / 4000
+            data = (n + 1).to_bytes(8, "big") + (mm1, am1)[n % 2][8:]
+            b.manager.receive_datagram(data, sources[n % 200], RIGHT, clock.now)
+
+    flood(0, 4000)
+    assert len(b.manager.sas) == HALF_OPEN_V1
+    sa = a.manager.initiate("site", LEFT, RIGHT, clock.now)
+    step(a, b, clock)
+    flood(4000, 4000)  # the evicted SA's source now has 4 and tokens again
+    for _ in range(4):
+        step(a, b, clock)
+    assert sa.state is IkeState.ESTABLISHED
+    assert b.manager.counters["half_open_evicted"] == 1

@@ -8,7 +8,7 @@ Everything here is sans-IO: time comes in as ``now``."""
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -129,11 +129,15 @@ class Admission:
         known: Callable[[str], bool] = lambda source: False,
         rates: SourceBuckets | None = None,
         cookies: bool = True,
+        linger: bool = False,
     ):
         """``known(source)``: a configured peer's address, exempt from the per-source rate
         and half-open caps (a gateway setting up thousands of tunnels with us is not a
         flood; cookies and the overall cap still apply). ``rates``: token buckets shared
-        with another ``Admission``; ``cookies`` False: never ``screen`` (IKEv1)."""
+        with another ``Admission``; ``cookies`` False: never ``screen`` (IKEv1). ``linger``:
+        an evicted SA still counts against its source until it would have expired, so
+        that sources at their cap cannot churn the table by evicting each other (without
+        cookies, each new SA can cost a DH)."""
         self.policy = policy
         self.known = known
         self.counters = counters
@@ -142,6 +146,8 @@ class Admission:
         self.rates = rates or SourceBuckets(policy.init_rate, policy.init_burst)
         self._open: OrderedDict[bytes, _Entry] = OrderedDict()
         self._per_source: Counter[str] = Counter()
+        self.linger = linger
+        self._lingering: deque[tuple[float, str]] = deque()
 
     def __len__(self) -> int:
         """Half-open SAs now."""
@@ -173,9 +179,12 @@ class Admission:
         if not self.known(src[0]) and not self.rates.take(src[0], now):
             raise Dropped("init_rate_limited", f"{what} from {src[0]} over its rate")
 
-    def admit(self, src: Address) -> None:
-        """Raises ``Dropped`` if ``src`` has as many half-open SAs as it may."""
+    def admit(self, src: Address, now: float = 0.0) -> None:
+        """Raises ``Dropped`` if ``src`` has as many half-open SAs as it may (evicted ones
+        lingering until ``now`` included)."""
         source = src[0]
+        while self._lingering and self._lingering[0][0] <= now:
+            self._forget_source(self._lingering.popleft()[1])
         if self._per_source[source] >= self.policy.half_open_per_source and not self.known(source):
             raise Dropped("half_open_per_source", f"{source} has too many half-open SAs")
 
@@ -186,7 +195,7 @@ class Admission:
         self._per_source[source] += 1
         evicted = []
         while len(self._open) > self.policy.half_open_limit:
-            evicted.append(self._pop_oldest())
+            evicted.append(self._pop_oldest(linger=self.linger))
         self.counters["half_open_evicted"] += len(evicted)
         return evicted
 
@@ -211,9 +220,12 @@ class Admission:
         self.counters["half_open_expired"] += len(expired)
         return expired
 
-    def _pop_oldest(self) -> TaskHost:
+    def _pop_oldest(self, linger: bool = False) -> TaskHost:
         _, entry = self._open.popitem(last=False)
-        self._forget_source(entry.source)
+        if linger:
+            self._lingering.append((entry.since + self.policy.half_open_timeout, entry.source))
+        else:
+            self._forget_source(entry.source)
         return entry.sa
 
     def _forget_source(self, source: str) -> None:

@@ -51,10 +51,12 @@ class Gate:
         """Cookies, rates and caps for half-open IKEv2 responder SAs (RFC 7296 §2.6)."""
         v1_policy = replace(policy, half_open_limit=HALF_OPEN_V1)
         self.v1 = Admission(
-            v1_policy, rng, counters, known=known, rates=self.v2.rates, cookies=False
+            v1_policy, rng, counters, known=known, rates=self.v2.rates, cookies=False, linger=True
         )
         """The same for IKEv1, less cookies; one token bucket per source for both versions.
-        IKEv1 SAs time out on their own (``isakmp_sa.HALF_OPEN_TIMEOUT``)."""
+        IKEv1 SAs time out on their own (``isakmp_sa.HALF_OPEN_TIMEOUT``); an evicted one
+        counts against its source until then (``linger``): else sources at their cap would
+        evict each other at the rate of their buckets, each new SA an Aggressive Mode DH."""
         self._half_open: dict[tuple[int, bytes, Address], TaskHost] = {}
         """(IKE version, initiator SPI or cookie, source) -> the responder SA it set up."""
         self._keys: dict[TaskHost, tuple[int, bytes, Address]] = {}
@@ -89,7 +91,7 @@ class Gate:
         candidates = manager.matching(src[0], dst[0], 2)
         if not candidates:
             raise Dropped("no_connection", f"no IKEv2 connection accepts {src[0]}")
-        self.v2.admit(src)
+        self.v2.admit(src, now)
         sa = IkeSa(
             manager, initiator=False, spi_i=msg.spi_i, spi_r=manager.new_ike_spi(),
             local=dst, remote=src, candidates=candidates, now=now,
@@ -103,7 +105,7 @@ class Gate:
         """Raises ``Dropped`` over ``src``'s rate or its half-open IKEv1 SAs (MM1/AM1):
         asked before the message is decoded."""
         self.v1.rate(src, "IKEv1 phase 1", now)
-        self.v1.admit(src)
+        self.v1.admit(src, now)
 
     def opened_v1(self, sa: TaskHost, icookie: bytes, src: Address, now: float) -> None:
         """``sa`` answers an MM1 or AM1 from now: past the overall cap the oldest IKEv1 SA
