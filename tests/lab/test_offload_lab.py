@@ -1,10 +1,12 @@
-"""TCP through two ikepulse gateways with TUN offloads on and off (runtime/offload.py):
-super-packets split on the way in, segments coalesced on the way out, IPv4 and IPv6."""
+"""TCP through two ikepulse gateways with TUN offloads on and off, IPv4 and IPv6: with
+offloads on both, super-packets travel whole in ESP with Next Header 253 (esp/vnet.py),
+fragmented by the kernel; against strongSwan they are split and coalesced
+(runtime/offload.py) and strongSwan never sees Next Header 253."""
 
 from __future__ import annotations
 
 import pytest
-from test_dataplane import transfer
+from test_dataplane import transfer, up
 
 from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf
 
@@ -13,8 +15,9 @@ pytestmark = pytest.mark.lab
 NETS = {"left": LEFT_NET + ",2001:db8:1::/64", "right": RIGHT_NET + ",2001:db8:2::/64"}
 
 
-def gateways(lab, offload: bool):
+def gateways(lab, offload: bool, encap: bool = False):
     setting = f"offload = {str(offload).lower()}\n"
+    extra = "encap = true\n" if encap else ""
     daemons = []
     for side, ns, local, remote in (
         ("right", lab.right, lab.right_addr, lab.left_addr),
@@ -30,6 +33,7 @@ def gateways(lab, offload: bool):
                 remote_addr=remote,
                 local_ts=NETS[side],
                 remote_ts=NETS[other],
+                extra=extra,
             )
         )
         daemons.append(daemon)
@@ -37,10 +41,14 @@ def gateways(lab, offload: bool):
     return daemons
 
 
-@pytest.mark.parametrize("offload", [True, False], ids=["offload", "no-offload"])
-def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, monkeypatch):
+@pytest.mark.parametrize(
+    "offload, encap",
+    [(True, False), (True, True), (False, False)],
+    ids=["offload", "offload-udp-encap", "no-offload"],
+)
+def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, encap, monkeypatch):
     monkeypatch.delenv("IKEPULSE_LAB_OFFLOAD", raising=False)  # this test sets it itself
-    right, left = gateways(lab, offload)
+    right, left = gateways(lab, offload, encap)
     transfer(lab.left_site, lab.right_site, "203.0.113.66", size=3_000_001)
     transfer(lab.right_site, lab.left_site, "203.0.113.2", size=3_000_001)
     transfer(lab.left_site, lab.right_site, "2001:db8:2::2", size=3_000_001)
@@ -48,6 +56,19 @@ def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, monkeypat
     for daemon in (left, right):
         counters = daemon.counters()
         assert not counters.get("offload_drops") and not counters.get("tun_write_errors")
-        # super-packets were split and segments coalesced, only with offloads on
-        assert bool(counters.get("tso_segments")) is offload
-        assert bool(counters.get("gro_segments")) is offload
+        assert not counters.get("vnet_drops") and not counters.get("send_errors")
+        # with offloads on both ends, super-packets went whole and none was split
+        assert counters.get("vnet_sent", 0) > (100 if offload else -1)
+        assert bool(counters.get("vnet_sent")) is offload
+        assert not counters.get("tso_segments")
+
+
+def test_offload_against_strongswan_splits_and_never_sends_next_header_253(lab, monkeypatch):
+    monkeypatch.setenv("IKEPULSE_LAB_OFFLOAD", "on")
+    _, daemon = up(lab)
+    transfer(lab.left_site, lab.right_site, "203.0.113.66", size=3_000_001)
+    transfer(lab.right_site, lab.left_site, "203.0.113.2", size=3_000_001)
+    counters = daemon.counters()
+    assert not counters.get("vnet_sent") and not counters.get("vnet_drops")
+    assert counters.get("tso_segments") and counters.get("gro_segments")
+    assert not counters.get("offload_drops") and not counters.get("tun_write_errors")
