@@ -15,13 +15,25 @@ pytestmark = pytest.mark.lab
 NETS = {"left": LEFT_NET + ",2001:db8:1::/64", "right": RIGHT_NET + ",2001:db8:2::/64"}
 
 
-def gateways(lab, offload: bool, encap: bool = False):
+OUTER6 = ("2001:db8:ff::1", "2001:db8:ff::2")
+
+
+def outer_ipv6(lab) -> tuple[str, str]:
+    """IPv6 on the link between the gateways, for IKE and ESP over IPv6."""
+    for ns, ifname, address in ((lab.left, "vl0", OUTER6[0]), (lab.right, "vr0", OUTER6[1])):
+        ns.run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=0")
+        ns.run("ip", "-6", "addr", "add", f"{address}/64", "dev", ifname, "nodad")
+    return OUTER6
+
+
+def gateways(lab, offload: bool, encap: bool = False, outer6: bool = False):
     setting = f"offload = {str(offload).lower()}\n"
     extra = "encap = true\n" if encap else ""
+    left_addr, right_addr = outer_ipv6(lab) if outer6 else (lab.left_addr, lab.right_addr)
     daemons = []
     for side, ns, local, remote in (
-        ("right", lab.right, lab.right_addr, lab.left_addr),
-        ("left", lab.left, lab.left_addr, lab.right_addr),
+        ("right", lab.right, right_addr, left_addr),
+        ("left", lab.left, left_addr, right_addr),
     ):
         other = "left" if side == "right" else "right"
         daemon = lab.ikepulse(ns, "ikepulse" if side == "left" else "ikepulse-right")
@@ -42,13 +54,14 @@ def gateways(lab, offload: bool, encap: bool = False):
 
 
 @pytest.mark.parametrize(
-    "offload, encap",
-    [(True, False), (True, True), (False, False)],
-    ids=["offload", "offload-udp-encap", "no-offload"],
+    "offload, encap, outer6",
+    [(True, False, False), (True, True, False), (True, False, True), (True, True, True)]
+    + [(False, False, False)],
+    ids=["offload", "offload-udp", "offload-outer-ipv6", "offload-udp-outer-ipv6", "no-offload"],
 )
-def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, encap, monkeypatch):
+def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, encap, outer6, monkeypatch):
     monkeypatch.delenv("IKEPULSE_LAB_OFFLOAD", raising=False)  # this test sets it itself
-    right, left = gateways(lab, offload, encap)
+    right, left = gateways(lab, offload, encap, outer6)
     transfer(lab.left_site, lab.right_site, "203.0.113.66", size=3_000_001)
     transfer(lab.right_site, lab.left_site, "203.0.113.2", size=3_000_001)
     transfer(lab.left_site, lab.right_site, "2001:db8:2::2", size=3_000_001)
