@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from test_dataplane import transfer, up
 
-from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, ikepulse_conf
+from ikepulse.testing.lab import LEFT_NET, RIGHT_NET, Sniffer, ikepulse_conf
 
 pytestmark = pytest.mark.lab
 
@@ -62,7 +62,15 @@ def gateways(lab, offload: bool, encap: bool = False, outer6: bool = False):
 def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, encap, outer6, monkeypatch):
     monkeypatch.delenv("IKEPULSE_LAB_OFFLOAD", raising=False)  # this test sets it itself
     right, left = gateways(lab, offload, encap, outer6)
+    capture = None if outer6 else Sniffer(lab.right, "vr0", 3.0)
     transfer(lab.left_site, lab.right_site, "203.0.113.66", size=3_000_001)
+    if capture is not None:
+        packets = capture.packets()
+        clear = bytes((i * 7919) % 251 for i in range(1000, 1040))  # of test_dataplane's data
+        assert packets and not any(clear in p for p in packets)
+        assert {p[9] for p in packets} <= {50, 17}  # ESP, ESP in UDP (and IKE)
+        fragments = [p for p in packets if int.from_bytes(p[6:8], "big") & 0x3FFF]
+        assert bool(fragments) is offload  # whole super-packets, fragmented by the kernel
     transfer(lab.right_site, lab.left_site, "203.0.113.2", size=3_000_001)
     transfer(lab.left_site, lab.right_site, "2001:db8:2::2", size=3_000_001)
     transfer(lab.right_site, lab.left_site, "2001:db8:1::2", size=1_000_003)

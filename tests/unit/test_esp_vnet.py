@@ -101,11 +101,15 @@ BAD = {
 
 @pytest.mark.parametrize("payload", BAD.values(), ids=BAD.keys())
 def test_malformed_virtio_headers_never_reach_the_device(payload):
-    _, right = planes(True, True)
+    left, right = planes(True, True)
     assert right.inbound(sealer().seal(payload, NEXT_VNET), LEFT_GW, 1.0) is None
     assert right.status(OLD[1], 0.0)["malformed_drops"] == 1
     with pytest.raises(VnetError):
         check(payload)
+    if left.carries_vnet(payload[10:]):  # nor are they sent: the caller splits them
+        with pytest.raises(VnetError):
+            left.outbound(payload[10:], 1.0, payload[:10])
+        assert left.status(OLD[0], 0.0)["packets_out"] == 0
 
 
 def test_inner_packets_outside_the_selectors_are_dropped():

@@ -19,7 +19,7 @@ from ..wire.payloads import TrafficSelector
 from .sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
 from .spd import Policy, Spd, covered, parse_flow
 from .transport_mode import build_ip_packet, strip_ip_header
-from .vnet import NEXT_VNET, VnetError, check, head
+from .vnet import NEXT_VNET, VnetError, check, frame, head
 
 Address = tuple[str, int]
 LINGER_SECONDS = 2.0
@@ -239,14 +239,15 @@ class EspPlane:
     def outbound(self, packet: bytes, now: float, vnet: bytes = b"") -> tuple[Policy, bytes] | None:
         """An IP packet to protect: the SA's policy (outer addresses, UDP encapsulation)
         and the ESP packet, or None when it is held or dropped (RFC 4301 §5.1). A ``vnet``
-        header is sent along (Next Header 253) only where ``carries_vnet`` said so."""
+        header is sent along (Next Header 253) only where ``carries_vnet`` said so; one
+        the peer would refuse raises VnetError (``vnet.frame``) before anything is sealed."""
         policy = self._spd.outbound(packet)
         if policy is None:
             self._no_sa(packet, now)
             return None
         try:
             if vnet and policy.vnet:
-                esp = policy.outbound.seal(vnet + packet, NEXT_VNET)
+                esp = policy.outbound.seal(frame(vnet, packet), NEXT_VNET)
             elif policy.transport:
                 esp = policy.outbound.seal(*strip_ip_header(packet))
             else:

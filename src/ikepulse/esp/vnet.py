@@ -47,10 +47,13 @@ def is_vnet(inner: bytes) -> bool:
 
 
 def frame(vnet: bytes, packet: bytes) -> bytes:
-    """The ESP payload for ``packet`` read from the TUN device after header ``vnet``."""
+    """The ESP payload for ``packet`` read from the TUN device after header ``vnet``;
+    VnetError for what the peer would refuse (``check``): split that instead."""
     if len(vnet) != VNET_SIZE:
         raise VnetError(f"virtio header of {len(vnet)} bytes")
-    return vnet + packet
+    payload = vnet + packet
+    check(payload)
+    return payload
 
 
 def check(payload: bytes) -> int:

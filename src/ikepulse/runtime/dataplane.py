@@ -20,7 +20,7 @@ from ..core.connection import Mode
 from ..core.events import ChildSaDeleted, ChildSaInstalled, SaEndpointsChanged
 from ..esp.plane import EspPlane, Notice, SaPair, Trap
 from ..esp.spd import Policy
-from ..esp.vnet import MAX_PACKET, is_vnet
+from ..esp.vnet import MAX_PACKET, VnetError, is_vnet
 from .offload import PLAIN, VNET_SIZE, OffloadError, coalesce, segment
 from .tun import Tun, mark_socket, netlink
 from .udp import Address
@@ -216,11 +216,7 @@ class DataPlane:
                 break
             if offload:
                 vnet, body = packet[:VNET_SIZE], packet[VNET_SIZE:]
-                if vnet != PLAIN and len(body) <= MAX_PACKET and plane.carries_vnet(body):
-                    sealed = plane.outbound(body, now, vnet)  # whole, Next Header 253
-                    if sealed is not None:
-                        self.counters["vnet_sent"] += 1
-                        udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+                if vnet != PLAIN and self._whole(vnet, body, now, udp):
                     continue
                 try:
                     packets = segment(vnet, body)
@@ -239,6 +235,21 @@ class DataPlane:
         self._send_udp_batch(batch)
         self._notify()
         self._traffic()
+
+    def _whole(self, vnet: bytes, body: bytes, now: float, udp) -> bool:
+        """Seal a packet whole after its virtio header (Next Header 253, esp/vnet.py) if its
+        SA negotiated that; False when it is to be split instead."""
+        plane = self.plane
+        if len(body) > MAX_PACKET or not plane.carries_vnet(body):
+            return False
+        try:
+            sealed = plane.outbound(body, now, vnet)
+        except VnetError:
+            return False
+        if sealed is not None:
+            self.counters["vnet_sent"] += 1
+            udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+        return True
 
     def _send_udp_batch(self, batch: list[tuple[Policy, bytes]]) -> None:
         """ESP in UDP: runs of equal-sized packets to one peer leave in one UDP GSO send."""
