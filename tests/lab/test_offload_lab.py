@@ -75,6 +75,7 @@ def test_tcp_arrives_intact_both_ways_over_ipv4_and_ipv6(lab, offload, encap, ou
     transfer(lab.left_site, lab.right_site, "2001:db8:2::2", size=3_000_001)
     transfer(lab.right_site, lab.left_site, "2001:db8:1::2", size=1_000_003)
     for daemon in (left, right):
+        assert daemon.status()[0]["children"][0]["vnet"] is offload
         counters = daemon.counters()
         assert not counters.get("offload_drops") and not counters.get("tun_write_errors")
         assert not counters.get("vnet_drops") and not counters.get("send_errors")
@@ -89,6 +90,7 @@ def test_offload_against_strongswan_splits_and_never_sends_next_header_253(lab, 
     _, daemon = up(lab)
     transfer(lab.left_site, lab.right_site, "203.0.113.66", size=3_000_001)
     transfer(lab.right_site, lab.left_site, "203.0.113.2", size=3_000_001)
+    assert daemon.status()[0]["children"][0]["vnet"] is False
     counters = daemon.counters()
     assert not counters.get("vnet_sent") and not counters.get("vnet_drops")
     assert counters.get("tso_segments") and counters.get("gro_segments")

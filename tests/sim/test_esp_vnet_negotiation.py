@@ -14,6 +14,7 @@ import pytest
 
 from ikepulse.core.events import ChildSaInstalled
 from ikepulse.core.sa_manager import SaManager
+from ikepulse.core.status import ike_sa_status
 from ikepulse.esp.plane import EspPlane
 from ikepulse.esp.transport_mode import build_ip_packet
 from ikepulse.esp.vnet import VNET, is_vnet
@@ -67,6 +68,7 @@ def test_both_peers_must_offer_it_and_a_rekey_keeps_the_answer(left_vnet, right_
     run_until_idle(a, b, clock, until=clock.now + 1)
     installed = a.of(ChildSaInstalled) + b.of(ChildSaInstalled)
     assert len(installed) == 4 and all(e.vnet is both for e in installed)
+    assert ike_sa_status(sa, 0.0)["children"][0]["vnet"] is both  # shown by `status`
 
 
 @pytest.mark.parametrize("left_vnet, right_vnet", [(True, False), (False, True)])
