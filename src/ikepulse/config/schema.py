@@ -114,10 +114,12 @@ class DaemonSection(Strict):
         return value
 
     offload: bool = False
-    """TUN offloads for ESP (runtime/offload.py): TSO super-packets split before sealing,
-    decrypted TCP segments coalesced into GSO writes. Off by default: in Python the
-    per-segment TCP checksums cost more CPU per byte than the saved syscalls (measured with
-    bench/esp_throughput.py)."""
+    """TUN offloads for ESP. With a peer that is ikepulse with offload on too (private
+    notify IKEPULSE_ESP_VNET), TSO super-packets travel whole in one ESP packet that the
+    kernel fragments (esp/vnet.py); with any other peer they are split before sealing and
+    decrypted segments coalesced into GSO writes (runtime/offload.py). Off by default:
+    a path that drops IP fragments loses the whole super-packets, and with other peers the
+    per-segment checksums in Python cost more than they save (bench/esp_throughput.py)."""
     save_keys: str | None = None
     """Directory to append IKE and ESP keys to, in Wireshark's tables (off when unset)."""
     cookie_threshold: int = Field(10, ge=0)

@@ -23,6 +23,8 @@ class ChildSa:
     remote_ts: tuple[TrafficSelector, ...]
     keys: ChildKeys
     installed_at: float
+    vnet: bool = False
+    """Both peers said IKEPULSE_ESP_VNET: super-packets travel whole (Next Header 253)."""
 
     @property
     def carries(self) -> tuple:

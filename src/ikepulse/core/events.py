@@ -142,6 +142,9 @@ class ChildSaInstalled:
     old SA until the peer's first packet on the new one or the old one's delete, so that
     nothing reaches the initiator before it installed the new inbound SA (make-before-break).
     Also set for the redundant SA of a rekey collision, which never carries our traffic."""
+    vnet: bool = False
+    """Both peers sent the private notify IKEPULSE_ESP_VNET: TUN super-packets may travel
+    whole in one ESP packet with Next Header 253 (esp/vnet.py)."""
     limits: ChildLimits = field(default_factory=ChildLimits)
     """When the core rekeys and closes it: times on the monotonic clock, and the byte and
     packet counts the data plane should report (``SaManager.esp_usage``) when reached."""
@@ -313,5 +316,6 @@ def child_installed(
         remote=sa.remote,
         replaces=None if succeeds is None else succeeds.spi_in,
         defer_outbound=defer_outbound,
+        vnet=child.vnet,
         limits=replace(limits),
     )

@@ -52,6 +52,7 @@ class SaRegistry(Protocol):
     qcd_secret: bytes
     wall_offset: float
     export_keys: bool
+    esp_vnet: bool
     counters: Counter[str]
     local_addresses: tuple[str, ...]
     reconciler: Reconciler

@@ -56,15 +56,18 @@ class SaManager(SaRelations):
         qcd_secret: bytes | None = None,
         wall_offset: float = 0.0,
         export_keys: bool = False,
+        esp_vnet: bool = False,
     ) -> None:
         """``qcd_secret`` should survive restarts (RFC 6290); without one, a fresh one is
         drawn and crash reports after a restart are not believed by peers. ``wall_offset``
         turns ``now`` into Unix time, for certificate validity. ``export_keys``: IKE keys in
-        ``IkeSaEstablished``/``IkeSaRekeyed`` (for Wireshark)."""
+        ``IkeSaEstablished``/``IkeSaRekeyed`` (for Wireshark). ``esp_vnet``: offer and accept
+        TUN super-packets in one ESP packet on tunnel-mode CHILD SAs (esp/vnet.py)."""
         self.connections = tuple(connections)
         self.rng = rng
         self.wall_offset = wall_offset
         self.export_keys = export_keys
+        self.esp_vnet = esp_vnet
         self.natt_port = natt_port
         self.counters: Counter[str] = Counter()
         self.sas: SaTable = SaTable()

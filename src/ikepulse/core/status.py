@@ -47,6 +47,7 @@ def _child(sa: IkeSa, entry: ChildEntry, to_wall: float, traffic: dict) -> dict[
         "rekey_packets": limits.rekey_packets,
         "life_packets": limits.life_packets,
         "udp_encap": sa.udp_encap,
+        "vnet": child.vnet,
         **traffic,
     }
 

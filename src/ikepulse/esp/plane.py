@@ -19,6 +19,7 @@ from ..wire.payloads import TrafficSelector
 from .sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
 from .spd import Policy, Spd, covered, parse_flow
 from .transport_mode import build_ip_packet, strip_ip_header
+from .vnet import NEXT_VNET, VnetError, check, frame, head
 
 Address = tuple[str, int]
 LINGER_SECONDS = 2.0
@@ -75,6 +76,8 @@ class SaPair:
     defer_outbound: bool = False
     """Receive only for now. With ``replaces``, keep sending on the old SA until the peer
     sends on this one or the old one is deleted (make-before-break, RFC 7296 §2.8)."""
+    vnet: bool = False
+    """Both peers carry TUN super-packets whole with Next Header 253 (esp/vnet.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,7 @@ class EspPlane:
             sa.peer,
             sa.udp_encap,
             transport=sa.transport,
+            vnet=sa.vnet and not sa.transport,
         )
         policy.set_marks(list(sa.marks))
         self._spd.install(policy, outbound=not sa.defer_outbound)
@@ -227,15 +231,24 @@ class EspPlane:
 
     # --- packets -------------------------------------------------------------------------
 
-    def outbound(self, packet: bytes, now: float) -> tuple[Policy, bytes] | None:
+    def carries_vnet(self, packet: bytes) -> bool:
+        """Whether the SA for ``packet`` takes it whole after its virtio header."""
+        policy = self._spd.outbound(packet)
+        return policy is not None and policy.vnet
+
+    def outbound(self, packet: bytes, now: float, vnet: bytes = b"") -> tuple[Policy, bytes] | None:
         """An IP packet to protect: the SA's policy (outer addresses, UDP encapsulation)
-        and the ESP packet, or None when it is held or dropped (RFC 4301 §5.1)."""
+        and the ESP packet, or None when it is held or dropped (RFC 4301 §5.1). A ``vnet``
+        header is sent along (Next Header 253) only where ``carries_vnet`` said so; one
+        the peer would refuse raises VnetError (``vnet.frame``) before anything is sealed."""
         policy = self._spd.outbound(packet)
         if policy is None:
             self._no_sa(packet, now)
             return None
         try:
-            if policy.transport:
+            if vnet and policy.vnet:
+                esp = policy.outbound.seal(frame(vnet, packet), NEXT_VNET)
+            elif policy.transport:
                 esp = policy.outbound.seal(*strip_ip_header(packet))
             else:
                 esp = policy.outbound.seal(packet, NEXT_IPV4 if packet[0] >> 4 == 4 else NEXT_IPV6)
@@ -257,7 +270,8 @@ class EspPlane:
 
     def inbound(self, data: bytes, source: Address, now: float) -> bytes | None:
         """An ESP packet from ``source`` (port 0 for raw ESP): the IP packet to deliver, or
-        None when it is dropped (RFC 4303 §3.4, RFC 4301 §5.2 selector check)."""
+        None when it is dropped (RFC 4303 §3.4, RFC 4301 §5.2 selector check). On an SA
+        that negotiated it, the packet may come after its virtio header (``vnet.is_vnet``)."""
         policy = self._spd.by_spi.get(data[:4])
         if policy is None:
             self.counters["unknown_spi_drops"] += 1
@@ -272,15 +286,30 @@ class EspPlane:
             key = _DROP_COUNTERS.get(drop.counter, "malformed_drops")
             counters[key] = counters.get(key, 0) + 1
             return None
-        if policy.transport:
+        size = len(inner)
+        if next_header == NEXT_VNET:
+            if not policy.vnet:
+                counters["vnet_drops"] = counters.get("vnet_drops", 0) + 1
+                return None
+            try:
+                size = check(inner)
+            except VnetError:
+                counters["malformed_drops"] = counters.get("malformed_drops", 0) + 1
+                return None
+            allowed = self._spd.inbound_allowed(policy, head(inner))
+        elif policy.transport:
             inner = build_ip_packet(policy.peer[0], policy.local[0], next_header, inner)
-        if not self._spd.inbound_allowed(policy, inner):
+            size = len(inner)
+            allowed = self._spd.inbound_allowed(policy, inner)
+        else:
+            allowed = self._spd.inbound_allowed(policy, inner)
+        if not allowed:
             counters["selector_drops"] += 1
             return None
         if self._deferred and policy not in self._spd.policies:
             self._activate(policy)  # the peer sends on the new SA, so it can receive on it
         counters["packets_in"] += 1
-        counters["bytes_in"] += len(inner)
+        counters["bytes_in"] += size
         policy.last_inbound, policy.silent_since = now, None
         if source != policy.peer and policy.udp_encap and policy.inbound.replay.top > top:
             self.notices.append(PeerMoved(policy.inbound.spi, source))

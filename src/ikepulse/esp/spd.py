@@ -73,6 +73,8 @@ class Policy:
     peer: tuple[str, int]
     udp_encap: bool
     transport: bool = False
+    vnet: bool = False
+    """TUN super-packets travel whole, Next Header 253 (esp/vnet.py)."""
     counters: dict = field(
         default_factory=lambda: dict.fromkeys(
             (

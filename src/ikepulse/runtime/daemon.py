@@ -86,6 +86,7 @@ class Daemon:
             wall_offset=time.time() - time.monotonic(),
             export_keys=bool(settings.daemon.save_keys),
             admission=settings.daemon.admission,
+            esp_vnet=settings.daemon.offload,
         )
         self.counters: Counter[str] = Counter()
         self.endpoints: dict[Address, Endpoint] = {}

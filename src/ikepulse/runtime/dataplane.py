@@ -21,6 +21,7 @@ from ..core.connection import Mode
 from ..core.events import ChildSaDeleted, ChildSaInstalled, SaEndpointsChanged
 from ..esp.plane import EspPlane, Notice, SaPair, Trap
 from ..esp.spd import Policy
+from ..esp.vnet import MAX_PACKET, VnetError, is_vnet
 from .offload import PLAIN, VNET_SIZE, OffloadError, coalesce, segment
 from .tun import Tun, mark_socket, netlink
 from .udp import RECEIVE_BUFFER, SO_RCVBUFFORCE, Address
@@ -30,6 +31,10 @@ IPPROTO_ESP = 50
 READ_BATCH = 64
 GSO_SEGMENTS, GSO_BYTES = 64, 65000
 """At most this many ESP packets and bytes in one UDP GSO send (UDP_MAX_SEGMENTS)."""
+GSO_SEGMENT_MAX = 1472
+"""Larger ESP packets (whole super-packets, esp/vnet.py) leave alone, fragmented by the kernel."""
+IP_MTU_DISCOVER, IP_PMTUDISC_DONT = 10, 0
+IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT = 23, 0
 
 
 def _local_source(networks) -> str | None:
@@ -66,6 +71,7 @@ def sa_pair(event: ChildSaInstalled) -> SaPair:
         ),
         replaces=event.replaces,
         defer_outbound=event.defer_outbound,
+        vnet=event.vnet,
     )
 
 
@@ -115,6 +121,11 @@ class DataPlane:
                 raw.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
             except OSError:
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            if self.offload:  # whole super-packets: fragment them, never refuse them
+                if family == socket.AF_INET:
+                    raw.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
+                else:
+                    raw.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT)
             loop.add_reader(raw.fileno(), self._on_raw, raw, family)
             self.raw[family] = raw
 
@@ -222,8 +233,11 @@ class DataPlane:
             except BlockingIOError:
                 break
             if offload:
+                vnet, body = packet[:VNET_SIZE], packet[VNET_SIZE:]
+                if vnet != PLAIN and self._whole(vnet, body, now, udp):
+                    continue
                 try:
-                    packets = segment(packet[:VNET_SIZE], packet[VNET_SIZE:])
+                    packets = segment(vnet, body)
                 except OffloadError:
                     self.counters["offload_drops"] += 1
                     continue
@@ -240,6 +254,21 @@ class DataPlane:
         self._notify()
         self._traffic()
 
+    def _whole(self, vnet: bytes, body: bytes, now: float, udp) -> bool:
+        """Seal a packet whole after its virtio header (Next Header 253, esp/vnet.py) if its
+        SA negotiated that; False when it is to be split instead."""
+        plane = self.plane
+        if len(body) > MAX_PACKET or not plane.carries_vnet(body):
+            return False
+        try:
+            sealed = plane.outbound(body, now, vnet)
+        except VnetError:
+            return False
+        if sealed is not None:
+            self.counters["vnet_sent"] += 1
+            udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+        return True
+
     def _send_udp_batch(self, batch: list[tuple[Policy, bytes]]) -> None:
         """ESP in UDP: runs of equal-sized packets to one peer leave in one UDP GSO send."""
         i, count = 0, len(batch)
@@ -247,7 +276,7 @@ class DataPlane:
             policy, esp = batch[i]
             size = total = len(esp)
             j = i + 1
-            while j < count and j - i < GSO_SEGMENTS:
+            while j < count and j - i < GSO_SEGMENTS and size <= GSO_SEGMENT_MAX:
                 other, more = batch[j]
                 if (
                     len(more) > size
@@ -317,8 +346,22 @@ class DataPlane:
                 self._write(packet)
             return
         fd = self.tun.fd
-        writes = coalesce(inner)
-        self.counters["gro_segments"] += len(inner) - len(writes)
+        start = 0
+        for index, packet in enumerate(inner):
+            if is_vnet(packet):  # already framed (esp/vnet.py): the kernel finishes it
+                self._coalesce(fd, inner[start:index])
+                start = index + 1
+                try:
+                    os.write(fd, packet)
+                except OSError:
+                    self.counters["tun_write_errors"] += 1
+        self._coalesce(fd, inner[start:] if start else inner)
+
+    def _coalesce(self, fd: int, packets: list[bytes]) -> None:
+        if not packets:
+            return
+        writes = coalesce(packets)
+        self.counters["gro_segments"] += len(packets) - len(writes)
         for buffers in writes:
             try:
                 os.writev(fd, buffers)
@@ -327,7 +370,12 @@ class DataPlane:
 
     def _write(self, packet: bytes) -> None:
         try:
-            if self.offload:
+            if is_vnet(packet):
+                if self.offload:
+                    os.write(self.tun.fd, packet)
+                else:  # cannot happen: only offloading daemons negotiate it
+                    self.counters["vnet_drops"] += 1
+            elif self.offload:
                 os.writev(self.tun.fd, (PLAIN, packet))
             else:
                 os.write(self.tun.fd, packet)

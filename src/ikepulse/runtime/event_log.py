@@ -114,6 +114,7 @@ TABLE: dict[type, EventSpec] = {
             "remote_ts": [str(ts) for ts in e.remote_ts],
             "proposal": e.proposal,
             "udp_encap": e.udp_encap,
+            "vnet": e.vnet,
             "replaces": None if e.replaces is None else e.replaces.hex(),
         },
     ),

@@ -274,6 +274,9 @@ class NotifyType(IanaEnum):
     SENDER_REQUEST_ID = 16429
     IKEV2_FRAGMENTATION_SUPPORTED = 16430
     SIGNATURE_HASH_ALGORITHMS = 16431
+    IKEPULSE_ESP_VNET = 52115
+    """Private status type (range 40960-65535, §3.10.1): the sender carries TUN
+    super-packets whole in ESP with Next Header 253 on this CHILD SA (esp/vnet.py)."""
 
     @property
     def is_error(self) -> bool:

@@ -65,6 +65,8 @@ class ChildSaTask(Task):
         self.local_ts: tuple = ()
         self.remote_ts: tuple = ()
         self.child: ChildSa | None = None
+        self.vnet = False
+        """Both sides sent IKEPULSE_ESP_VNET (esp/vnet.py; tunnel mode only)."""
 
     def _selectors(self, config: ChildConfig) -> tuple[tuple, tuple]:
         local = config.local_ts or (host_selector(self.sa.local[0]),)
@@ -78,6 +80,8 @@ class ChildSaTask(Task):
             self.local_ts, self.remote_ts = self._selectors(config)
             if config.mode is Mode.TRANSPORT:
                 out.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
+            elif self.sa.manager.esp_vnet:
+                out.append(NotifyPayload(NotifyType.IKEPULSE_ESP_VNET))
             out.append(SaPayload(to_wire(config.esp_proposals, self.spi_in, with_dh=self.with_dh)))
             self.build_exchange_payloads(out)
             out.append(TsiPayload(self.local_ts))
@@ -87,6 +91,8 @@ class ChildSaTask(Task):
             return
         if self.mode is Mode.TRANSPORT:
             out.append(NotifyPayload(NotifyType.USE_TRANSPORT_MODE))
+        if self.vnet:
+            out.append(NotifyPayload(NotifyType.IKEPULSE_ESP_VNET))
         out.append(
             SaPayload(
                 (
@@ -138,6 +144,7 @@ class ChildSaTask(Task):
             self.mode = (
                 Mode.TRANSPORT if wants_transport and config.mode is Mode.TRANSPORT else Mode.TUNNEL
             )
+            self.vnet = self._vnet(msg)
             self.spi_in = self.sa.manager.allocate_esp_spi()
             self.key_exchange(msg)
             self._derive(self.proposal.spi)
@@ -172,8 +179,17 @@ class ChildSaTask(Task):
         self.local_ts, self.remote_ts = tsi.selectors, tsr.selectors
         transport = msg.notify(NotifyType.USE_TRANSPORT_MODE) is not None
         self.mode = Mode.TRANSPORT if transport else Mode.TUNNEL
+        self.vnet = self._vnet(msg)
         self.key_exchange(msg)
         self._derive(proposal.spi)
+
+    def _vnet(self, msg: Inbound) -> bool:
+        """Super-packets whole in ESP: we offer it, the peer did too, tunnel mode."""
+        return (
+            self.sa.manager.esp_vnet
+            and self.mode is Mode.TUNNEL
+            and msg.notify(NotifyType.IKEPULSE_ESP_VNET) is not None
+        )
 
     def _derive(self, spi_out: bytes) -> None:
         if len(spi_out) != 4:
@@ -195,6 +211,7 @@ class ChildSaTask(Task):
             remote_ts=self.remote_ts,
             keys=split_child_keys(keymat, encr_size, integ_size),
             installed_at=0.0,
+            vnet=self.vnet,
         )
 
     def finish(self, now: float) -> None:
