@@ -6,7 +6,10 @@ strongSwan <-> strongSwan (charon with kernel-libipsec) in the same run.
                                          [--strongswan-tunnels 1000] [--limit 600]
 
 Tunnel i is its own connection t{i} (identities t{i}.left / t{i}.right, one CHILD SA
-between 2001:db8:10::{i+1:x} and 2001:db8:20::{i+1:x}; ikepulse/testing/scale_lab.py). The left
+between 2001:db8:10::{i+1:x} and 2001:db8:20::{i+1:x}; ikepulse/testing/scale_lab.py).
+With --with-strongswan, charon <-> charon (the anchor) and ikepulse <-> charon run with
+distinct IPv4 /32 host pairs instead (kernel-libipsec refuses the IPv6 ones;
+bench/scale_anchor.py). The left
 gateway sits behind a NAT (so NAT-T keepalives run), dpd_delay 30s and dpd_timeout 15s on
 both sides, dpd_action restart on the left, clear on the right.
 
@@ -31,15 +34,12 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-
-import vici
 
 from ikepulse.testing.lab import IKEPULSE, SRC, Lab, lab_unavailable, wait_for
 from ikepulse.testing.scale_lab import (
@@ -54,6 +54,7 @@ from ikepulse.testing.scale_lab import (
     up_all,
 )
 from results_file import write_results
+from scale_anchor import charon_pair, ikepulse_to_charon
 
 DPD_DELAY, DPD_TIMEOUT = 30.0, 15.0
 BUDGET = DPD_DELAY + DPD_TIMEOUT
@@ -65,15 +66,6 @@ DEAD = re.compile(STAMP + r".*peer of (t\d+)\[[0-9a-f]+\] is dead .*detected ([\
 RESTORED = re.compile(STAMP + r".*tunnel (t\d+) restored after ([\d.]+)s \((\d+) attempt", re.M)
 KEEP: str | None = None
 """A directory to keep the lab's files in (logs), for debugging (--keep)."""
-CHARON_OPTIONS = "install_routes = no"
-"""No routes for the IPv6 selectors (no address of theirs here; setups are measured, not
-traffic)."""
-RESPONDER_OPTIONS = (
-    CHARON_OPTIONS
-    + "\n  cookie_threshold = 100000\n  cookie_threshold_ip = 100000\n  block_threshold = 100000"
-)
-
-
 def _count(log: Path, pattern: re.Pattern) -> int:
     try:
         return len(pattern.findall(log.read_text(errors="replace")))
@@ -245,95 +237,6 @@ def detection(lab: Lab, left, n: int) -> dict:
     }
 
 
-def _vici(uri: str) -> tuple[socket.socket, vici.Session]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(uri[7:])
-    return sock, vici.Session(sock)
-
-
-def _established(uri: str) -> int:
-    sock, session = _vici(uri)
-    try:
-        return sum(
-            1
-            for entry in session.list_sas()
-            for sa in entry.values()
-            if sa["state"] == b"ESTABLISHED"
-            and any(c["state"] == b"INSTALLED" for c in sa.get("child-sas", {}).values())
-        )
-    finally:
-        sock.close()
-
-
-def _wait_established(uri: str, count: int, limit: float) -> tuple[float, int]:
-    """When charon had ``count`` IKE SAs up with their CHILD SA (monotonic), or the
-    deadline; and how many."""
-    deadline = time.monotonic() + limit
-    while True:
-        seen = _established(uri)
-        if seen >= count or time.monotonic() > deadline:
-            return time.monotonic(), seen
-        time.sleep(0.25)
-
-
-def strongswan_run(n: int, seconds: float, limit: float) -> dict:
-    out: dict = {"tunnels": n}
-    dpd = f"dpd_delay = {DPD_DELAY:g}s"
-    with tempfile.TemporaryDirectory(prefix="ikepulse-scale-ss-") as tmp:
-        lab = Lab(Path(KEEP or tmp), nat=True).up()
-        try:
-            right = lab.charon(lab.right)
-            conf = swanctl_tunnels(
-                n, side="right", local_addr=lab.right_addr, remote_addr="%any", extra=dpd
-            )
-            right.start(conf, RESPONDER_OPTIONS)
-            left = lab.charon(lab.left, "charon-left")
-            launched = time.monotonic()
-            left.start(swanctl_tunnels(n, side="left", local_addr=lab.left_addr,
-                                       remote_addr=lab.right_addr, extra=dpd),
-                       CHARON_OPTIONS)  # fmt: skip
-            ready = time.monotonic()
-            out["startup_s"] = round(ready - launched, 2)
-            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            sock, session = _vici(left.uri)
-            try:
-                for i in range(n):
-                    for _log in session.initiate({"ike": name(i), "child": "net", "timeout": -1}):
-                        pass
-            finally:
-                sock.close()
-            done, installed = _wait_established(left.uri, n, limit)
-            out["installed"] = installed
-            out["setup_s"] = round(done - ready, 2)
-            out["setups_per_s_excluding_startup"] = _rate(installed, done - ready)
-            out["setups_per_s_including_startup"] = _rate(installed, done - launched)
-            print(f"strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
-                  f"({out['setups_per_s_excluding_startup']}/s)", flush=True)  # fmt: skip
-            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            out["memory"] = {
-                side: {
-                    "rss_start_kib": before[side].rss_kib,
-                    "rss_tunnels_kib": after[side].rss_kib,
-                    "kib_per_tunnel": round((after[side].rss_kib - before[side].rss_kib) / n, 1),
-                }
-                for side in before
-            }
-            start = time.monotonic()
-            left.swanctl("--list-sas", timeout=120)
-            out["status_s"] = {"list_sas": round(time.monotonic() - start, 3)}
-            idle0 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            time.sleep(seconds)
-            idle1 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            out["idle_cpu_percent"] = {
-                side: round(100 * idle1[side].cpu_share_since(idle0[side]), 2) for side in idle0
-            }
-            print(f"strongSwan: memory {out['memory']}; list-sas {out['status_s']}; idle CPU "
-                  f"{out['idle_cpu_percent']} %", flush=True)  # fmt: skip
-            return out
-        finally:
-            lab.down()
-
-
 def _ratio(ours, theirs) -> float | None:
     return round(ours / theirs, 2) if ours and theirs else None
 
@@ -349,6 +252,8 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=600.0, help="seconds to come up")
     parser.add_argument("--with-strongswan", action="store_true")
     parser.add_argument("--strongswan-tunnels", type=int, default=None)
+    parser.add_argument("--strongswan-only", action="store_true",
+                        help="only the strongSwan runs (no ikepulse pair)")
     parser.add_argument("--output", default="scale", help="bench/results/NAME.json")
     parser.add_argument("--keep", help="keep the lab's files (logs) in this directory")
     args = parser.parse_args()
@@ -356,25 +261,33 @@ def main() -> None:
     KEEP = args.keep
     if reason := lab_unavailable():
         raise SystemExit(f"cannot run: {reason}")
-    results = {
-        "ikepulse": ikepulse_run(args.tunnels, args.window, args.initiation, args.seconds,
-                                 args.limit),
-    }  # fmt: skip
+    results = {}
+    if not args.strongswan_only:
+        results["ikepulse"] = ikepulse_run(args.tunnels, args.window, args.initiation,
+                                           args.seconds, args.limit)  # fmt: skip
     ratios = {}
-    if args.with_strongswan:
+    if args.with_strongswan or args.strongswan_only:
         count = args.strongswan_tunnels or args.tunnels
-        results["strongswan"] = theirs = strongswan_run(count, args.seconds, args.limit)
-        ours = results["ikepulse"]
+        dpd = f"dpd_delay = {DPD_DELAY:g}s"
+        liveness = f'dpd_delay = "{DPD_DELAY:g}s"\ndpd_timeout = "{DPD_TIMEOUT:g}s"\n'
+        results["strongswan"] = theirs = charon_pair(count, dpd, args.seconds, args.limit, KEEP)
+        results["ikepulse_to_strongswan"] = mixed = ikepulse_to_charon(
+            count, liveness, dpd, args.window, args.limit, KEEP
+        )
+        ours = results.get("ikepulse", {})
         ratios = {
             "setups_per_s": _ratio(ours.get("setups_per_s_excluding_startup"),
                                    theirs.get("setups_per_s_excluding_startup")),
+            "setups_per_s_ikepulse_to_strongswan": _ratio(
+                mixed.get("setups_per_s_excluding_startup"),
+                theirs.get("setups_per_s_excluding_startup")),
             "idle_cpu_left": _ratio(ours.get("idle_cpu_percent", {}).get("left"),
                                     theirs.get("idle_cpu_percent", {}).get("left")),
             "kib_per_tunnel_right": _ratio(
                 ours.get("memory", {}).get("right", {}).get("kib_per_tunnel"),
                 theirs.get("memory", {}).get("right", {}).get("kib_per_tunnel")),
         }  # fmt: skip
-        print(f"ikepulse / strongSwan: {ratios}")
+        print(f"against strongSwan<->strongSwan: {ratios}")
     meta = {"tunnels": args.tunnels, "window": args.window, "initiation": args.initiation,
             "seconds": args.seconds, "dpd_delay": DPD_DELAY, "dpd_timeout": DPD_TIMEOUT,
             "nat": True}  # fmt: skip
