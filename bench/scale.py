@@ -50,7 +50,6 @@ from ikepulse.testing.scale_lab import (
     ikepulse_tunnels,
     name,
     ping_tunnel,
-    swanctl_tunnels,
     up_all,
 )
 from results_file import write_results
@@ -66,6 +65,8 @@ DEAD = re.compile(STAMP + r".*peer of (t\d+)\[[0-9a-f]+\] is dead .*detected ([\
 RESTORED = re.compile(STAMP + r".*tunnel (t\d+) restored after ([\d.]+)s \((\d+) attempt", re.M)
 KEEP: str | None = None
 """A directory to keep the lab's files in (logs), for debugging (--keep)."""
+
+
 def _count(log: Path, pattern: re.Pattern) -> int:
     try:
         return len(pattern.findall(log.read_text(errors="replace")))
@@ -252,8 +253,9 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=600.0, help="seconds to come up")
     parser.add_argument("--with-strongswan", action="store_true")
     parser.add_argument("--strongswan-tunnels", type=int, default=None)
-    parser.add_argument("--strongswan-only", action="store_true",
-                        help="only the strongSwan runs (no ikepulse pair)")
+    parser.add_argument(
+        "--strongswan-only", action="store_true", help="only the strongSwan runs (no ikepulse pair)"
+    )
     parser.add_argument("--output", default="scale", help="bench/results/NAME.json")
     parser.add_argument("--keep", help="keep the lab's files (logs) in this directory")
     args = parser.parse_args()
