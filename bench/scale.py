@@ -161,12 +161,18 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             done, installed = _wait_count(left.log, INSTALLED, n, limit)
             out["installed"] = installed
             out["setup_s"] = round(done - fired, 2)
+            during = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            out["setup_cpu_ms_per_tunnel"] = {
+                side: round(1000 * (during[side].cpu_s - before[side].cpu_s) / max(installed, 1), 2)
+                for side in during
+            }
             out["setups_per_s_excluding_startup"] = _rate(installed, done - fired)
             out["setups_per_s_including_startup"] = _rate(installed, done - launched)
             print(f"ikepulse: {installed}/{n} tunnels in {done - fired:.1f} s "
                   f"({out['setups_per_s_excluding_startup']}/s; "
                   f"{out['setups_per_s_including_startup']}/s with {out['startup_s']} s "
-                  "start-up)", flush=True)  # fmt: skip
+                  f"start-up; CPU ms per tunnel {out['setup_cpu_ms_per_tunnel']})",
+                  flush=True)  # fmt: skip
             if installed < n:
                 out["gave_up"] = f"only {installed} of {n} tunnels within {limit:.0f} s"
                 return out
