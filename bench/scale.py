@@ -44,6 +44,7 @@ from pathlib import Path
 from ikepulse.testing.lab import IKEPULSE, SRC, Lab, lab_unavailable, wait_for
 from ikepulse.testing.scale_lab import (
     ProcStat,
+    Tail,
     add_hosts,
     blackhole_tunnels,
     control,
@@ -65,26 +66,6 @@ DEAD = re.compile(STAMP + r".*peer of (t\d+)\[[0-9a-f]+\] is dead .*detected ([\
 RESTORED = re.compile(STAMP + r".*tunnel (t\d+) restored after ([\d.]+)s \((\d+) attempt", re.M)
 KEEP: str | None = None
 """A directory to keep the lab's files in (logs), for debugging (--keep)."""
-
-
-class Tail:
-    """The lines a growing log gained since the last ``read`` (whole lines only): re-reading
-    a 10,000-tunnel log ten times a second took a core from the daemons under test."""
-
-    def __init__(self, log: Path, from_end: bool = False) -> None:
-        self.log = log
-        self.offset = log.stat().st_size if from_end and log.exists() else 0
-
-    def read(self) -> str:
-        try:
-            with self.log.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return ""
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        return data[:end].decode(errors="replace")
 
 
 def _log_time(text: str) -> float:

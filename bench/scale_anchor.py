@@ -9,6 +9,7 @@ ikepulse pair; charon on the right is the responder.
 
 from __future__ import annotations
 
+import re
 import socket
 import tempfile
 import time
@@ -19,6 +20,7 @@ import vici
 from ikepulse.testing.lab import Lab
 from ikepulse.testing.scale_lab import (
     ProcStat,
+    Tail,
     add_hosts,
     ikepulse_tunnels,
     name,
@@ -58,15 +60,18 @@ def _established(uri: str) -> int:
         sock.close()
 
 
-def _wait_established(uri: str, count: int, limit: float) -> tuple[float, int]:
-    """When charon had ``count`` IKE SAs up with their CHILD SA (monotonic), or the
-    deadline; and how many."""
-    deadline = time.monotonic() + limit
-    while True:
-        seen = _established(uri)
-        if seen >= count or time.monotonic() > deadline:
-            return time.monotonic(), seen
-        time.sleep(0.25)
+CHILD_UP = re.compile(r"CHILD_SA net\{\d+\} established")
+
+
+def _wait_established(charon, count: int, limit: float) -> tuple[float, int]:
+    """When ``charon`` had logged ``count`` CHILD SAs (monotonic), or the deadline; and how
+    many IKE SAs are up with their CHILD SA then (vici). The log, read incrementally, and
+    not ``list-sas`` every moment: that costs charon more than the setups at 1,000."""
+    deadline, tail, seen = time.monotonic() + limit, Tail(charon.log), 0
+    while seen < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen += len(CHILD_UP.findall(tail.read()))
+    return time.monotonic(), _established(charon.uri)
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -84,11 +89,20 @@ def _memory(before: dict, after: dict, n: int) -> dict:
     }
 
 
-def _setups(out: dict, installed: int, n: int, seconds: float, with_startup: float) -> None:
+def _setups(
+    out: dict, installed: int, n: int, seconds: float, with_startup: float, cpu: tuple
+) -> None:
+    """Setups per second, and CPU per setup from ``cpu`` = (before, after) samples of both
+    sides (less sensitive than the rate to what else runs on the machine)."""
+    before, after = cpu
     out["installed"] = installed
     out["setup_s"] = round(seconds, 2)
     out["setups_per_s_excluding_startup"] = _rate(installed, seconds)
     out["setups_per_s_including_startup"] = _rate(installed, with_startup)
+    out["setup_cpu_ms_per_tunnel"] = {
+        side: round(1000 * (after[side].cpu_s - before[side].cpu_s) / max(installed, 1), 2)
+        for side in after
+    }
     if installed < n:
         out["gave_up"] = f"only {installed} of {n} tunnels in time"
 
@@ -119,11 +133,12 @@ def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None
                         pass
             finally:
                 sock.close()
-            done, installed = _wait_established(left.uri, n, limit)
-            _setups(out, installed, n, done - ready, done - launched)
-            print(f"strongSwan<->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
-                  f"({out['setups_per_s_excluding_startup']}/s)", flush=True)  # fmt: skip
+            done, installed = _wait_established(left, n, limit)
             after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            _setups(out, installed, n, done - ready, done - launched, (before, after))
+            print(f"strongSwan<->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
+                  f"({out['setups_per_s_excluding_startup']}/s; CPU ms per tunnel "
+                  f"{out['setup_cpu_ms_per_tunnel']})", flush=True)  # fmt: skip
             out["memory"] = _memory(before, after, n)
             start = time.monotonic()
             left.swanctl("--list-sas", timeout=120)
@@ -166,11 +181,13 @@ def ikepulse_to_charon(
             before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
             answers = up_all(left.socket, [name(i) for i in range(n)], window, timeout=limit)
             out["up_failures"] = sum(1 for a in answers if not a.get("ok"))
-            done, installed = _wait_established(right.uri, n, 5.0)
-            _setups(out, installed, n, done - ready, done - launched)
-            print(f"ikepulse->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
-                  f"({out['setups_per_s_excluding_startup']}/s)", flush=True)  # fmt: skip
+            done = time.monotonic()
             after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            installed = _established(right.uri)
+            _setups(out, installed, n, done - ready, done - launched, (before, after))
+            print(f"ikepulse->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
+                  f"({out['setups_per_s_excluding_startup']}/s; CPU ms per tunnel "
+                  f"{out['setup_cpu_ms_per_tunnel']})", flush=True)  # fmt: skip
             out["memory"] = _memory(before, after, n)
             return out
         finally:
