@@ -32,11 +32,13 @@ namespaces are removed. Writes bench/results/scale.json.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +62,7 @@ DPD_DELAY, DPD_TIMEOUT = 30.0, 15.0
 BUDGET = DPD_DELAY + DPD_TIMEOUT
 NAT_PUBLIC = "198.51.100.1"
 """The left gateway's address as the right sees it (the NAT's outside address)."""
-INSTALLED = re.compile(r"CHILD SA \S+ installed, SPIs")
+INSTALLED = re.compile(r"CHILD SA (t\d+)\{\w+\} installed, SPIs")
 STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
 DEAD = re.compile(STAMP + r".*peer of (t\d+)\[[0-9a-f]+\] is dead .*detected ([\d.]+)s", re.M)
 RESTORED = re.compile(STAMP + r".*tunnel (t\d+) restored after ([\d.]+)s \((\d+) attempt", re.M)
@@ -72,14 +74,19 @@ def _log_time(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _wait_count(log: Path, pattern: re.Pattern, count: int, limit: float) -> tuple[float, int]:
-    """When ``count`` matches were in ``log`` (monotonic), or the deadline; and how many."""
-    deadline, tail, seen = time.monotonic() + limit, Tail(log), 0
+def _wait_distinct(log: Path, count: int, limit: float) -> tuple[float, int]:
+    """When ``count`` distinct connections had installed a CHILD SA (monotonic), or the
+    deadline; and how many had. Restarts install again and must not count twice."""
+    deadline, tail, seen = time.monotonic() + limit, Tail(log), set()
     while True:
-        seen += len(pattern.findall(tail.read()))
-        if seen >= count or time.monotonic() > deadline:
-            return time.monotonic(), seen
+        seen.update(INSTALLED.findall(tail.read()))
+        if len(seen) >= count or time.monotonic() > deadline:
+            return time.monotonic(), len(seen)
         time.sleep(0.1)
+
+
+def _count(log: Path, pattern: re.Pattern) -> int:
+    return len(pattern.findall(log.read_text(errors="replace")))
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -135,11 +142,14 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             out["startup_s"] = round(ready - launched, 2)
             before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
             fired = ready
+            ups: list[list[dict]] = []
             if initiation == "up":
                 names = [name(i) for i in range(n)]
-                answers = up_all(left.socket, names, window, timeout=limit)
-                out["up_failures"] = sum(1 for a in answers if not a.get("ok"))
-            done, installed = _wait_count(left.log, INSTALLED, n, limit)
+                upper = threading.Thread(
+                    target=lambda: ups.append(up_all(left.socket, names, window, timeout=limit))
+                )
+                upper.start()
+            done, installed = _wait_distinct(left.log, n, limit)
             out["installed"] = installed
             out["setup_s"] = round(done - fired, 2)
             during = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
@@ -149,11 +159,19 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             }
             out["setups_per_s_excluding_startup"] = _rate(installed, done - fired)
             out["setups_per_s_including_startup"] = _rate(installed, done - launched)
+            out["during_setup"] = {
+                "dead_verdicts": {"left": _count(left.log, DEAD), "right": _count(right.log, DEAD)},
+                "udp_rcvbuf_errors": {"left": lab.left.udp_receive_buffer_errors(),
+                                      "right": lab.right.udp_receive_buffer_errors()},
+            }  # fmt: skip
+            if initiation == "up":
+                upper.join()
+                out["up_failures"] = sum(1 for a in ups[0] if not a.get("ok"))
             print(f"ikepulse: {installed}/{n} tunnels in {done - fired:.1f} s "
                   f"({out['setups_per_s_excluding_startup']}/s; "
                   f"{out['setups_per_s_including_startup']}/s with {out['startup_s']} s "
-                  f"start-up; CPU ms per tunnel {out['setup_cpu_ms_per_tunnel']})",
-                  flush=True)  # fmt: skip
+                  f"start-up; CPU ms per tunnel {out['setup_cpu_ms_per_tunnel']}; "
+                  f"{out['during_setup']})", flush=True)  # fmt: skip
             if installed < n:
                 out["gave_up"] = f"only {installed} of {n} tunnels within {limit:.0f} s"
                 return out
@@ -265,6 +283,7 @@ def main() -> None:
     KEEP = args.keep
     if reason := lab_unavailable():
         raise SystemExit(f"cannot run: {reason}")
+    load_before = os.getloadavg()[0]
     results = {}
     if not args.strongswan_only:
         results["ikepulse"] = ikepulse_run(args.tunnels, args.window, args.initiation,
@@ -294,7 +313,7 @@ def main() -> None:
         print(f"against strongSwan<->strongSwan: {ratios}")
     meta = {"tunnels": args.tunnels, "window": args.window, "initiation": args.initiation,
             "seconds": args.seconds, "dpd_delay": DPD_DELAY, "dpd_timeout": DPD_TIMEOUT,
-            "nat": True}  # fmt: skip
+            "nat": True, "load_average_1m": [load_before, os.getloadavg()[0]]}  # fmt: skip
     write_results(args.output, meta, results=results, ratios=ratios)
 
 
