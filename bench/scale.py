@@ -1,22 +1,30 @@
 """N tunnels between two gateways in the lab: ikepulse <-> ikepulse, and as the anchor
-strongSwan <-> strongSwan (charon with kernel-libipsec) in the same run.
+strongSwan <-> strongSwan (charon with kernel-libipsec) and ikepulse <-> strongSwan in the
+same run.
 
     sudo .venv/bin/python bench/scale.py [--tunnels 1000] [--window 32] [--initiation up]
                                          [--seconds 60] [--with-strongswan]
                                          [--strongswan-tunnels 1000] [--limit 600]
+                                         [--output scale]
+
+bench/results/scale.json holds the 1,000-tunnel run with strongSwan, scale_10000.json
+the 10,000-tunnel run (``--tunnels 10000 --limit 400 --output scale_10000``).
 
 Tunnel i is its own connection t{i} (identities t{i}.left / t{i}.right, one CHILD SA
 between 2001:db8:10::{i+1:x} and 2001:db8:20::{i+1:x}; ikepulse/testing/scale_lab.py).
 With --with-strongswan, charon <-> charon (the anchor) and ikepulse <-> charon run with
 distinct IPv4 /32 host pairs instead (kernel-libipsec refuses the IPv6 ones;
-bench/scale_anchor.py). The left
-gateway sits behind a NAT (so NAT-T keepalives run), dpd_delay 30s and dpd_timeout 15s on
-both sides, dpd_action restart on the left, clear on the right.
+bench/scale_anchor.py). The left gateway sits behind a NAT (so NAT-T keepalives run),
+dpd_delay 30s and dpd_timeout 15s on both sides, dpd_action restart on the left, clear on
+the right.
 
 setups:     IKE_SA + CHILD_SA setups per second, from the first initiation (start-up
             excluded) and from launching the left daemon (start-up included). ``up``
             initiation fires ``up`` requests on the control socket, --window in flight;
-            ``start`` puts start_action = "start" on every connection.
+            ``start`` puts start_action = "start" on every connection. A setup is a
+            connection's first CHILD SA; also CPU ms per setup on each side (steadier than
+            the rate on a shared machine), and dead verdicts and UDP receive-buffer drops
+            while the tunnels came up (an overloaded gateway misses its peer's probes).
 memory:     RSS of each daemon after start-up and with N tunnels up: kB per tunnel.
 status:     ``ikepulse status`` and ``status --json`` at N tunnels (the command, wall
             clock, interpreter start included) and the bare control request.
@@ -26,7 +34,7 @@ detection:  10 % of the tunnels blackholed at once on the right (their IKE and E
             verdicts on live tunnels (must be 0), and how restarts spread out.
 
 Every phase is bounded (--limit seconds to come up; the detection budget + 20 s) and the
-namespaces are removed. Writes bench/results/scale.json.
+namespaces are removed. Writes bench/results/NAME.json (--output).
 """
 
 from __future__ import annotations
