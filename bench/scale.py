@@ -1,19 +1,30 @@
 """N tunnels between two gateways in the lab: ikepulse <-> ikepulse, and as the anchor
-strongSwan <-> strongSwan (charon with kernel-libipsec) in the same run.
+strongSwan <-> strongSwan (charon with kernel-libipsec) and ikepulse <-> strongSwan in the
+same run.
 
     sudo .venv/bin/python bench/scale.py [--tunnels 1000] [--window 32] [--initiation up]
                                          [--seconds 60] [--with-strongswan]
                                          [--strongswan-tunnels 1000] [--limit 600]
+                                         [--output scale]
+
+bench/results/scale.json holds the 1,000-tunnel run with strongSwan, scale_10000.json
+the 10,000-tunnel run (``--tunnels 10000 --limit 400 --output scale_10000``).
 
 Tunnel i is its own connection t{i} (identities t{i}.left / t{i}.right, one CHILD SA
-between 2001:db8:10::{i+1:x} and 2001:db8:20::{i+1:x}; ikepulse/testing/scale_lab.py). The left
-gateway sits behind a NAT (so NAT-T keepalives run), dpd_delay 30s and dpd_timeout 15s on
-both sides, dpd_action restart on the left, clear on the right.
+between 2001:db8:10::{i+1:x} and 2001:db8:20::{i+1:x}; ikepulse/testing/scale_lab.py).
+With --with-strongswan, charon <-> charon (the anchor) and ikepulse <-> charon run with
+distinct IPv4 /32 host pairs instead (kernel-libipsec refuses the IPv6 ones;
+bench/scale_anchor.py). The left gateway sits behind a NAT (so NAT-T keepalives run),
+dpd_delay 30s and dpd_timeout 15s on both sides, dpd_action restart on the left, clear on
+the right.
 
 setups:     IKE_SA + CHILD_SA setups per second, from the first initiation (start-up
             excluded) and from launching the left daemon (start-up included). ``up``
             initiation fires ``up`` requests on the control socket, --window in flight;
-            ``start`` puts start_action = "start" on every connection.
+            ``start`` puts start_action = "start" on every connection. A setup is a
+            connection's first CHILD SA; also CPU ms per setup on each side (steadier than
+            the rate on a shared machine), and dead verdicts and UDP receive-buffer drops
+            while the tunnels came up (an overloaded gateway misses its peer's probes).
 memory:     RSS of each daemon after start-up and with N tunnels up: kB per tunnel.
 status:     ``ikepulse status`` and ``status --json`` at N tunnels (the command, wall
             clock, interpreter start included) and the bare control request.
@@ -23,76 +34,67 @@ detection:  10 % of the tunnels blackholed at once on the right (their IKE and E
             verdicts on live tunnels (must be 0), and how restarts spread out.
 
 Every phase is bounded (--limit seconds to come up; the detection budget + 20 s) and the
-namespaces are removed. Writes bench/results/scale.json.
+namespaces are removed. Writes bench/results/NAME.json (--output).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
-import vici
-
 from ikepulse.testing.lab import IKEPULSE, SRC, Lab, lab_unavailable, wait_for
 from ikepulse.testing.scale_lab import (
     ProcStat,
+    Tail,
     add_hosts,
     blackhole_tunnels,
     control,
     ikepulse_tunnels,
     name,
     ping_tunnel,
-    swanctl_tunnels,
     up_all,
 )
 from results_file import write_results
+from scale_anchor import charon_pair, ikepulse_to_charon
 
 DPD_DELAY, DPD_TIMEOUT = 30.0, 15.0
 BUDGET = DPD_DELAY + DPD_TIMEOUT
 NAT_PUBLIC = "198.51.100.1"
 """The left gateway's address as the right sees it (the NAT's outside address)."""
-INSTALLED = re.compile(r"CHILD SA \S+ installed, SPIs")
+INSTALLED = re.compile(r"CHILD SA (t\d+)\{\w+\} installed, SPIs")
 STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
 DEAD = re.compile(STAMP + r".*peer of (t\d+)\[[0-9a-f]+\] is dead .*detected ([\d.]+)s", re.M)
 RESTORED = re.compile(STAMP + r".*tunnel (t\d+) restored after ([\d.]+)s \((\d+) attempt", re.M)
 KEEP: str | None = None
 """A directory to keep the lab's files in (logs), for debugging (--keep)."""
-CHARON_OPTIONS = "install_routes = no"
-"""No routes for the IPv6 selectors (no address of theirs here; setups are measured, not
-traffic)."""
-RESPONDER_OPTIONS = (
-    CHARON_OPTIONS
-    + "\n  cookie_threshold = 100000\n  cookie_threshold_ip = 100000\n  block_threshold = 100000"
-)
-
-
-def _count(log: Path, pattern: re.Pattern) -> int:
-    try:
-        return len(pattern.findall(log.read_text(errors="replace")))
-    except FileNotFoundError:
-        return 0
 
 
 def _log_time(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def _wait_count(log: Path, pattern: re.Pattern, count: int, limit: float) -> tuple[float, int]:
-    """When ``count`` matches were in ``log`` (monotonic), or the deadline; and how many."""
-    deadline = time.monotonic() + limit
+def _wait_distinct(log: Path, count: int, limit: float) -> tuple[float, int]:
+    """When ``count`` distinct connections had installed a CHILD SA (monotonic), or the
+    deadline; and how many had. Restarts install again and must not count twice."""
+    deadline, tail, seen = time.monotonic() + limit, Tail(log), set()
     while True:
-        seen = _count(log, pattern)
-        if seen >= count or time.monotonic() > deadline:
-            return time.monotonic(), seen
+        seen.update(INSTALLED.findall(tail.read()))
+        if len(seen) >= count or time.monotonic() > deadline:
+            return time.monotonic(), len(seen)
         time.sleep(0.1)
+
+
+def _count(log: Path, pattern: re.Pattern) -> int:
+    return len(pattern.findall(log.read_text(errors="replace")))
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -148,19 +150,36 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             out["startup_s"] = round(ready - launched, 2)
             before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
             fired = ready
+            ups: list[list[dict]] = []
             if initiation == "up":
                 names = [name(i) for i in range(n)]
-                answers = up_all(left.socket, names, window, timeout=limit)
-                out["up_failures"] = sum(1 for a in answers if not a.get("ok"))
-            done, installed = _wait_count(left.log, INSTALLED, n, limit)
+                upper = threading.Thread(
+                    target=lambda: ups.append(up_all(left.socket, names, window, timeout=limit))
+                )
+                upper.start()
+            done, installed = _wait_distinct(left.log, n, limit)
             out["installed"] = installed
             out["setup_s"] = round(done - fired, 2)
+            during = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            out["setup_cpu_ms_per_tunnel"] = {
+                side: round(1000 * (during[side].cpu_s - before[side].cpu_s) / max(installed, 1), 2)
+                for side in during
+            }
             out["setups_per_s_excluding_startup"] = _rate(installed, done - fired)
             out["setups_per_s_including_startup"] = _rate(installed, done - launched)
+            out["during_setup"] = {
+                "dead_verdicts": {"left": _count(left.log, DEAD), "right": _count(right.log, DEAD)},
+                "udp_rcvbuf_errors": {"left": lab.left.udp_receive_buffer_errors(),
+                                      "right": lab.right.udp_receive_buffer_errors()},
+            }  # fmt: skip
+            if initiation == "up":
+                upper.join()
+                out["up_failures"] = sum(1 for a in ups[0] if not a.get("ok"))
             print(f"ikepulse: {installed}/{n} tunnels in {done - fired:.1f} s "
                   f"({out['setups_per_s_excluding_startup']}/s; "
                   f"{out['setups_per_s_including_startup']}/s with {out['startup_s']} s "
-                  "start-up)", flush=True)  # fmt: skip
+                  f"start-up; CPU ms per tunnel {out['setup_cpu_ms_per_tunnel']}; "
+                  f"{out['during_setup']})", flush=True)  # fmt: skip
             if installed < n:
                 out["gave_up"] = f"only {installed} of {n} tunnels within {limit:.0f} s"
                 return out
@@ -209,12 +228,14 @@ def detection(lab: Lab, left, n: int) -> dict:
     """Blackhole 10 % of the tunnels at once; verdicts, wrong verdicts and restarts."""
     sas = left.status()
     dead = set(random.Random(61).sample(sorted(sa["connection"] for sa in sas), max(1, n // 10)))
+    tail, text = Tail(left.log, from_end=True), []
     blackholed = time.time()
     blackhole_tunnels(lab, lab.right, [sa for sa in sas if sa["connection"] in dead])
     deaths: dict[str, tuple[float, float]] = {}
 
     def verdicts() -> bool:
-        for match in DEAD.finditer(left.log.read_text(errors="replace")):
+        text.append(new := tail.read())
+        for match in DEAD.finditer(new):
             at = _log_time(match[1])
             if at >= blackholed and match[2] not in deaths:
                 deaths[match[2]] = (at, float(match[3]))
@@ -227,7 +248,7 @@ def detection(lab: Lab, left, n: int) -> dict:
     time.sleep(10)  # restarts, and any wrong verdict, show up here
     verdicts()
     restores = {}
-    for match in RESTORED.finditer(left.log.read_text(errors="replace")):
+    for match in RESTORED.finditer("".join(text)):
         if _log_time(match[1]) >= blackholed:
             restores[match[2]] = (_log_time(match[1]), float(match[3]), int(match[4]))
     found = [deaths[c][0] - blackholed for c in dead if c in deaths]
@@ -245,95 +266,6 @@ def detection(lab: Lab, left, n: int) -> dict:
     }
 
 
-def _vici(uri: str) -> tuple[socket.socket, vici.Session]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(uri[7:])
-    return sock, vici.Session(sock)
-
-
-def _established(uri: str) -> int:
-    sock, session = _vici(uri)
-    try:
-        return sum(
-            1
-            for entry in session.list_sas()
-            for sa in entry.values()
-            if sa["state"] == b"ESTABLISHED"
-            and any(c["state"] == b"INSTALLED" for c in sa.get("child-sas", {}).values())
-        )
-    finally:
-        sock.close()
-
-
-def _wait_established(uri: str, count: int, limit: float) -> tuple[float, int]:
-    """When charon had ``count`` IKE SAs up with their CHILD SA (monotonic), or the
-    deadline; and how many."""
-    deadline = time.monotonic() + limit
-    while True:
-        seen = _established(uri)
-        if seen >= count or time.monotonic() > deadline:
-            return time.monotonic(), seen
-        time.sleep(0.25)
-
-
-def strongswan_run(n: int, seconds: float, limit: float) -> dict:
-    out: dict = {"tunnels": n}
-    dpd = f"dpd_delay = {DPD_DELAY:g}s"
-    with tempfile.TemporaryDirectory(prefix="ikepulse-scale-ss-") as tmp:
-        lab = Lab(Path(KEEP or tmp), nat=True).up()
-        try:
-            right = lab.charon(lab.right)
-            conf = swanctl_tunnels(
-                n, side="right", local_addr=lab.right_addr, remote_addr="%any", extra=dpd
-            )
-            right.start(conf, RESPONDER_OPTIONS)
-            left = lab.charon(lab.left, "charon-left")
-            launched = time.monotonic()
-            left.start(swanctl_tunnels(n, side="left", local_addr=lab.left_addr,
-                                       remote_addr=lab.right_addr, extra=dpd),
-                       CHARON_OPTIONS)  # fmt: skip
-            ready = time.monotonic()
-            out["startup_s"] = round(ready - launched, 2)
-            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            sock, session = _vici(left.uri)
-            try:
-                for i in range(n):
-                    for _log in session.initiate({"ike": name(i), "child": "net", "timeout": -1}):
-                        pass
-            finally:
-                sock.close()
-            done, installed = _wait_established(left.uri, n, limit)
-            out["installed"] = installed
-            out["setup_s"] = round(done - ready, 2)
-            out["setups_per_s_excluding_startup"] = _rate(installed, done - ready)
-            out["setups_per_s_including_startup"] = _rate(installed, done - launched)
-            print(f"strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
-                  f"({out['setups_per_s_excluding_startup']}/s)", flush=True)  # fmt: skip
-            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            out["memory"] = {
-                side: {
-                    "rss_start_kib": before[side].rss_kib,
-                    "rss_tunnels_kib": after[side].rss_kib,
-                    "kib_per_tunnel": round((after[side].rss_kib - before[side].rss_kib) / n, 1),
-                }
-                for side in before
-            }
-            start = time.monotonic()
-            left.swanctl("--list-sas", timeout=120)
-            out["status_s"] = {"list_sas": round(time.monotonic() - start, 3)}
-            idle0 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            time.sleep(seconds)
-            idle1 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
-            out["idle_cpu_percent"] = {
-                side: round(100 * idle1[side].cpu_share_since(idle0[side]), 2) for side in idle0
-            }
-            print(f"strongSwan: memory {out['memory']}; list-sas {out['status_s']}; idle CPU "
-                  f"{out['idle_cpu_percent']} %", flush=True)  # fmt: skip
-            return out
-        finally:
-            lab.down()
-
-
 def _ratio(ours, theirs) -> float | None:
     return round(ours / theirs, 2) if ours and theirs else None
 
@@ -349,6 +281,9 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=600.0, help="seconds to come up")
     parser.add_argument("--with-strongswan", action="store_true")
     parser.add_argument("--strongswan-tunnels", type=int, default=None)
+    parser.add_argument(
+        "--strongswan-only", action="store_true", help="only the strongSwan runs (no ikepulse pair)"
+    )
     parser.add_argument("--output", default="scale", help="bench/results/NAME.json")
     parser.add_argument("--keep", help="keep the lab's files (logs) in this directory")
     args = parser.parse_args()
@@ -356,28 +291,37 @@ def main() -> None:
     KEEP = args.keep
     if reason := lab_unavailable():
         raise SystemExit(f"cannot run: {reason}")
-    results = {
-        "ikepulse": ikepulse_run(args.tunnels, args.window, args.initiation, args.seconds,
-                                 args.limit),
-    }  # fmt: skip
+    load_before = os.getloadavg()[0]
+    results = {}
+    if not args.strongswan_only:
+        results["ikepulse"] = ikepulse_run(args.tunnels, args.window, args.initiation,
+                                           args.seconds, args.limit)  # fmt: skip
     ratios = {}
-    if args.with_strongswan:
+    if args.with_strongswan or args.strongswan_only:
         count = args.strongswan_tunnels or args.tunnels
-        results["strongswan"] = theirs = strongswan_run(count, args.seconds, args.limit)
-        ours = results["ikepulse"]
+        dpd = f"dpd_delay = {DPD_DELAY:g}s"
+        liveness = f'dpd_delay = "{DPD_DELAY:g}s"\ndpd_timeout = "{DPD_TIMEOUT:g}s"\n'
+        results["strongswan"] = theirs = charon_pair(count, dpd, args.seconds, args.limit, KEEP)
+        results["ikepulse_to_strongswan"] = mixed = ikepulse_to_charon(
+            count, liveness, dpd, args.window, args.limit, KEEP
+        )
+        ours = results.get("ikepulse", {})
         ratios = {
             "setups_per_s": _ratio(ours.get("setups_per_s_excluding_startup"),
                                    theirs.get("setups_per_s_excluding_startup")),
+            "setups_per_s_ikepulse_to_strongswan": _ratio(
+                mixed.get("setups_per_s_excluding_startup"),
+                theirs.get("setups_per_s_excluding_startup")),
             "idle_cpu_left": _ratio(ours.get("idle_cpu_percent", {}).get("left"),
                                     theirs.get("idle_cpu_percent", {}).get("left")),
             "kib_per_tunnel_right": _ratio(
                 ours.get("memory", {}).get("right", {}).get("kib_per_tunnel"),
                 theirs.get("memory", {}).get("right", {}).get("kib_per_tunnel")),
         }  # fmt: skip
-        print(f"ikepulse / strongSwan: {ratios}")
+        print(f"against strongSwan<->strongSwan: {ratios}")
     meta = {"tunnels": args.tunnels, "window": args.window, "initiation": args.initiation,
             "seconds": args.seconds, "dpd_delay": DPD_DELAY, "dpd_timeout": DPD_TIMEOUT,
-            "nat": True}  # fmt: skip
+            "nat": True, "load_average_1m": [load_before, os.getloadavg()[0]]}  # fmt: skip
     write_results(args.output, meta, results=results, ratios=ratios)
 
 

@@ -7,7 +7,7 @@ and drains ``next_event()`` (DESIGN.md §3.2).
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 from ..wire.buffer import DecodeError
@@ -71,7 +71,9 @@ class SaManager(SaRelations):
         self.natt_port = natt_port
         self.counters: Counter[str] = Counter()
         self.sas: SaTable = SaTable()
-        self._closed: dict[bytes, tuple[IkeSa, float]] = {}
+        self._closed: OrderedDict[bytes, tuple[IkeSa, float]] = OrderedDict()
+        """Deleted SAs still answering retransmits, oldest first (O(1) to find the oldest,
+        which a dict with its front deleted over and over is not)."""
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
         self.restarts = Restarts()
@@ -435,10 +437,12 @@ class SaManager(SaRelations):
         """Forget finished SAs (keeping their last answer for a while, for a peer that
         retransmits a request it sent before the delete, §2.1) and completed half-open
         entries."""
-        for spi, (_, until) in list(self._closed.items()):  # oldest first
+        closed = self._closed
+        while closed:  # oldest first; copying the table on every call made it O(n) each
+            spi, (_, until) = next(iter(closed.items()))
             if now < until:
                 break
-            del self._closed[spi]
+            closed.popitem(last=False)
         for sa in self.sas.take_opened():
             self.gate.settled(sa)
         for spi, sa in self.sas.finished():

@@ -243,6 +243,7 @@ class Daemon:
                 except OSError as exc:
                     log.warning("cannot listen on %s: %s", address, exc)
         log.info("local addresses: %s", ", ".join(addresses) or "none")
+        self.dataplane.sources.forget()
         self.manager.local_addresses_changed(addresses, self.now(), source_for)
         self.pump()
 

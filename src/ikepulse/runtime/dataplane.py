@@ -37,13 +37,42 @@ IP_MTU_DISCOVER, IP_PMTUDISC_DONT = 10, 0
 IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DONT = 23, 0
 
 
-def _local_source(networks) -> str | None:
-    """An address of this host inside one of ``networks`` (the route's preferred source)."""
-    for raw in netlink(lambda ipr: [m.get_attr("IFA_ADDRESS") for m in ipr.get_addr()]):
-        address = ipaddress.ip_address(raw)
-        if any(address in net for net in networks):
-            return str(address)
-    return None
+def _host_addresses() -> list:
+    """Every address of this host (one netlink dump)."""
+    dump = netlink(lambda ipr: [m.get_attr("IFA_ADDRESS") for m in ipr.get_addr()])
+    return [ipaddress.ip_address(raw) for raw in dump if raw]
+
+
+class LocalSources:
+    """The host's addresses, for the preferred source of a route: one dump, kept, and dumped
+    again only on a miss (at most once per ``REFRESH`` seconds) or after ``forget``. A dump
+    per route made adding N routes cost N dumps, each as long as the host's address list."""
+
+    REFRESH = 1.0
+
+    def __init__(self, now: Callable[[], float], dump=_host_addresses) -> None:
+        self.now = now
+        self.dump = dump
+        self._addresses: list | None = None
+        self._dumped = 0.0
+
+    def forget(self) -> None:
+        """The host's addresses changed."""
+        self._addresses = None
+
+    def source(self, networks) -> str | None:
+        """An address of this host inside one of ``networks``, or None."""
+        found = self._find(networks)
+        if found is None and (self._addresses is None or self.now() - self._dumped >= self.REFRESH):
+            self._addresses, self._dumped = self.dump(), self.now()
+            found = self._find(networks)
+        return found
+
+    def _find(self, networks) -> str | None:
+        for address in self._addresses or ():
+            if any(address in net for net in networks):
+                return str(address)
+        return None
 
 
 def sa_pair(event: ChildSaInstalled) -> SaPair:
@@ -103,6 +132,8 @@ class DataPlane:
         """Called at the first packet after ``traffic_seen`` was cleared."""
         self.traffic_seen = False
         self._timer: asyncio.TimerHandle | None = None
+        self.sources = LocalSources(now)
+        """The host's addresses, for routes' preferred sources (``forget`` on a change)."""
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -169,15 +200,22 @@ class DataPlane:
     def route(self, local_ts, remote_ts) -> None:
         """Route the remote selectors into the TUN device: from now on nothing for them
         leaves in the clear, with or without an SA."""
-        if self.tun is None:
+        tun = self.tun
+        if tun is None:
             return
-        local_nets = [
-            n for ts in local_ts for n in ipaddress.summarize_address_range(ts.start, ts.end)
+        networks = [
+            network
+            for ts in remote_ts
+            for network in ipaddress.summarize_address_range(ts.start, ts.end)
+            if str(network) not in tun.routes
         ]
-        source = _local_source(local_nets)
-        for ts in remote_ts:
-            for network in ipaddress.summarize_address_range(ts.start, ts.end):
-                self.tun.route(network, source if network.version == 4 else None)
+        source = None
+        if any(network.version == 4 for network in networks):
+            source = self.sources.source(
+                [n for ts in local_ts for n in ipaddress.summarize_address_range(ts.start, ts.end)]
+            )
+        for network in networks:
+            tun.route(network, source if network.version == 4 else None)
 
     def add_trap(self, trap: Trap) -> None:
         self.plane.add_trap(trap)

@@ -5,6 +5,11 @@ per-tunnel blackholes, the event feed and process figures. Used by ``bench/scale
 Tunnel ``i`` is connection ``t{i}`` with identities ``t{i}.left`` / ``t{i}.right`` and one
 child ``net`` between the single hosts ``2001:db8:10::{i+1:x}`` (left) and
 ``2001:db8:20::{i+1:x}`` (right), so 10,000 tunnels fit in the lab's 2001:db8::/32.
+
+strongSwan's kernel-libipsec cannot route those (it fails to install the route for an IPv6
+policy and answers TS_UNACCEPTABLE), so runs with a charon use ``family=4``: distinct /32
+host *pairs*, the left host from 203.0.113.128/25 and the right one from 198.51.100.128/25
+(128 x 128 pairs; the lab's links and sites use the lower halves).
 """
 
 from __future__ import annotations
@@ -16,20 +21,35 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ikepulse.testing.lab import PSK, Lab, Namespace
 
 LEFT_HOSTS, RIGHT_HOSTS = "2001:db8:10::", "2001:db8:20::"
+LEFT_HOSTS4, RIGHT_HOSTS4 = "203.0.113.", "198.51.100."
+PAIRS4 = 128 * 128
+"""How many distinct IPv4 selector pairs there are."""
 
 
 def name(i: int) -> str:
     return f"t{i}"
 
 
-def host(side: str, i: int) -> str:
+def host(side: str, i: int, family: int = 6) -> str:
     """Tunnel ``i``'s selector (one address) on ``side``; never ``::0``, the subnet-router
-    anycast address (RFC 4291 §2.6.1)."""
+    anycast address (RFC 4291 §2.6.1). IPv4: the left host varies fastest, the right one
+    every 128 tunnels."""
+    if family == 4:
+        if not 0 <= i < PAIRS4:
+            raise ValueError(f"only {PAIRS4} IPv4 selector pairs")
+        if side == "left":
+            return f"{LEFT_HOSTS4}{128 + i % 128}"
+        return f"{RIGHT_HOSTS4}{128 + i // 128}"
     return f"{LEFT_HOSTS if side == 'left' else RIGHT_HOSTS}{i + 1:x}"
+
+
+def selector(side: str, i: int, family: int = 6) -> str:
+    return f"{host(side, i, family)}/{32 if family == 4 else 128}"
 
 
 def ikepulse_tunnels(
@@ -40,6 +60,7 @@ def ikepulse_tunnels(
     remote_addr: str,
     liveness: str = "",
     start_action: str = "none",
+    family: int = 6,
 ) -> str:
     """TOML for ``count`` connections on ``side``, one anonymous PSK for all of them.
     ``liveness`` is TOML put in every connection (dpd_delay, dpd_action, ...)."""
@@ -57,15 +78,21 @@ def ikepulse_tunnels(
             f'remote = {{ auth = "psk", id = "{name(i)}.{peer}" }}\n'
             f"{liveness}"
             f"[connections.{name(i)}.children.net]\n"
-            f'local_ts = ["{host(side, i)}/128"]\n'
-            f'remote_ts = ["{host(peer, i)}/128"]\n'
+            f'local_ts = ["{selector(side, i, family)}"]\n'
+            f'remote_ts = ["{selector(peer, i, family)}"]\n'
             'esp_proposals = ["aes256gcm16"]\n'
         )
     return "\n".join(blocks) + f'\n[secrets.all]\nsecret = "{PSK}"\n'
 
 
 def swanctl_tunnels(
-    count: int, *, side: str, local_addr: str, remote_addr: str, extra: str = ""
+    count: int,
+    *,
+    side: str,
+    local_addr: str,
+    remote_addr: str,
+    extra: str = "",
+    family: int = 4,
 ) -> str:
     """The same ``count`` tunnels as a swanctl.conf (one setting per line)."""
     peer = "right" if side == "left" else "left"
@@ -76,28 +103,30 @@ def swanctl_tunnels(
         f"    local {{\n      auth = psk\n      id = {name(i)}.{side}\n    }}\n"
         f"    remote {{\n      auth = psk\n      id = {name(i)}.{peer}\n    }}\n"
         "    children {\n      net {\n"
-        f"        local_ts = {host(side, i)}/128\n        remote_ts = {host(peer, i)}/128\n"
+        f"        local_ts = {selector(side, i, family)}\n"
+        f"        remote_ts = {selector(peer, i, family)}\n"
         "        esp_proposals = aes256gcm16\n        mode = tunnel\n      }\n    }\n  }\n"
         for i in range(count)
     )
     return f"connections {{\n{conns}}}\nsecrets {{\n  ike-all {{\n    secret = {PSK}\n  }}\n}}\n"
 
 
-def add_hosts(lab: Lab, indices) -> None:
+def add_hosts(lab: Lab, indices, family: int = 6) -> None:
     """Give both gateways the selector addresses of tunnels ``indices`` (on ``lo``), so
     pings can leave from and arrive at them. Only for the tunnels to ping: a daemon that
     starts with thousands of addresses looks them all up for every route it adds."""
     for ns, side in ((lab.left, "left"), (lab.right, "right")):
         batch = lab.workdir / f"hosts-{ns.name}.batch"
-        batch.write_text("".join(f"addr add {host(side, i)}/128 dev lo\n" for i in indices))
-        ns.run("ip", "-6", "-batch", str(batch), timeout=120)
+        hosts = dict.fromkeys(selector(side, i, family) for i in indices)  # pairs share hosts
+        batch.write_text("".join(f"addr add {h} dev lo\n" for h in hosts))
+        ns.run("ip", f"-{family}", "-force", "-batch", str(batch), timeout=120)
 
 
-def ping_tunnel(lab: Lab, i: int, count: int = 1) -> bool:
+def ping_tunnel(lab: Lab, i: int, count: int = 1, family: int = 6) -> bool:
     """A ping from the left's selector of tunnel ``i`` to the right's arrives."""
     result = lab.left.run(
-        "ping", "-6", "-c", str(count), "-W", "2", "-I", host("left", i), host("right", i),
-        check=False,
+        "ping", f"-{family}", "-c", str(count), "-W", "2",
+        "-I", host("left", i, family), host("right", i, family), check=False,
     )  # fmt: skip
     return result.returncode == 0
 
@@ -203,6 +232,26 @@ class EventRecorder:
     def stop(self) -> None:
         if self._sock is not None:
             self._sock.close()
+
+
+class Tail:
+    """The lines a growing log gained since the last ``read`` (whole lines only): re-reading
+    a 10,000-tunnel log ten times a second took a core from the daemons under test."""
+
+    def __init__(self, log: Path, from_end: bool = False) -> None:
+        self.log = log
+        self.offset = log.stat().st_size if from_end and log.exists() else 0
+
+    def read(self) -> str:
+        try:
+            with self.log.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return ""
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return data[:end].decode(errors="replace")
 
 
 @dataclass(frozen=True)
