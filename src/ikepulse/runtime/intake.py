@@ -75,23 +75,28 @@ class Intake:
         """One round: established traffic, everything that is not new work, then new work
         within the budget, with established traffic served again every URGENT_EVERY."""
         self._scheduled = False
-        first, new, urgent, clock = self.first, self.new, self.urgent, self.clock
+        new, urgent, clock = self.new, self.urgent, self.clock
         urgent()
-        while first:
-            self.receive(*first.popleft())
+        self.serve_first()
         now = clock()
         until, look = now + self.budget, now + URGENT_EVERY
         while new and now < until:
             if now >= look:
                 urgent()  # may read IKE_AUTH too: served before more new work
-                while first:
-                    self.receive(*first.popleft())
+                self.serve_first()
                 look = clock() + URGENT_EVERY
             self.receive(*new.popleft())
             now = clock()
         self.done()
         if new:
             self.wake()
+
+    def serve_first(self) -> None:
+        """Everything queued that is not new-SA work, now (answers to our requests, the
+        requests of established SAs, IKE_AUTH)."""
+        first = self.first
+        while first:
+            self.receive(*first.popleft())
 
     def __len__(self) -> int:
         return len(self.first) + len(self.new)
