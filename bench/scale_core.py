@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 
 from ikepulse.config.build import liveness_policy
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, Peer, many_tunnels, transfer
@@ -27,9 +28,11 @@ TIME_BUDGET = 600.0
 
 
 def tunnels(n: int, seed: int = 1) -> tuple[Peer, Peer]:
-    """``n`` tunnels, left behind a NAT (so NAT-T keepalives are due)."""
+    """``n`` tunnels, left behind a NAT (so NAT-T keepalives are due); right names the
+    NAT's address as its peer (a known gateway, not held to the per-source flood limits)."""
     a, b = many_tunnels(n, seed, liveness=liveness_policy(**POLICY))
     a.public = NAT_PUBLIC
+    b.manager.connections = [replace(c, remote_addrs=(NAT_PUBLIC,)) for c in b.manager.connections]
     return a, b
 
 
