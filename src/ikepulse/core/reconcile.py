@@ -242,8 +242,6 @@ def overlaps(sas: Iterable[TaskHost], name: str) -> dict[str, int]:
     """How many established IKE SAs of connection ``name``, and CHILD SA pairs of each of
     its children, there are beyond one (exporters for strongSwan count the same)."""
     up = [sa for sa in sas if sa.name == name and sa.state is IkeState.ESTABLISHED]
-    children = Counter(e.child.name for sa in up for e in sa.children.entries() if e.phase in LIVE)
-    return {
-        "ike_sas": max(0, len(up) - 1),
-        "child_sas": sum(max(0, n - 1) for n in children.values()),
-    }
+    names = [e.child.name for sa in up for e in sa.children.entries() if e.phase in LIVE]
+    extra_children = len(names) - len(set(names))  # each pair beyond the first of its name
+    return {"ike_sas": max(0, len(up) - 1), "child_sas": extra_children}
