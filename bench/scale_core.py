@@ -7,7 +7,8 @@ Per N: bring-up time (IKE_SA_INIT + IKE_AUTH with one CHILD SA each, all initiat
 once), CPU time of simulated idle minutes with dpd_delay 30 s and NAT-T keepalives every
 20 s (left is behind a NAT) — both managers together, in one process: each side's share
 is about half — how many SA timer wake-ups that took, and the time of ``status`` for every
-IKE SA. Writes bench/results/scale_core.json.
+IKE SA, in the core and through a daemon's control socket and the CLI
+(bench/control_path.py). Writes bench/results/scale_core.json.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import time
 from dataclasses import replace
 
+from control_path import control_path
 from ikepulse.config.build import liveness_policy
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, Peer, many_tunnels, transfer
 from results_file import write_results
@@ -93,6 +95,7 @@ def run(n: int, idle_minutes: float) -> dict:
     start = time.perf_counter()
     json.dumps(status)
     json_time = time.perf_counter() - start
+    daemon = control_path(a.manager)
     return {
         "tunnels": n,
         "established": up,
@@ -109,6 +112,7 @@ def run(n: int, idle_minutes: float) -> dict:
         "status_seconds": round(status_times[0], 4),
         "status_again_seconds": round(status_times[1], 4),
         "status_json_encode_seconds": round(json_time, 4),
+        "daemon": daemon,
         "timed_out": time.monotonic() >= deadline,
     }
 
@@ -130,8 +134,10 @@ def main() -> None:
             f"{r['idle_sa_timer_wakeups']}, {r['idle_natt_keepalives']} keepalives; "
             f"status of {r['status_ike_sas']} IKE SAs {1000 * r['status_seconds']:.0f} ms "
             f"(again {1000 * r['status_again_seconds']:.0f} ms, JSON "
-            f"{1000 * r['status_json_encode_seconds']:.0f} ms)"
-            + (" (TIMED OUT)" if r["timed_out"] else "")
+            f"{1000 * r['status_json_encode_seconds']:.0f} ms); daemon status "
+            f"{1000 * r['daemon']['daemon_status_seconds']:.0f} ms, over its socket "
+            f"{1000 * r['daemon']['control_round_trip_seconds']:.0f} ms, CLI processes "
+            f"{r['daemon']['cli_process_seconds']} s" + (" (TIMED OUT)" if r["timed_out"] else "")
         )
     meta = {"policy": POLICY, "idle_minutes": args.idle_minutes, "budget_s": TIME_BUDGET}
     write_results("scale_core", meta, runs=results)

@@ -188,10 +188,16 @@ class SkCrypter(Protocol):
 
 
 def encode_encrypted(
-    msg: Message, inner: list[Payload] | tuple[Payload, ...], crypter: SkCrypter, iv: bytes
+    msg: Message,
+    inner: list[Payload] | tuple[Payload, ...],
+    crypter: SkCrypter,
+    iv: bytes,
+    plaintext: bytes | None = None,
 ) -> bytes:
-    """Encode ``msg`` with ``inner`` payloads sealed in a trailing SK payload (§3.14)."""
-    plaintext = encode_payloads(inner)
+    """Encode ``msg`` with ``inner`` payloads sealed in a trailing SK payload (§3.14);
+    ``plaintext``: ``inner`` already encoded, if the caller has it."""
+    if plaintext is None:
+        plaintext = encode_payloads(inner)
     first_inner = inner[0].TYPE if inner else PayloadType.NONE
     body_len = crypter.sealed_length(len(plaintext))
     w = Writer()
