@@ -18,12 +18,13 @@ def request(path: str, command: dict, timeout: float | None = None) -> dict:
             sock.settimeout(wait)
             sock.connect(path)
             sock.sendall(json.dumps(command).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
+            chunks: list[bytes] = []  # joined once: a 10,000-SA status is megabytes
+            while not chunks or not chunks[-1].endswith(b"\n"):
+                chunk = sock.recv(1 << 20)
                 if not chunk:
                     break
-                data += chunk
+                chunks.append(chunk)
+            data = b"".join(chunks)
     except FileNotFoundError:
         hint = "is 'ikepulse daemon' running?"
         raise ControlError(f"no daemon listening on {path} ({hint})") from None

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-from ..core.events import ChildSaInstalled, IkeSaEstablished
-from ..wire.message import decode_message
 from .status import format_status
 
 
@@ -85,7 +83,9 @@ def _lab(ike: str, esp: str) -> None:
 
 
 def _in_memory(ike: str, esp: str) -> None:
+    from ..core.events import ChildSaInstalled, IkeSaEstablished
     from ..testing.loopback import LEFT, RIGHT, Clock, make_peers, run_until_idle
+    from ..wire.message import decode_message
 
     left, right = make_peers(
         {"ike": ike, "esp": esp},

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import json
 import sys
 
 import click
 
-from ..wire.buffer import DecodeError
-from ..wire.describe import describe_isakmp, describe_message
-from ..wire.isakmp import decode_isakmp, isakmp_version
-from ..wire.message import decode_message
 from .client import ControlError, request
 from .demo import demo
 from .events import events
@@ -61,6 +56,8 @@ def _load(path: str, check_credentials: bool = False):
 )
 def daemon(config_path: str, log_level: str | None, log_format: str) -> None:
     """Run the daemon in the foreground."""
+    import asyncio
+
     from ..runtime import logs
     from ..runtime.daemon import Daemon
 
@@ -172,6 +169,12 @@ def status(socket_path: str, as_json: bool) -> None:
 @click.option("--hex", "as_hex", is_flag=True, help="FILE holds hex text, not raw bytes.")
 def decode(file, as_hex: bool) -> None:
     """Print one IKEv2 or IKEv1 message (as sent on port 500; FILE or - for stdin) as JSON."""
+    # Imported here: every other command (``status`` above all) starts without the codecs.
+    from ..wire.buffer import DecodeError
+    from ..wire.describe import describe_isakmp, describe_message
+    from ..wire.isakmp import decode_isakmp, isakmp_version
+    from ..wire.message import decode_message
+
     data = file.read()
     if as_hex:
         try:

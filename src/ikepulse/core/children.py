@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from .child_sa import ChildLimits, ChildSa
 from .connection import ChildConfig
 from .events import ChildSaDeleted, ChildSaRekeyed, child_installed
+from .liveness import earliest
 from .randomness import fraction
 from .renewal import retry_delay
 from .state import checked
@@ -221,16 +222,13 @@ class Children:
     # --- what is due -------------------------------------------------------------------
 
     def deadline(self) -> float | None:
-        times = [
-            t
-            for entry in self._entries.values()
-            for t in (
-                entry.limits.rekey_at if entry.phase is ChildPhase.INSTALLED else None,
-                entry.limits.expires_at if entry.phase is not ChildPhase.DELETING else None,
-            )
-            if t is not None
-        ]
-        return min(times, default=None)
+        at = None
+        for entry in self._entries.values():
+            if entry.phase is ChildPhase.INSTALLED:
+                at = earliest(at, entry.limits.rekey_at)
+            if entry.phase is not ChildPhase.DELETING:
+                at = earliest(at, entry.limits.expires_at)
+        return at
 
     def due(self, now: float) -> list[Rekey | Expire]:
         out: list[Rekey | Expire] = []

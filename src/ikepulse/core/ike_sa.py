@@ -34,7 +34,7 @@ from .events import (
     SaEndpointsChanged,
 )
 from .fragments import FragmentPolicy, Fragments, Opened
-from .liveness import LivenessPolicy
+from .liveness import LivenessPolicy, earliest
 from .mobility import Mobility, SourceFor, roam
 from .negotiate import Suite
 from .peer_liveness import Cause, Dead, Keepalive, PeerLiveness, Probe
@@ -429,14 +429,12 @@ class IkeSa:
     def get_timer(self) -> float | None:
         if self.finished:
             return None
-        times = [self.tasks.deadline, self.renewal.linger_until]
-        if self.state is IkeState.ESTABLISHED:
-            times += [
-                self.liveness.deadline(self.policy, self.nat_local),
-                self.children.deadline(),
-                self.renewal.deadline(),
-            ]
-        return min((t for t in times if t is not None), default=None)
+        at = earliest(self.tasks.deadline, self.renewal.linger_until)
+        if self.state is IkeState.ESTABLISHED:  # called after every event: no lists
+            at = earliest(at, self.liveness.deadline(self.policy, self.nat_local))
+            at = earliest(at, self.children.deadline())
+            at = earliest(at, self.renewal.deadline())
+        return at
 
     def handle_timer(self, now: float) -> None:
         if self.renewal.linger_until is not None and now >= self.renewal.linger_until:

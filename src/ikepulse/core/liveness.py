@@ -72,6 +72,14 @@ def probe_at(last_inbound: float, policy: LivenessPolicy) -> float | None:
     return None if policy.dpd_delay <= 0 else last_inbound + policy.dpd_delay
 
 
+def earliest(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, None being none (timers are asked after every event:
+    no lists, no generators)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
 def dead_at(last_inbound: float, policy: LivenessPolicy) -> float | None:
     """The detection deadline: the budget is a promise, whatever is in flight."""
     if policy.dpd_delay <= 0:

@@ -9,11 +9,11 @@ list (§3.6), sent from the address it moved to.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from cryptography.hazmat.primitives import hashes
 
 from ..wire.enums import NotifyType
 from ..wire.payloads import NotifyPayload
@@ -59,11 +59,14 @@ class Mobility:
 
 def natd_hash(spi_i: bytes, spi_r: bytes, address: tuple[str, int]) -> bytes:
     """SHA-1(SPIi | SPIr | IP | port) as in §2.23."""
-    digest = hashes.Hash(hashes.SHA1())
-    digest.update(spi_i + spi_r)
-    digest.update(ipaddress.ip_address(address[0]).packed)
-    digest.update(address[1].to_bytes(2, "big"))
-    return digest.finalize()
+    packed = _packed(address[0]) + address[1].to_bytes(2, "big")
+    return hashlib.sha1(spi_i + spi_r + packed, usedforsecurity=False).digest()
+
+
+@functools.lru_cache(maxsize=256)
+def _packed(address: str) -> bytes:
+    """A host has few addresses; every MOBIKE liveness check behind a NAT hashes them."""
+    return ipaddress.ip_address(address).packed
 
 
 def address_list(addresses: tuple[str, ...], current: str) -> list[NotifyPayload]:

@@ -25,6 +25,7 @@ from .liveness import (
     LivenessPolicy,
     RttEstimator,
     dead_at,
+    earliest,
     keepalive_due,
     on_demand_wait,
     probe_waits,
@@ -208,16 +209,19 @@ class PeerLiveness:
 
     def _dead_at(self, policy: LivenessPolicy) -> float | None:
         """The verdict's deadline: the earlier of the two directions' budgets."""
-        times = [dead_at(self.last_inbound, policy)]
+        at = dead_at(self.last_inbound, policy)
         if self.unanswered_since is not None:
-            times.append(dead_at(self.unanswered_since, policy))
-        return min((t for t in times if t is not None), default=None)
+            at = earliest(at, dead_at(self.unanswered_since, policy))
+        return at
 
     def _check_at(self, policy: LivenessPolicy) -> tuple[float, Cause] | None:
         """When the next check is due, and why; None while one is in flight."""
         if self.state is not Liveness.ALIVE or policy.dpd_delay <= 0:
             return None
         delay = policy.dpd_delay * (1.0 - self.head_start) if self.head_start else policy.dpd_delay
+        if not self.peer_retransmitted and self.unanswered_since is None:
+            if self.esp_silent_since is None:  # the common case, after every event
+                return self.last_inbound + delay, Cause.IDLE
         candidates = [(self.last_inbound + delay, Cause.IDLE)]
         if self.peer_retransmitted:
             candidates.append((self.last_inbound, Cause.PEER_RETRANSMITS))
@@ -229,12 +233,12 @@ class PeerLiveness:
         return min(candidates, key=lambda c: c[0])
 
     def deadline(self, policy: LivenessPolicy, behind_nat: bool) -> float | None:
-        times = [self._dead_at(policy)]
+        at = self._dead_at(policy)
         if (check := self._check_at(policy)) is not None:
-            times.append(check[0])
+            at = earliest(at, check[0])
         if behind_nat and policy.nat_keepalive > 0:
-            times.append(self.last_outbound + self._keepalive_interval(policy))
-        return min((t for t in times if t is not None), default=None)
+            at = earliest(at, self.last_outbound + self._keepalive_interval(policy))
+        return at
 
     def due(
         self, now: float, policy: LivenessPolicy, behind_nat: bool

@@ -66,6 +66,9 @@ class CreateChild:
 Action = DeleteIke | DeleteChild | CreateChild
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 def settled(sa: TaskHost) -> bool:
     """Established, not being renewed, no request of ours queued or in flight."""
     return (
@@ -112,7 +115,7 @@ def plan(
     per (IKE SA, child) when a missing child may be created again."""
     out: list[tuple[float, Action]] = []
     duplicated: set[int] = set()
-    for group in duplicate_ike_sas(sas):
+    for group in duplicate_ike_sas(sas) if len(sas) > 1 else ():  # replanned per event
         duplicated.update(id(sa) for sa in group)
         if all(settled(sa) for sa in group):
             at = max(sa.established_at for sa in group) + GRACE
@@ -122,7 +125,8 @@ def plan(
         if not settled(sa) or sa.connection is None:
             continue
         by_child: dict[tuple, list[ChildEntry]] = defaultdict(list)
-        for entry in sa.children.entries():
+        entries = sa.children.entries()
+        for entry in entries if len(entries) > 1 else ():  # duplicates need two
             by_child[entry.child.carries].append(entry)
         for entries in by_child.values():
             if len(entries) > 1 and all(e.phase is ChildPhase.INSTALLED for e in entries):
@@ -132,7 +136,7 @@ def plan(
         if id(sa) in duplicated:
             continue  # one IKE SA first: the survivor gets what is missing
         present = {entry.child.name for entry in sa.children.entries()}
-        closed = released.get(sa.local_spi, set())
+        closed = released.get(sa.local_spi, _NONE)
         for config in sa.connection.children:
             if config.name in present or config.name in closed:
                 continue
@@ -242,8 +246,6 @@ def overlaps(sas: Iterable[TaskHost], name: str) -> dict[str, int]:
     """How many established IKE SAs of connection ``name``, and CHILD SA pairs of each of
     its children, there are beyond one (exporters for strongSwan count the same)."""
     up = [sa for sa in sas if sa.name == name and sa.state is IkeState.ESTABLISHED]
-    children = Counter(e.child.name for sa in up for e in sa.children.entries() if e.phase in LIVE)
-    return {
-        "ike_sas": max(0, len(up) - 1),
-        "child_sas": sum(max(0, n - 1) for n in children.values()),
-    }
+    names = [e.child.name for sa in up for e in sa.children.entries() if e.phase in LIVE]
+    extra_children = len(names) - len(set(names))  # each pair beyond the first of its name
+    return {"ike_sas": max(0, len(up) - 1), "child_sas": extra_children}

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from .connection import ConnectionConfig
+from .liveness import earliest
 from .state import checked
 
 LINGER = 30.0
@@ -99,13 +100,9 @@ class IkeRenewal:
         self.expires_at = min(renewals) + connection.ike_over_time if renewals else None
 
     def deadline(self) -> float | None:
-        idle = self.phase is RenewalPhase.IDLE
-        times = (
-            self.expires_at,
-            self.reauth_at if idle else None,
-            self.rekey_at if idle else None,
-        )
-        return min((t for t in times if t is not None), default=None)
+        if self.phase is not RenewalPhase.IDLE:
+            return self.expires_at
+        return earliest(earliest(self.expires_at, self.reauth_at), self.rekey_at)
 
     def due(self, now: float) -> Due | None:
         """What is due now; the lifetime it answers with is used up (asked once)."""

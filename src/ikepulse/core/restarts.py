@@ -4,6 +4,8 @@ IKE SAs for one connection (DESIGN.md §4)."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,10 +38,24 @@ class Restart:
 
 
 class Restarts:
-    """The restarts of one SA manager, by connection name."""
+    """The restarts of one SA manager, by connection name, with their attempt times in a
+    heap: a gateway with many dead peers does not scan them all at every timer tick."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, Restart] = {}
+        self._seq = itertools.count()
+        self._order: dict[str, int] = {}
+        """Per name, when it was first begun: ``due`` answers in that order."""
+        self._heap: list[tuple[float, int, str, Restart]] = []
+        """(at, seq, name, restart); an entry is stale once the restart moved or ended."""
+
+    def _schedule(self, name: str, restart: Restart) -> None:
+        if restart.at is not None:
+            heapq.heappush(self._heap, (restart.at, next(self._seq), name, restart))
+
+    def _current(self, entry: tuple[float, int, str, Restart]) -> bool:
+        at, _, name, restart = entry
+        return self._by_name.get(name) is restart and restart.at == at
 
     def get(self, name: str) -> Restart | None:
         return self._by_name.get(name)
@@ -53,7 +69,10 @@ class Restarts:
         children: tuple[str, ...] | None = None,
     ) -> None:
         """The peer of ``name`` died (or deleted it): the first attempt starts at once."""
-        self._by_name[name] = Restart(local, remote, since=now, at=now, children=children)
+        if name not in self._by_name:
+            self._order[name] = next(self._seq)
+        restart = self._by_name[name] = Restart(local, remote, now, at=now, children=children)
+        self._schedule(name, restart)
 
     def restart(self, sa: TaskHost, now: float, children: tuple[str, ...] | None = None) -> bool:
         """Re-establish ``sa``'s connection (with ``children``, default all); a responder
@@ -77,19 +96,27 @@ class Restarts:
         if restart is not None and restart.at is None:
             restart.attempt += 1
             restart.at = now + restart_delay(restart.attempt, policy, draw())
+            self._schedule(name, restart)
 
     def end(self, name: str) -> Restart | None:
         """The connection is up again (or taken down): forget its restart."""
+        self._order.pop(name, None)
         return self._by_name.pop(name, None)
 
     def deadline(self) -> float | None:
-        return min((r.at for r in self._by_name.values() if r.at is not None), default=None)
+        heap = self._heap
+        while heap and not self._current(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def due(self, now: float) -> list[tuple[str, Restart]]:
-        """The attempts to start now; each is marked under way."""
-        out = []
-        for name, restart in self._by_name.items():
-            if restart.at is not None and restart.at <= now:
+        """The attempts to start now, in the order their restarts began; each is marked
+        under way."""
+        heap, out = self._heap, []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if self._current(entry):
+                _, _, name, restart = entry
                 restart.at = None
                 out.append((name, restart))
-        return out
+        return sorted(out, key=lambda item: self._order[item[0]])

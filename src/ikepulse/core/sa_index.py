@@ -126,6 +126,11 @@ class SaTable(dict):
 
     def _file_name(self, sa: TaskHost, name: str | None) -> None:
         old = self._name.get(sa)
+        up = bool(name) and sa.state not in HALF_OPEN
+        if old == name and up == (sa in self._up.get(old or "", ())):  # filed as it is
+            if up:
+                self.changed_names.add(name)
+            return
         if old and sa in self._up.get(old, ()):
             self.changed_names.add(old)
             _drop(self._up, old, sa)

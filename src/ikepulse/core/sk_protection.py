@@ -13,9 +13,15 @@ from ..crypto.prf import Prf, prf_for
 from ..crypto.sk import SkCrypter
 from ..wire.buffer import DecodeError
 from ..wire.enums import ExchangeType
-from ..wire.message import Message, encode_encrypted, encode_message, open_encrypted
+from ..wire.message import (
+    Message,
+    encode_encrypted,
+    encode_message,
+    encode_payloads,
+    open_encrypted,
+)
 from ..wire.payloads import EncryptedPayload, Payload
-from ..wire.skf import open_fragment, seal_fragments, sk_length
+from ..wire.skf import open_fragment, seal_fragments, sealed_size
 from .errors import Dropped
 from .negotiate import Suite
 from .randomness import Rng
@@ -85,12 +91,16 @@ class SkProtection:
         goes whole), or in the clear for IKE_SA_INIT (kept, unless ``keep_init`` is off,
         for the AUTH payload)."""
         if msg.exchange != ExchangeType.IKE_SA_INIT:
-            if max_message is not None and sk_length(msg, payloads, self._out) > max_message:
+            plaintext = encode_payloads(payloads)  # once: sized, then sealed
+            if (
+                max_message is not None
+                and sealed_size(msg, len(plaintext), self._out) > max_message
+            ):
                 return tuple(
                     seal_fragments(msg, payloads, self._out, self.rng.randbytes, max_message)
                 )
             iv = self.rng.randbytes(self._out.iv_size)
-            return (encode_encrypted(msg, payloads, self._out, iv),)
+            return (encode_encrypted(msg, payloads, self._out, iv, plaintext),)
         data = encode_message(replace(msg, payloads=tuple(payloads)))
         if keep_init:
             self.sent_init = data

@@ -138,10 +138,11 @@ class TaskManager:
         for task in tasks if builders is None else builders:
             task.build(payloads)
         mid = self.next_request_id
-        log.info(
-            "%s: sending %s request %d %s", self.sa.label, exchange.name, mid, _summary(payloads),
-            extra=_flood_kind(exchange),
-        )  # fmt: skip
+        if log.isEnabledFor(logging.INFO):  # no summary built for a log level that is off
+            log.info(
+                "%s: sending %s request %d %s", self.sa.label, exchange.name, mid,
+                _summary(payloads), extra=_flood_kind(exchange),
+            )  # fmt: skip
         packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
         self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
@@ -158,8 +159,10 @@ class TaskManager:
 
     @property
     def deadline(self) -> float | None:
-        times = [t.deadline for t in (self._active, self._held) if t is not None]
-        return min(times, default=None)
+        active, held = self._active, self._held
+        if held is None:
+            return None if active is None else active.deadline
+        return held.deadline if active is None else min(active.deadline, held.deadline)
 
     def on_timer(self, now: float) -> None:
         held = self._held
@@ -236,15 +239,16 @@ class TaskManager:
         self.sa.authenticated_inbound(src, dst, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
         inbound = Inbound(msg, outer + tuple(inner), raw, src, dst, now)
-        log.info(
-            "%s: received %s %s %d %s",
-            self.sa.label,
-            msg.exchange.name,
-            "response" if msg.is_response else "request",
-            msg.message_id,
-            _summary(inbound.payloads),
-            extra=_flood_kind(msg.exchange),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "%s: received %s %s %d %s",
+                self.sa.label,
+                msg.exchange.name,
+                "response" if msg.is_response else "request",
+                msg.message_id,
+                _summary(inbound.payloads),
+                extra=_flood_kind(msg.exchange),
+            )
         if msg.is_response:
             self._on_response(inbound, now)
         else:
@@ -348,14 +352,15 @@ class TaskManager:
     ) -> None:
         """Answer along ``path``: from where the request arrived to where it came from
         (RFC 7296 §2.11), whatever addresses the IKE SA holds (RFC 4555 §3.5)."""
-        log.info(
-            "%s: sending %s response %d %s",
-            self.sa.label,
-            msg.exchange.name,
-            msg.message_id,
-            _summary(payloads),
-            extra=_flood_kind(msg.exchange),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "%s: sending %s response %d %s",
+                self.sa.label,
+                msg.exchange.name,
+                msg.message_id,
+                _summary(payloads),
+                extra=_flood_kind(msg.exchange),
+            )
         packets = self.sa.datagrams(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )

@@ -74,6 +74,11 @@ class Cipher:
         decryptor = _Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
         return decryptor.update(ciphertext) + decryptor.finalize()
 
+    def aead(self, key: bytes) -> AESGCM | ChaCha20Poly1305:
+        """The AEAD object for ``key`` (salt stripped): build it once per key and keep it,
+        it costs as much as sealing a small message."""
+        return self._aead(key)
+
     def _aead(self, key: bytes) -> AESGCM | ChaCha20Poly1305:
         if self.id == EncrId.CHACHA20_POLY1305:
             return ChaCha20Poly1305(key[:-SALT_SIZE])

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .cipher import Cipher
+from cryptography.exceptions import InvalidTag
+
+from .cipher import SALT_SIZE, Cipher
 from .errors import CryptoError, IntegrityError
 from .integ import Integ
 
@@ -25,6 +27,8 @@ class SkCrypter:
     integ: Integ | None
     encr_key: bytes = field(repr=False)
     integ_key: bytes = field(default=b"", repr=False)
+    _aead: object = field(default=None, init=False, repr=False, compare=False)
+    """The AEAD object and salt, built once (a liveness check is two small messages)."""
 
     def __post_init__(self) -> None:
         if self.cipher.is_aead and self.integ is not None:
@@ -39,6 +43,9 @@ class SkCrypter:
         wanted = 0 if self.integ is None else self.integ.key_size
         if len(self.integ_key) != wanted:
             raise CryptoError(f"integrity key is {len(self.integ_key)} octets, expected {wanted}")
+        if self.cipher.is_aead:
+            aead = (self.cipher.aead(self.encr_key), self.encr_key[-SALT_SIZE:])
+            object.__setattr__(self, "_aead", aead)
 
     @property
     def iv_size(self) -> int:
@@ -70,8 +77,9 @@ class SkCrypter:
             raise CryptoError(f"IV must be {self.iv_size} octets, got {len(iv)}")
         pad = -(len(plaintext) + 1) % self._pad_unit
         padded = plaintext + bytes(pad) + bytes((pad,))
-        if self.integ is None:
-            return iv + self.cipher.encrypt(self.encr_key, iv, padded, aad)
+        if self._aead is not None:
+            aead, salt = self._aead
+            return iv + aead.encrypt(salt + iv, padded, aad)
         ciphertext = self.cipher.encrypt(self.encr_key, iv, padded)
         icv = self.integ.sign(self.integ_key, aad + iv + ciphertext)
         return iv + ciphertext + icv
@@ -90,8 +98,12 @@ class SkCrypter:
                 f"ICV {icv_size} and {self._pad_unit}-octet blocks"
             )
         iv = body[:iv_size]
-        if self.integ is None:
-            padded = self.cipher.decrypt(self.encr_key, iv, body[iv_size:], aad)
+        if self._aead is not None:
+            aead, salt = self._aead
+            try:
+                padded = aead.decrypt(salt + iv, body[iv_size:], aad)
+            except InvalidTag:
+                raise IntegrityError(f"{self.cipher.id.name} tag mismatch") from None
         else:
             ciphertext = body[iv_size:-icv_size]
             if not self.integ.verify(self.integ_key, aad + body[:-icv_size], body[-icv_size:]):

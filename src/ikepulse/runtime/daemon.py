@@ -334,6 +334,8 @@ class Daemon:
                 endpoint.send_ike(datagram.data, datagram.dst)
         deadline = self.manager.get_timer()
         if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return  # armed for it already: no cancelled handle left in the loop's heap
             self._timer.cancel()
             self._timer = None
         if deadline is not None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 
 class DecodeError(ValueError):
     """The only error decoding untrusted bytes may raise; names the offset of the problem."""
@@ -47,24 +44,53 @@ class Reader:
         return self.bytes(self.remaining)
 
     def u8(self, what: str = "field") -> int:
-        return self.bytes(1, what)[0]
+        pos = self._pos  # integers straight from the view: no bytes object per field
+        if pos + 1 > self._end:
+            return self.bytes(1, what)[0]  # raises
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self, what: str = "field") -> int:
-        return int.from_bytes(self.bytes(2, what), "big")
+        pos = self._pos
+        if pos + 2 > self._end:
+            return int.from_bytes(self.bytes(2, what), "big")  # raises
+        self._pos = pos + 2
+        return int.from_bytes(self._data[pos : pos + 2], "big")
 
     def u32(self, what: str = "field") -> int:
-        return int.from_bytes(self.bytes(4, what), "big")
+        pos = self._pos
+        if pos + 4 > self._end:
+            return int.from_bytes(self.bytes(4, what), "big")  # raises
+        self._pos = pos + 4
+        return int.from_bytes(self._data[pos : pos + 4], "big")
 
-    @contextmanager
-    def restrict(self, n: int, what: str = "payload body") -> Iterator[Reader]:
-        """Limit reads to the next ``n`` bytes; the body must be consumed exactly."""
+    def restrict(self, n: int, what: str = "payload body") -> _Restricted:
+        """Limit reads to the next ``n`` bytes (``with``); the body must be consumed exactly."""
         if n < 0 or self._pos + n > self._end:
             raise self.fail(f"{what} of {n} bytes overruns the {self.remaining} bytes left")
-        outer_end, self._end = self._end, self._pos + n
-        yield self
-        if self._pos != self._end:
-            raise self.fail(f"{self._end - self._pos} unparsed bytes at the end of {what}")
-        self._end = outer_end
+        restricted = _Restricted(self, self._end, what)
+        self._end = self._pos + n
+        return restricted
+
+
+class _Restricted:
+    """``Reader.restrict``'s context (a class: a generator per payload costs more)."""
+
+    __slots__ = ("_reader", "_outer_end", "_what")
+
+    def __init__(self, reader: Reader, outer_end: int, what: str) -> None:
+        self._reader, self._outer_end, self._what = reader, outer_end, what
+
+    def __enter__(self) -> Reader:
+        return self._reader
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            return
+        r = self._reader
+        if r._pos != r._end:
+            raise r.fail(f"{r._end - r._pos} unparsed bytes at the end of {self._what}")
+        r._end = self._outer_end
 
 
 class Writer:
@@ -96,8 +122,7 @@ class Writer:
     def patch_u16(self, at: int, value: int) -> None:
         self._buf[at : at + 2] = value.to_bytes(2, "big")
 
-    @contextmanager
-    def block(self, size: int, header: int = 0) -> Iterator[Writer]:
+    def block(self, size: int, header: int = 0) -> _Block:
         """Write a ``size``-byte length placeholder, then fill it with the body length.
 
         ``header`` is how many header bytes the length also counts (IKEv2 generic payload
@@ -105,8 +130,25 @@ class Writer:
         """
         at = len(self._buf)
         self._buf += bytes(size)
-        yield self
-        length = len(self._buf) - at - size + header
+        return _Block(self, at, size, header)
+
+
+class _Block:
+    """``Writer.block``'s context: back-fills the length on a clean exit."""
+
+    __slots__ = ("_writer", "_at", "_size", "_header")
+
+    def __init__(self, writer: Writer, at: int, size: int, header: int) -> None:
+        self._writer, self._at, self._size, self._header = writer, at, size, header
+
+    def __enter__(self) -> Writer:
+        return self._writer
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            return
+        buf, at, size = self._writer._buf, self._at, self._size
+        length = len(buf) - at - size + self._header
         if length >= 1 << (8 * size):
             raise ValueError(f"block of {length} bytes does not fit a {size}-byte length")
-        self._buf[at : at + size] = length.to_bytes(size, "big")
+        buf[at : at + size] = length.to_bytes(size, "big")

@@ -7,7 +7,7 @@ fragments are sealed and opened in ``skf``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from .buffer import DecodeError, Reader, Writer
@@ -121,7 +121,11 @@ def decode_message(data: bytes) -> Message:
     if header.version >> 4 != 2:
         raise DecodeError(17, f"major version {header.version >> 4}, only 2 is supported")
     r = Reader(data, HEADER_SIZE)
-    return replace(header, payloads=tuple(_pull_chain(r, first)))
+    payloads = tuple(_pull_chain(r, first))
+    return Message(
+        header.spi_i, header.spi_r, header.exchange, header.flags, header.message_id, payloads,
+        header.version,
+    )  # fmt: skip
 
 
 def push_chain(
@@ -184,10 +188,16 @@ class SkCrypter(Protocol):
 
 
 def encode_encrypted(
-    msg: Message, inner: list[Payload] | tuple[Payload, ...], crypter: SkCrypter, iv: bytes
+    msg: Message,
+    inner: list[Payload] | tuple[Payload, ...],
+    crypter: SkCrypter,
+    iv: bytes,
+    plaintext: bytes | None = None,
 ) -> bytes:
-    """Encode ``msg`` with ``inner`` payloads sealed in a trailing SK payload (§3.14)."""
-    plaintext = encode_payloads(inner)
+    """Encode ``msg`` with ``inner`` payloads sealed in a trailing SK payload (§3.14);
+    ``plaintext``: ``inner`` already encoded, if the caller has it."""
+    if plaintext is None:
+        plaintext = encode_payloads(inner)
     first_inner = inner[0].TYPE if inner else PayloadType.NONE
     body_len = crypter.sealed_length(len(plaintext))
     w = Writer()

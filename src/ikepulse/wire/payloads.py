@@ -272,10 +272,12 @@ class TrafficSelector:
 
     def __str__(self) -> str:
         text = f"{self.start}-{self.end}"
-        if self.start <= self.end:  # a peer may send a range that ends before it starts
-            nets = list(ipaddress.summarize_address_range(self.start, self.end))
-            if len(nets) == 1:
-                text = str(nets[0])
+        first, size = int(self.start), int(self.end) - int(self.start) + 1
+        # One network exactly when an aligned power-of-two block (what summarizing the
+        # range finds, without building networks: status writes thousands of these).
+        # A peer may send a range that ends before it starts (size below 1).
+        if size > 0 and not size & (size - 1) and not first & (size - 1):
+            text = f"{self.start}/{self.start.max_prefixlen - size.bit_length() + 1}"
         if self.protocol or (self.start_port, self.end_port) != (0, 65535):
             ports = (
                 str(self.start_port)

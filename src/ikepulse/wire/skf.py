@@ -24,8 +24,13 @@ MAX_TOTAL = 0xFFFF
 
 def sk_length(msg: Message, inner: list[Payload] | tuple[Payload, ...], crypter) -> int:
     """Octets of ``msg`` sealed in one SK payload: what ``encode_encrypted`` would make."""
+    return sealed_size(msg, len(encode_payloads(inner)), crypter)
+
+
+def sealed_size(msg: Message, plaintext_len: int, crypter) -> int:
+    """``sk_length`` for inner payloads already encoded (``plaintext_len`` octets)."""
     outer = len(encode_payloads(msg.payloads)) if msg.payloads else 0
-    return HEADER_SIZE + outer + 4 + crypter.sealed_length(len(encode_payloads(inner)))
+    return HEADER_SIZE + outer + 4 + crypter.sealed_length(plaintext_len)
 
 
 def chunk_size(crypter: SkCrypter, max_message: int, outer_len: int = 0) -> int:

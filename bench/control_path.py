@@ -1,0 +1,96 @@
+"""``ikepulse status`` through the real daemon's control path, for bench/scale_core.py: a
+``runtime.Daemon`` (not started: no sockets but its control socket, in a temporary
+directory) whose SA manager is the bench's, asked over the Unix socket by the CLI's own
+client, the answer laid out as ``status`` and ``status --json`` print it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ikepulse.cli.client import request
+from ikepulse.cli.status import format_status
+from ikepulse.config.loader import DaemonSettings, Settings
+from ikepulse.core.sa_manager import SaManager
+from ikepulse.runtime.daemon import Daemon
+
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+JSON_FIELDS = ("ike_sas", "connections", "counters")
+"""What ``ikepulse status --json`` prints (cli/main.py)."""
+
+
+def control_path(manager: SaManager) -> dict:
+    """Seconds for each step of ``status`` over ``manager``'s SAs, and the answer's size."""
+    with tempfile.TemporaryDirectory(prefix="ikepulse-bench-") as tmp:
+        daemon_settings = DaemonSettings(
+            control_socket=f"{tmp}/control.sock",
+            ike_port=500,
+            natt_port=4500,
+            listen=(),
+            log_level="warning",
+            state_dir=tmp,
+            metrics_listen=None,
+            save_keys=None,
+            offload=False,
+        )
+        settings = Settings(daemon_settings, manager.connections, path=f"{tmp}/none.toml")
+        daemon = Daemon(settings)
+        daemon.manager = manager
+        return asyncio.run(_measure(daemon))
+
+
+async def _measure(daemon: Daemon) -> dict:
+    await daemon.control.start()
+    try:
+        start = time.perf_counter()
+        daemon.status()
+        build = time.perf_counter() - start
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        command = {"command": "status"}
+        response = await loop.run_in_executor(None, request, daemon.control.path, command)
+        round_trip = time.perf_counter() - start
+        cli = {}
+        for name, args in (
+            ("help", ["--help"]),
+            ("text", ["status"]),
+            ("json", ["status", "--json"]),
+        ):
+            cli[name] = await loop.run_in_executor(None, _cli, daemon.control.path, args)
+    finally:
+        await daemon.control.close()
+    start = time.perf_counter()
+    text = format_status(response["ike_sas"])
+    as_text = time.perf_counter() - start
+    start = time.perf_counter()
+    printed = json.dumps({key: response[key] for key in JSON_FIELDS}, indent=2)
+    as_json = time.perf_counter() - start
+    return {
+        "daemon_status_seconds": round(build, 4),
+        "control_round_trip_seconds": round(round_trip, 4),
+        "cli_text_format_seconds": round(as_text, 4),
+        "cli_json_format_seconds": round(as_json, 4),
+        "cli_status_seconds": round(round_trip + as_text, 4),
+        "cli_status_json_seconds": round(round_trip + as_json, 4),
+        "cli_process_seconds": {name: round(t, 3) for name, t in cli.items()},
+        "answer_megabytes": round(len(json.dumps(response)) / 1e6, 2),
+        "text_lines": text.count("\n") + 1,
+        "json_megabytes": round(len(printed) / 1e6, 2),
+    }
+
+
+def _cli(path: str, args: list[str]) -> float:
+    """Wall time of ``ikepulse --socket PATH ARGS`` as a process of its own (start-up
+    included: ``--help`` alone shows what that is), output discarded."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    command = [sys.executable, "-m", "ikepulse.cli", "--socket", path, *args]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True, timeout=120)
+    return time.perf_counter() - start
