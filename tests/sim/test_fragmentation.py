@@ -29,8 +29,9 @@ from ikepulse.testing.loopback import (
 )
 from ikepulse.wire.enums import ExchangeType, NotifyType
 from ikepulse.wire.message import FLAG_INITIATOR, Message, decode_message
-from ikepulse.wire.payloads import EncryptedFragmentPayload, NotifyPayload, TrafficSelector
+from ikepulse.wire.payloads import EncryptedFragmentPayload, NotifyPayload
 from ikepulse.wire.skf import seal_fragments
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 SIZE = 576
 N_TS = 60

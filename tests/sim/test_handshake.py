@@ -122,7 +122,7 @@ def test_transport_mode_when_both_sides_want_it():
 def test_responder_narrows_wider_selectors():
     #   TSi 203.0.113.0/24, TSr 203.0.113.64/26 -->
     #              <-- TSi 203.0.113.0/26 (what the responder allows), TSr 203.0.113.64/26
-    from ikepulse.wire.payloads import TrafficSelector
+    from ikepulse.wire.traffic_selectors import TrafficSelector
 
     a, b = make_peers()
     _child_config(a.manager, local_ts=(TrafficSelector.from_network("203.0.113.0/24"),))

@@ -221,7 +221,7 @@ def test_an_unanswered_main_mode_1_costs_one_datagram_and_expires():
 
 def test_quick_mode_ids_carry_ipv6_subnets_and_ranges():
     from ikepulse.core.ikev1.quick_mode import id_of, ts_of
-    from ikepulse.wire.payloads import TrafficSelector
+    from ikepulse.wire.traffic_selectors import TrafficSelector
 
     for cidr in ("2001:db8:1::/64", "203.0.113.0/26", "2001:db8::5/128"):
         ts = TrafficSelector.from_network(cidr)

@@ -26,7 +26,7 @@ from ikepulse.esp.plane import (
 from ikepulse.esp.sa import EspSa
 from ikepulse.esp.transport_mode import build_ip_packet
 from ikepulse.wire.enums import EncrId
-from ikepulse.wire.payloads import TrafficSelector
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 LEFT_GW, RIGHT_GW = ("198.51.100.1", 4500), ("198.51.100.2", 4500)
 LEFT_TS = (TrafficSelector.from_network("203.0.113.0/26"),)

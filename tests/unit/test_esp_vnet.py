@@ -13,7 +13,7 @@ from ikepulse.esp.sa import EspSa
 from ikepulse.esp.transport_mode import build_ip_packet
 from ikepulse.esp.vnet import MAX_PACKET, NEXT_VNET, VNET, VnetError, check, head, is_vnet
 from ikepulse.wire.enums import EncrId
-from ikepulse.wire.payloads import TrafficSelector
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 LEFT6 = (*LEFT_TS, TrafficSelector.from_network("2001:db8:1::/64"))
 RIGHT6 = (*RIGHT_TS, TrafficSelector.from_network("2001:db8:2::/64"))

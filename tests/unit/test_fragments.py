@@ -28,14 +28,9 @@ from ikepulse.wire.message import (
     decode_payloads,
     encode_encrypted,
 )
-from ikepulse.wire.payloads import (
-    EncryptedFragmentPayload,
-    NotifyPayload,
-    TrafficSelector,
-    TsiPayload,
-    TsrPayload,
-)
+from ikepulse.wire.payloads import EncryptedFragmentPayload, NotifyPayload
 from ikepulse.wire.skf import chunk_size, open_fragment, seal_fragments, sk_length
+from ikepulse.wire.traffic_selectors import TrafficSelector, TsiPayload, TsrPayload
 
 SUITES = {
     "aes256gcm16": (EncrId.AES_GCM_16, 256, None),

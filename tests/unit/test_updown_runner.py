@@ -10,7 +10,7 @@ from collections import Counter
 
 from ikepulse.core.connection import Updown
 from ikepulse.runtime.updown import Run, Runner, port, subnet
-from ikepulse.wire.payloads import TrafficSelector
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 
 def run(command: str, timeout: float = 5.0, env: dict | None = None) -> tuple[int | None, Counter]:

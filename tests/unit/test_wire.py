@@ -46,14 +46,12 @@ from ikepulse.wire.payloads import (
     KePayload,
     NoncePayload,
     NotifyPayload,
-    TrafficSelector,
-    TsiPayload,
-    TsrPayload,
     UnknownPayload,
     VendorPayload,
 )
 from ikepulse.wire.rules import CriticalPayloadUnknown, RuleViolation, check_rules
 from ikepulse.wire.sa import Proposal, SaPayload, Transform, TransformAttribute
+from ikepulse.wire.traffic_selectors import TrafficSelector, TsiPayload, TsrPayload
 
 data = st.binary(max_size=64)
 u8, u16 = st.integers(0, 255), st.integers(0, 0xFFFF)

@@ -31,7 +31,7 @@ from ..core.fragments import Fragmentation, FragmentPolicy
 from ..core.liveness import DpdAction, LivenessPolicy
 from ..core.proposal import CryptoProposal
 from ..crypto.certs import Trust
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 from .proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 from .schema import AuthSection, ChildSection, ConnectionSection, DaemonSection
 

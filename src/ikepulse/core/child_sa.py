@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..crypto.keys import ChildKeys
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 from .connection import ChildConfig, Mode
 from .negotiate import Suite
 

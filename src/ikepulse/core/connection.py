@@ -18,7 +18,7 @@ from ..crypto.cert_ids import dn_matches, dn_text, is_dn_pattern, parse_dn, rdns
 from ..crypto.certs import Trust
 from ..crypto.signature import PrivateKey
 from ..wire.enums import IdType
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 from .fragments import FragmentPolicy
 from .liveness import LivenessPolicy
 from .proposal import CryptoProposal

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..crypto.keys import ChildKeys, IkeKeys
 from ..wire.enums import NotifyType
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 from .child_sa import ChildLimits, ChildSa
 from .connection import Mode
 from .liveness import DpdAction

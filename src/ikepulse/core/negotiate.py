@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..wire.enums import DhId, EncrId, EsnId, IntegId, PrfId, ProtocolId, TransformType
-from ..wire.payloads import TrafficSelector
 from ..wire.sa import Proposal, Transform
+from ..wire.traffic_selectors import TrafficSelector
 from .errors import NoProposalChosen, TsUnacceptable
 from .proposal import CryptoProposal
 

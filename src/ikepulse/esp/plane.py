@@ -15,7 +15,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 from ..crypto.keys import ChildKeys
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 from .sa import NEXT_IPV4, NEXT_IPV6, EspDrop, EspSa, SaExpired
 from .spd import Policy, Spd, covered, parse_flow
 from .transport_mode import build_ip_packet, strip_ip_header

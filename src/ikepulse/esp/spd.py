@@ -6,7 +6,7 @@ import ipaddress
 import math
 from dataclasses import dataclass, field
 
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 from .sa import EspSa
 
 _PORT_PROTOCOLS = (6, 17, 132)  # TCP, UDP, SCTP

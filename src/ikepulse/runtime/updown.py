@@ -32,7 +32,7 @@ from ..core.events import (
     PeerDead,
     TunnelRestored,
 )
-from ..wire.payloads import TrafficSelector
+from ..wire.traffic_selectors import TrafficSelector
 
 log = logging.getLogger("ikepulse.updown")
 

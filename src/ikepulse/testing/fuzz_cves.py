@@ -69,12 +69,10 @@ from ..wire.payloads import (
     NotifyPayload,
     Payload,
     SaPayload,
-    TrafficSelector,
-    TsiPayload,
-    TsrPayload,
     UnknownPayload,
 )
 from ..wire.sa import Proposal, Transform
+from ..wire.traffic_selectors import TrafficSelector, TsiPayload, TsrPayload
 from .fuzz import ATTACKER, TARGET_LIVENESS, Arena, Hostile, RandomChoices, half_open, sealed_by
 from .fuzz_inputs import child_payloads, encode_body, esp_proposal, ike_proposal, init_payloads
 from .loopback import LEFT, LEFT_NET, RIGHT_NET

@@ -46,13 +46,11 @@ from ..wire.payloads import (
     NoncePayload,
     NotifyPayload,
     Payload,
-    TrafficSelector,
-    TsiPayload,
-    TsrPayload,
     UnknownPayload,
     VendorPayload,
 )
 from ..wire.sa import Proposal, SaPayload, Transform, TransformAttribute
+from ..wire.traffic_selectors import TrafficSelector, TsiPayload, TsrPayload
 from .fuzz import Arena, Choices, Hostile, pick
 from .loopback import LEFT_NET, RIGHT_NET
 

@@ -19,7 +19,7 @@ from ikepulse.core.sa_manager import SaManager
 from ikepulse.core.state import IkeState
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import decode_message
-from ikepulse.wire.payloads import TrafficSelector
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 LEFT = ("198.51.100.1", 500)
 RIGHT = ("198.51.100.2", 500)

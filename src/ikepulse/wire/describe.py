@@ -32,10 +32,10 @@ from .payloads import (
     EncryptedPayload,
     IdiPayload,
     IdrPayload,
-    TrafficSelector,
     UnknownPayload,
 )
 from .sa import Transform
+from .traffic_selectors import TrafficSelector
 
 
 def _value(value: Any) -> Any:

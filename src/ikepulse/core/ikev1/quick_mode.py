@@ -23,7 +23,7 @@ from ...wire.isakmp import PayloadChain, encode_chain
 from ...wire.isakmp_enums import EncapMode, IdV1, ProtocolV1
 from ...wire.isakmp_payloads import HashV1Payload, IdV1Payload, KeV1, NonceV1
 from ...wire.isakmp_sa import ProposalV1, SaV1
-from ...wire.payloads import TrafficSelector
+from ...wire.traffic_selectors import TrafficSelector
 from ..child_sa import ChildSa
 from ..children import LIVE, ChildEntry
 from ..connection import ChildConfig, Mode

@@ -9,8 +9,9 @@ from ...crypto.cipher import cipher_for
 from ...crypto.integ import integ_for
 from ...crypto.keys import child_keymat, split_child_keys
 from ...wire.enums import ExchangeType, NotifyType
-from ...wire.payloads import NotifyPayload, Payload, TsiPayload, TsrPayload
+from ...wire.payloads import NotifyPayload, Payload
 from ...wire.sa import Proposal, SaPayload
+from ...wire.traffic_selectors import TsiPayload, TsrPayload
 from ..child_sa import ChildSa
 from ..connection import ChildConfig, Mode
 from ..errors import (
