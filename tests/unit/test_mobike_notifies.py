@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 from ikepulse.core.mobility import (
+    HASHES_KEPT,
     MAX_ADDITIONAL_ADDRESSES,
+    Mobility,
     address_list,
     natd_hash,
     peer_address_list,
@@ -49,3 +51,15 @@ def test_natd_hash_covers_address_and_port():
     assert len(a) == 20
     assert a != natd_hash(spi_i, spi_r, ("192.0.2.1", 40001))
     assert a != natd_hash(spi_i, spi_r, ("192.0.2.2", 40000))
+
+
+def test_kept_nat_detection_hashes_are_the_hashes_of_rfc_7296_section_2_23():
+    mobility = Mobility()
+    spis = (bytes(range(8)), bytes(range(8, 16)))
+    paths = [(f"192.0.2.{i}", 4500 + i) for i in range(2 * HASHES_KEPT + 1)]
+    for _ in range(2):  # asked again: the kept ones, then the recomputed ones
+        for path in paths:
+            assert mobility.natd(*spis, path) == natd_hash(*spis, path)
+    other_spi = bytes(8)  # new SPIs (an IKE SA rekey keeps no Mobility, but still)
+    assert mobility.natd(spis[0], other_spi, paths[0]) == natd_hash(spis[0], other_spi, paths[0])
+    assert mobility.natd(spis[0], other_spi, paths[0]) != mobility.natd(*spis, paths[0])

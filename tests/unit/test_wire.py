@@ -298,3 +298,39 @@ def test_rules_flag_unknown_critical_payload():
         assert exc.payload_type == 77
     else:
         raise AssertionError("critical unknown payload accepted")
+
+
+def error_notify() -> NotifyPayload:
+    return NotifyPayload(NotifyType.NO_PROPOSAL_CHOSEN)
+
+
+def _violation(msg, inner=()) -> RuleViolation:
+    try:
+        check_rules(msg, inner)
+    except RuleViolation as exc:
+        return exc
+    raise AssertionError("message accepted")
+
+
+def test_rules_report_the_first_violation_in_a_fixed_order():
+    sk = EncryptedPayload(PayloadType.NONE, b"")
+    critical = UnknownPayload(PayloadType(77), True, b"")
+    two_deletes_outside = [DeletePayload(ProtocolId.IKE), DeletePayload(ProtocolId.IKE)]
+    # An unknown critical payload (§2.5) comes before a payload outside SK...
+    exc = _violation(_msg(ExchangeType.INFORMATIONAL, [*two_deletes_outside, sk]), [critical])
+    assert isinstance(exc, CriticalPayloadUnknown) and exc.payload_type == 77
+    # ...which comes before counts and payloads the exchange does not allow.
+    inner = [NoncePayload(b"n" * 16), NoncePayload(b"n" * 16)]
+    exc = _violation(_msg(ExchangeType.INFORMATIONAL, [*two_deletes_outside, sk]), inner)
+    assert str(exc) == "DELETE payload outside SK"
+    exc = _violation(_msg(ExchangeType.CREATE_CHILD_SA, [sk]), inner)
+    assert str(exc) == "CREATE_CHILD_SA without a SA payload"  # the rules' order: SA first
+    reply = _msg(ExchangeType.CREATE_CHILD_SA, [sk], response=True)
+    exc = _violation(reply, [*inner, error_notify()])
+    assert str(exc) == "2 NONCE payloads, at most 1"  # maximums hold in any case
+    exc = _violation(_msg(ExchangeType.INFORMATIONAL, [sk]), inner)
+    assert str(exc) == "NONCE payload not allowed in INFORMATIONAL"
+    # A response with an error notify needs no minimums; a request always does.
+    check_rules(reply, [error_notify()])
+    exc = _violation(_msg(ExchangeType.CREATE_CHILD_SA, [sk]), [error_notify()])
+    assert str(exc) == "CREATE_CHILD_SA without a SA payload"

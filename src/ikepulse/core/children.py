@@ -112,6 +112,15 @@ class Children:
     def entries(self) -> list[ChildEntry]:
         return list(self._entries.values())
 
+    def spis_in(self) -> tuple[bytes, ...]:
+        """The inbound SPIs of the entries, in order (for the SA index, after every event)."""
+        return tuple(self._entries)
+
+    def shape(self) -> tuple:
+        """(entry, phase, CHILD SA) of every entry: equal shapes, equal CHILD SA state for
+        the reconciler (``core.sa_index.plan_inputs``)."""
+        return tuple([(e, e.phase, e.child) for e in self._entries.values()])
+
     def entry(self, child: ChildSa) -> ChildEntry | None:
         """The live entry of ``child``, or None if it is gone."""
         entry = self._entries.get(child.spi_in)

@@ -30,6 +30,10 @@ SourceFor = Callable[[str], "str | None"]
 """The host's preferred source address towards a destination (a route lookup), or None."""
 
 
+HASHES_KEPT = 8
+"""NAT-D hashes one SA keeps (addresses and ports of its paths)."""
+
+
 class Mobility:
     """MOBIKE state of one IKE SA."""
 
@@ -45,6 +49,18 @@ class Mobility:
         as it sees them. A different one in a liveness answer means the NAT remapped (§3.8)."""
         self.announced: frozenset[str] = frozenset()
         """Our additional addresses as last told to the peer."""
+        self._hashes: dict[tuple[bytes, bytes, tuple[str, int]], bytes] = {}
+
+    def natd(self, spi_i: bytes, spi_r: bytes, address: tuple[str, int]) -> bytes:
+        """``natd_hash``, kept for the few addresses of this SA: every liveness check
+        behind a NAT carries and compares four of them (§3.8)."""
+        key = (spi_i, spi_r, address)
+        digest = self._hashes.get(key)
+        if digest is None:
+            if len(self._hashes) >= HASHES_KEPT:
+                self._hashes.clear()
+            digest = self._hashes[key] = natd_hash(spi_i, spi_r, address)
+        return digest
 
     def negotiated(self, original_initiator: bool) -> None:
         self.enabled = True

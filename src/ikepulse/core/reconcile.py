@@ -158,16 +158,21 @@ class Reconciler:
         self._at: dict[str, float] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
+        self.stale: set[str] = set()
+        """Connections to plan again for what the reconciler itself changed (what it keeps
+        about them, or a plan taken by ``due``); the SA index reports the SAs' changes."""
 
     def release(self, sa: TaskHost, child: str) -> None:
         """The peer closed ``child`` and its close_action keeps it closed on ``sa``."""
         self.released[sa.local_spi].add(child)
+        self.stale.add(sa.name)
 
     def attempted(self, sa: TaskHost, child: str, now: float) -> None:
         """``child`` is being created on ``sa``: if that fails, try again only later."""
         self.released.get(sa.local_spi, set()).discard(child)
         self.retry[(sa.local_spi, child)] = now + retry_delay(fraction(sa.rng))
         self._retry_keys[sa.local_spi].add((sa.local_spi, child))
+        self.stale.add(sa.name)
 
     def replan(self, name: str, sas: list[TaskHost]) -> None:
         """Plan again for connection ``name``, whose IKE SAs (``sas``) changed: the
@@ -183,6 +188,10 @@ class Reconciler:
             self._plans.pop(name, None)
             self._at.pop(name, None)
 
+    def take_stale(self) -> set[str]:
+        stale, self.stale = self.stale, set()
+        return stale
+
     def deadline(self) -> float | None:
         heap = self._heap
         while heap and self._at.get(heap[0][2]) != heap[0][0]:
@@ -197,6 +206,7 @@ class Reconciler:
             at, _, name = heapq.heappop(heap)
             if self._at.get(name) == at:
                 del self._at[name]
+                self.stale.add(name)
                 out += [a for when, a in self._plans.pop(name) if when <= now]
         return out
 

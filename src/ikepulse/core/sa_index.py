@@ -35,6 +35,24 @@ def _drop(groups: dict[str, dict[TaskHost, None]], name: str, sa: TaskHost) -> N
             del groups[name]
 
 
+def plan_inputs(sa: TaskHost) -> tuple:
+    """What ``core.reconcile.plan`` reads of an IKE SA past IKE_AUTH. A refile that leaves
+    it equal (a liveness check answered, a NAT keepalive, an unchanged deadline) does not
+    make the reconciler plan the connection again."""
+    renewal, tasks = sa.renewal, sa.tasks
+    return (
+        sa.state,
+        sa.established_at,
+        sa.connection,
+        sa.remote_identity,
+        renewal.idle,
+        renewal.reauth_of,
+        tasks.in_flight(),
+        tasks.has_queued,
+        sa.children.shape(),
+    )
+
+
 class SaTable(dict):
     """IKE SAs by local SPI (a plain dict to read), indexed as they are touched."""
 
@@ -49,6 +67,9 @@ class SaTable(dict):
         self._name: dict[TaskHost, str] = {}
         self._by_name: dict[str, dict[TaskHost, None]] = {}
         self._up: dict[str, dict[TaskHost, None]] = {}
+        self._inputs: dict[TaskHost, tuple] = {}
+        """Per SA in ``_up``, its ``plan_inputs`` when its connection was last marked
+        changed."""
         """Per connection, its SAs past IKE_SA_INIT and IKE_AUTH: those another SA's change
         can affect (a half-open responder is filed under its first candidate meanwhile)."""
         self._spis: dict[TaskHost, tuple[bytes, ...]] = {}
@@ -106,6 +127,25 @@ class SaTable(dict):
             if sa in self._order:  # still in the table
                 self._refile(sa)
 
+    def _settle(self) -> None:
+        """Refresh if a touched SA, or an SA of its connections, is not simply ESTABLISHED
+        (it may have left IKE_SA_INIT/IKE_AUTH or ended: what ``take_opened`` and
+        ``finished`` report). Otherwise the refile waits for the next question about
+        deadlines or names, and an SA touched again meanwhile (an answer received, then
+        sent) is filed once."""
+        if not self._dirty:
+            return
+        half, up, names, established = self._half, self._up, self._name, IkeState.ESTABLISHED
+        for sa in self._dirty:
+            if sa.state is not established or sa in half:
+                self.refresh()
+                return
+            for name in (names.get(sa), sa.name):
+                for other in up.get(name, ()):
+                    if other.state is not established:
+                        self.refresh()
+                        return
+
     def _refile(self, sa: TaskHost) -> None:
         deadline = sa.get_timer()
         if deadline != self._deadline.get(sa):
@@ -122,21 +162,24 @@ class SaTable(dict):
             self._half.discard(sa)
             self._opened[sa] = None
         self._file_name(sa, sa.name)
-        self._file_spis(sa, tuple(e.spi_in for e in sa.children.entries()))
+        self._file_spis(sa, sa.children.spis_in())
 
     def _file_name(self, sa: TaskHost, name: str | None) -> None:
         old = self._name.get(sa)
         up = bool(name) and sa.state not in HALF_OPEN
         if old == name and up == (sa in self._up.get(old or "", ())):  # filed as it is
-            if up:
+            if up and self._inputs.get(sa) != (inputs := plan_inputs(sa)):
+                self._inputs[sa] = inputs
                 self.changed_names.add(name)
             return
         if old and sa in self._up.get(old, ()):
             self.changed_names.add(old)
             _drop(self._up, old, sa)
-        if name and sa.state not in HALF_OPEN:
+            self._inputs.pop(sa, None)
+        if up:
             self.changed_names.add(name)
             self._up.setdefault(name, {})[sa] = None
+            self._inputs[sa] = plan_inputs(sa)
         if old == name:
             return
         if old is not None:
@@ -202,13 +245,13 @@ class SaTable(dict):
 
     def take_opened(self) -> list[TaskHost]:
         """The SAs that left IKE_SA_INIT/IKE_AUTH (up or gone) since the last call."""
-        self.refresh()
+        self._settle()
         opened, self._opened = list(self._opened), {}
         return opened
 
     def finished(self) -> list[tuple[bytes, TaskHost]]:
         """(key, SA) of the SAs in a final state (for the manager to forget)."""
-        self.refresh()
+        self._settle()
         return [(self._key[sa], sa) for sa in self._finished]
 
     def take_changed(self) -> set[str]:

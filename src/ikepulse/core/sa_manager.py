@@ -138,7 +138,7 @@ class SaManager(SaRelations):
 
     def _replan(self) -> None:
         """The reconciler plans again for the connections whose SAs changed."""
-        for name in self.sas.take_changed():
+        for name in self.sas.take_changed() | self.reconciler.take_stale():
             self.reconciler.replan(name, self.sas.up(name))
 
     def get_timer(self) -> float | None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 _SETUP = (ExchangeType.IKE_SA_INIT, ExchangeType.IKE_AUTH)
 _BEING_SET_UP = (IkeState.CREATED, IkeState.CONNECTING)
+_INFORMATIONAL = ExchangeType.INFORMATIONAL
 log = logging.getLogger("ikepulse.ike")
 
 
@@ -314,6 +315,12 @@ class TaskManager:
             self._held = None
         else:
             held = None
+        if held is None and not inbound.payloads and inbound.message.exchange == _INFORMATIONAL:
+            # An empty INFORMATIONAL: a liveness check (§2.4), answered empty. Its responder
+            # tasks (LivenessCheck, Mobike) find nothing to do in it: none are built.
+            self._respond(raw, inbound.message, [], now, path=(inbound.dst, inbound.src))
+            self.initiate(now)
+            return
         more: Task | None = None
         try:
             if held is not None:

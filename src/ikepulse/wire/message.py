@@ -7,6 +7,7 @@ fragments are sealed and opened in ``skf``.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -99,33 +100,41 @@ def decode_payloads(data: bytes, first: PayloadType) -> list[Payload]:
     return _pull_chain(Reader(data), first)
 
 
+_HEADER = struct.Struct(">8s8sBBBBII")
+_FIELDS = (
+    (8, "initiator SPI"), (8, "responder SPI"), (1, "next payload"), (1, "version"),
+    (1, "exchange type"), (1, "flags"), (4, "message id"), (4, "message length"),
+)  # fmt: skip
+
+
+def _header(data: bytes) -> tuple[tuple, PayloadType]:
+    """The header's fields (spi_i, spi_r, exchange, flags, message id, version) and the
+    first payload's type."""
+    if len(data) < HEADER_SIZE:  # the reader names the field that is cut short
+        r = Reader(data)
+        for size, what in _FIELDS:
+            r.bytes(size, what)
+    spi_i, spi_r, first, version, exchange, flags, message_id, length = _HEADER.unpack_from(data)
+    first = PayloadType(first)
+    exchange = ExchangeType(exchange)
+    if length != len(data):
+        raise DecodeError(24, f"header says {length} bytes, datagram has {len(data)}")
+    return (spi_i, spi_r, exchange, flags, message_id, version), first
+
+
 def decode_header(data: bytes) -> tuple[Message, PayloadType]:
     """Decode only the 28-byte header (for SPI demultiplexing before the payloads)."""
-    r = Reader(data)
-    spi_i, spi_r = r.bytes(8, "initiator SPI"), r.bytes(8, "responder SPI")
-    first = PayloadType(r.u8("next payload"))
-    version = r.u8("version")
-    exchange = ExchangeType(r.u8("exchange type"))
-    flags = r.u8("flags")
-    message_id = r.u32("message id")
-    at = r.offset
-    length = r.u32("message length")
-    if length != len(data):
-        raise DecodeError(at, f"header says {length} bytes, datagram has {len(data)}")
+    (spi_i, spi_r, exchange, flags, message_id, version), first = _header(data)
     return Message(spi_i, spi_r, exchange, flags, message_id, (), version), first
 
 
 def decode_message(data: bytes) -> Message:
     """Decode a datagram; raises only DecodeError."""
-    header, first = decode_header(data)
-    if header.version >> 4 != 2:
-        raise DecodeError(17, f"major version {header.version >> 4}, only 2 is supported")
-    r = Reader(data, HEADER_SIZE)
-    payloads = tuple(_pull_chain(r, first))
-    return Message(
-        header.spi_i, header.spi_r, header.exchange, header.flags, header.message_id, payloads,
-        header.version,
-    )  # fmt: skip
+    (spi_i, spi_r, exchange, flags, message_id, version), first = _header(data)
+    if version >> 4 != 2:
+        raise DecodeError(17, f"major version {version >> 4}, only 2 is supported")
+    payloads = tuple(_pull_chain(Reader(data, HEADER_SIZE), first))
+    return Message(spi_i, spi_r, exchange, flags, message_id, payloads, version)
 
 
 def push_chain(

@@ -5,7 +5,6 @@ Checked after decoding and before any task sees a message ("parse, then validate
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from .enums import ExchangeType, NotifyType, PayloadType
@@ -72,37 +71,59 @@ RULES: dict[tuple[ExchangeType, bool], dict[PayloadType, Rule]] = {
 }
 
 
+_NEEDS_SK = {key: any(rule.encrypted for rule in rules.values()) for key, rules in RULES.items()}
+_SK = (P.SK, P.SKF)
+
+
 def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -> None:
-    """Raise RuleViolation unless ``msg`` (with decrypted ``inner`` payloads) fits its rules."""
-    rules = RULES.get((msg.exchange, msg.is_response))
+    """Raise RuleViolation unless ``msg`` (with decrypted ``inner`` payloads) fits its rules.
+
+    One pass over the payloads (every message is checked); the first violation is reported
+    in the order: SK presence, an unknown critical payload (§2.5), a payload on the wrong
+    side of SK, counts, payloads the exchange does not allow."""
+    key = (msg.exchange, msg.is_response)
+    rules = RULES.get(key)
     if rules is None:
         raise RuleViolation(f"exchange {msg.exchange.name} is not supported")
-    outer = [p for p in msg.payloads if p.TYPE not in (P.SK, P.SKF)]
+    outer = [p for p in msg.payloads if p.TYPE not in _SK]
     has_sk = len(outer) != len(msg.payloads)
-    needs_sk = any(rule.encrypted for rule in rules.values())
+    needs_sk = _NEEDS_SK[key]
     if needs_sk and not has_sk:
         raise RuleViolation(f"{msg.exchange.name} message without an SK payload")
     if has_sk and not needs_sk:
         raise RuleViolation(f"{msg.exchange.name} message must not be encrypted")
-    for payload in (*outer, *inner):
-        if isinstance(payload, UnknownPayload) and payload.critical:
-            raise CriticalPayloadUnknown(payload.type)
-    for placement, payloads in (("outside", outer), ("inside", inner)):
-        for payload in payloads:
-            rule = rules.get(payload.TYPE)
-            if rule is not None and rule.encrypted != (placement == "inside"):
-                raise RuleViolation(f"{payload.TYPE.name} payload {placement} SK")
-    counts = Counter(p.TYPE for p in (*outer, *inner))
+    counts: dict[PayloadType, int] = {}
+    critical: PayloadType | None = None
+    misplaced: str | None = None
     # A response with an error notify (or asking for a COOKIE) is complete without the
     # minimums; a request never is (§2.21: error notifies travel in responses).
-    complete = msg.is_response and any(
-        isinstance(p, NotifyPayload) and (p.type.is_error or p.type == NotifyType.COOKIE)
-        for p in (*outer, *inner)
-    )
+    complete = False
+    response = msg.is_response
+    for inside, payloads in ((False, outer), (True, inner)):
+        for payload in payloads:
+            ptype = payload.TYPE
+            counts[ptype] = counts.get(ptype, 0) + 1
+            if critical is None and isinstance(payload, UnknownPayload) and payload.critical:
+                critical = payload.type
+            rule = rules.get(ptype)
+            if misplaced is None and rule is not None and rule.encrypted != inside:
+                misplaced = f"{ptype.name} payload {'inside' if inside else 'outside'} SK"
+            if (
+                response
+                and not complete
+                and isinstance(payload, NotifyPayload)
+                and (payload.type.is_error or payload.type == NotifyType.COOKIE)
+            ):
+                complete = True
+    if critical is not None:
+        raise CriticalPayloadUnknown(critical)
+    if misplaced is not None:
+        raise RuleViolation(misplaced)
     for ptype, rule in rules.items():
-        if counts[ptype] > rule.max:
-            raise RuleViolation(f"{counts[ptype]} {ptype.name} payloads, at most {rule.max}")
-        if counts[ptype] < rule.min and not complete:
+        count = counts.get(ptype, 0)
+        if count > rule.max:
+            raise RuleViolation(f"{count} {ptype.name} payloads, at most {rule.max}")
+        if count < rule.min and not complete:
             raise RuleViolation(f"{msg.exchange.name} without a {ptype.name} payload")
     for ptype in counts:
         if ptype not in rules and ptype.known:

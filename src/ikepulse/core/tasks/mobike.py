@@ -20,7 +20,7 @@ from ...wire.enums import NotifyType
 from ...wire.payloads import NotifyPayload, Payload
 from ..errors import IkeError
 from ..events import Address
-from ..mobility import address_list, natd_hash, peer_address_list
+from ..mobility import address_list, peer_address_list
 from ..task import Inbound, Purpose, Status, Task
 
 if TYPE_CHECKING:
@@ -44,9 +44,12 @@ class Kind(Enum):
 
 def _natd(sa: TaskHost, source: Address, destination: Address) -> list[NotifyPayload]:
     return [
-        NotifyPayload(NotifyType.NAT_DETECTION_SOURCE_IP, natd_hash(sa.spi_i, sa.spi_r, source)),
         NotifyPayload(
-            NotifyType.NAT_DETECTION_DESTINATION_IP, natd_hash(sa.spi_i, sa.spi_r, destination)
+            NotifyType.NAT_DETECTION_SOURCE_IP, sa.mobility.natd(sa.spi_i, sa.spi_r, source)
+        ),
+        NotifyPayload(
+            NotifyType.NAT_DETECTION_DESTINATION_IP,
+            sa.mobility.natd(sa.spi_i, sa.spi_r, destination),
         ),
     ]
 
@@ -59,8 +62,8 @@ def _natd_seen(sa: TaskHost, msg: Inbound) -> tuple[bool, bool, bytes] | None:
     destination = msg.notify(NotifyType.NAT_DETECTION_DESTINATION_IP)
     if not sources or destination is None or msg.src is None or msg.dst is None:
         return None
-    local = natd_hash(sa.spi_i, sa.spi_r, msg.dst) != destination.data
-    remote = natd_hash(sa.spi_i, sa.spi_r, msg.src) not in sources
+    local = sa.mobility.natd(sa.spi_i, sa.spi_r, msg.dst) != destination.data
+    remote = sa.mobility.natd(sa.spi_i, sa.spi_r, msg.src) not in sources
     return local, remote, destination.data
 
 
