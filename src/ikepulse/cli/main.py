@@ -152,14 +152,19 @@ def rekey(socket_path: str, connection: str, child: str | None, ike: bool, reaut
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, one line.")
+@click.option("--pretty", is_flag=True, help="Indented JSON, for reading (implies --json).")
 @click.pass_obj
-def status(socket_path: str, as_json: bool) -> None:
-    """List IKE SAs and their CHILD SAs."""
+def status(socket_path: str, as_json: bool, pretty: bool) -> None:
+    """List IKE SAs and their CHILD SAs.
+
+    ``--json`` is compact by default (like ``ip -json``): at 10,000 tunnels an indented
+    dump takes Python's pure-Python encoder and costs seconds, a compact one the C encoder."""
     response = _call(socket_path, {"command": "status"})
-    if as_json:
+    if as_json or pretty:
         fields = ("ike_sas", "connections", "counters")
-        click.echo(json.dumps({key: response[key] for key in fields}, indent=2))
+        shown = {key: response[key] for key in fields}
+        click.echo(json.dumps(shown, indent=2) if pretty else json.dumps(shown))
     else:
         click.echo(format_status(response["ike_sas"]))
 
