@@ -43,6 +43,7 @@ def control_path(manager: SaManager) -> dict:
         settings = Settings(daemon_settings, manager.connections, path=f"{tmp}/none.toml")
         daemon = Daemon(settings)
         daemon.manager = manager
+        daemon.gc.observe(len(manager.sas), daemon.now())  # as its loop does after a bring-up
         return asyncio.run(_measure(daemon))
 
 

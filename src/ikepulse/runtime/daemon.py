@@ -32,6 +32,7 @@ from .control import ControlServer
 from .dataplane import DataPlane
 from .event_feed import EventFeed
 from .event_log import describe, log_event
+from .gc_steward import GcSteward
 from .intake import Intake
 from .metrics import EventTally, MetricsServer
 from .reload import reload_config
@@ -89,6 +90,7 @@ class Daemon:
             esp_vnet=settings.daemon.offload,
         )
         self.counters: Counter[str] = Counter()
+        self.gc = GcSteward(self.now(), self.counters)
         self.endpoints: dict[Address, Endpoint] = {}
         self.intake = Intake(
             self._receive_ike, self.pump, self._soon, self.counters, urgent=self._urgent
@@ -149,6 +151,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         for connection in self.settings.connections:
             self.start_connection(connection.name)
+        self.gc.settle()  # what start-up built lives as long as the process
         self.systemd.ready(f"listening on {len(self.endpoints)} socket(s)")
         self.systemd.start_watchdog()
         flusher = loop.create_task(logs.flush_periodically())
@@ -324,6 +327,7 @@ class Daemon:
         strongSwan stops accepting the old one at once)."""
         while (event := self.manager.next_event()) is not None:
             self._on_event(event)
+        self.gc.observe(len(self.manager.sas), self.now())
         for datagram in self.manager.datagrams_to_send(self.now()):
             endpoint = self._endpoint(datagram.src)
             if endpoint is None:
