@@ -469,13 +469,14 @@ class Daemon:
             liveness = "restarting"
         else:
             liveness = self.manager.liveness(name) or ("dead" if death and not restored else "down")
+        connection = self.manager.connection(name)
         return {
             "name": name,
             "liveness": liveness,
             "restart_attempts": restart.attempt if restart else 0,
             "overlaps": self.manager.overlaps(name),
-            "remote_addrs": list(self.manager.connection(name).remote_addrs),
-            "children": [child.name for child in self.manager.connection(name).children],
+            "remote_addrs": list(connection.remote_addrs),
+            "children": [child.name for child in connection.children],
             "totals": self.tally.of(name),
             "last_death": None
             if death is None
