@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from ikepulse.runtime.gc_steward import FULL_EVERY, MIN_GROWTH, GcSteward
+from ikepulse.runtime.gc_steward import FULL_EVERY, MIN_GROWTH, GcSteward, paused
 
 
 class Node:
@@ -60,3 +60,25 @@ def test_a_shrunk_population_counts_growth_from_its_low():
     steward.observe(1000, 2.0)
     steward.observe(1300, 3.0)  # a quarter (and MIN_GROWTH) above the low of 1,000
     assert counters["gc_freezes"] == 2
+
+
+def test_paused_stops_collections_and_restores_the_previous_setting():
+    runs: list[str] = []
+
+    def seen(phase, info):
+        if phase == "start":
+            runs.append(phase)
+
+    gc.callbacks.append(seen)
+    try:
+        with paused():
+            keep = [[] for _ in range(50_000)]  # far beyond the young generation's threshold
+            assert not gc.isenabled() and runs == []
+        assert gc.isenabled() and len(keep) == 50_000
+        gc.disable()
+        with paused():
+            pass
+        assert not gc.isenabled()  # left as it found it
+    finally:
+        gc.enable()
+        gc.callbacks.remove(seen)

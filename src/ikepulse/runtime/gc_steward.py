@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 GROWTH = 0.25
 """Freeze again once the SA count grew by this fraction of the count at the last freeze."""
@@ -28,6 +30,19 @@ MIN_GROWTH = 256
 """... and by at least this many SAs (small daemons freeze rarely)."""
 FULL_EVERY = 3600.0
 """Seconds between full collections of the frozen objects too."""
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No collection while a large answer is built (a status: a million dicts and lists that
+    cannot be garbage, on which the collector would otherwise run a few times over)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class GcSteward:
