@@ -8,7 +8,8 @@ batches of ``BATCH``), CPU time of simulated idle minutes with dpd_delay 30 s an
 keepalives every 20 s (left is behind a NAT) — both managers together, in one process:
 each side's share is about half — how many SA timer wake-ups that took, and the time of
 ``status`` for every IKE SA, in the core and through a daemon's control socket and the
-CLI (bench/control_path.py). Writes bench/results/scale_core.json.
+CLI (bench/control_path.py). Long-lived objects are frozen after each batch as the daemon's
+loop does (runtime/gc_steward.py). Writes bench/results/scale_core.json.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from dataclasses import replace
 
 from control_path import control_path
 from ikepulse.config.build import liveness_policy
+from ikepulse.runtime.gc_steward import GcSteward
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, Peer, many_tunnels, transfer
 from results_file import write_results
 
@@ -67,12 +70,15 @@ def run(n: int, idle_minutes: float) -> dict:
     a, b = tunnels(n)
     clock = Clock()
     deadline = time.monotonic() + TIME_BUDGET
+    steward = GcSteward(clock.now, Counter())  # as a daemon's loop freezes after bring-ups
+    steward.settle()
     start = time.perf_counter()
     for first in range(0, n, BATCH):
         for i in range(first, min(n, first + BATCH)):
             a.manager.initiate(f"t{i}", LEFT, RIGHT, clock.now)
         while step(a, b, clock, clock.now + 0.001) and time.monotonic() < deadline:
             drain(a, b)
+        steward.observe(len(a.manager.sas) + len(b.manager.sas), clock.now)
     bring_up = time.perf_counter() - start
     up = sum(sa.state.name == "ESTABLISHED" for sa in a.manager.sas.values())
     drain(a, b)
@@ -118,6 +124,7 @@ def run(n: int, idle_minutes: float) -> dict:
         "status_again_seconds": round(status_times[1], 4),
         "status_json_encode_seconds": round(json_time, 4),
         "daemon": daemon,
+        "gc_freezes": steward.counters["gc_freezes"],
         "timed_out": time.monotonic() >= deadline,
     }
 

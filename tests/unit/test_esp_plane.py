@@ -359,3 +359,25 @@ def test_a_deleted_sa_lingers_for_inbound_packets_only():
     assert left.get_timer() is None and left.status(OLD[0], 0.0) == {}
     assert left.inbound(in_flight[1], RIGHT_GW, 12.5) is None
     assert notices(left) == [UnknownSpi(OLD[0], RIGHT_GW[0])]
+
+
+def test_activity_reports_only_the_sas_in_use_whose_times_moved():
+    left, right = rekeyed()  # right: OLD in use, NEW deferred until left sends on it
+    assert {spi for spi, *_ in right.activity()} == {OLD[1]}  # new in use, no traffic yet
+    assert right.activity() == []  # nothing moved since
+    right.outbound(TO_LEFT, 1.0)
+    assert right.activity() == [(OLD[1], None, 1.0, 1.0)]
+    assert right.activity() == []
+    _, esp = left.outbound(TO_RIGHT, 2.0)
+    right.inbound(esp, LEFT_GW, 2.5)  # on NEW: right sends on it from now on
+    assert right.activity() == [(NEW[1], 2.5, None, None)]
+    assert right.activity() == []
+
+
+def test_traffic_on_a_lingering_sa_is_not_activity():
+    left, right = planes()
+    late = left.outbound(TO_RIGHT, 1.0)[1]
+    right.activity()
+    right.delete(OLD[1], 2.0)
+    assert right.inbound(late, LEFT_GW, 2.5) == TO_RIGHT  # accepted while it lingers
+    assert right.activity() == []

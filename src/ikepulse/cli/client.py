@@ -12,6 +12,16 @@ class ControlError(Exception):
 
 
 def request(path: str, command: dict, timeout: float | None = None) -> dict:
+    data = request_raw(path, command, timeout)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ControlError(f"control socket {path}: unreadable answer") from None
+
+
+def request_raw(path: str, command: dict, timeout: float | None = None) -> bytes:
+    """The daemon's answer as it came, one JSON line (undecoded: a 10,000-SA status is
+    megabytes that ``status --json`` can pass through)."""
     wait = (timeout or float(command.get("timeout", 30.0))) + 5.0
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -30,10 +40,7 @@ def request(path: str, command: dict, timeout: float | None = None) -> dict:
         raise ControlError(f"no daemon listening on {path} ({hint})") from None
     except OSError as exc:
         raise ControlError(f"control socket {path}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise ControlError(f"control socket {path}: unreadable answer") from None
+    return data
 
 
 def follow(path: str, command: dict) -> Iterator[dict]:

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .client import ControlError, request
+from .client import ControlError, request, request_raw
 from .demo import demo
 from .events import events
 from .status import format_status
@@ -89,11 +89,19 @@ def check_config(path: str) -> None:
     click.echo(f"{path}: OK ({len(settings.connections)} connection(s): {names})")
 
 
+_STATUS_OK = b'{"ok": true, "ike_sas": '
+"""How the daemon's status answer begins (runtime/daemon.py ``status``, compact JSON)."""
+
+
 def _call(socket_path: str, command: dict) -> dict:
     try:
         response = request(socket_path, command)
     except ControlError as exc:
         raise click.ClickException(str(exc)) from None
+    return _check(response)
+
+
+def _check(response: dict) -> dict:
     if not response.get("ok"):
         raise click.ClickException(response.get("error", "request failed"))
     return response
@@ -152,14 +160,36 @@ def rekey(socket_path: str, connection: str, child: str | None, ike: bool, reaut
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, one line.")
+@click.option("--pretty", is_flag=True, help="Indented JSON, for reading (implies --json).")
 @click.pass_obj
-def status(socket_path: str, as_json: bool) -> None:
-    """List IKE SAs and their CHILD SAs."""
-    response = _call(socket_path, {"command": "status"})
-    if as_json:
+def status(socket_path: str, as_json: bool, pretty: bool) -> None:
+    """List IKE SAs and their CHILD SAs.
+
+    ``--json`` is compact by default (like ``ip -json``): at 10,000 tunnels an indented
+    dump takes Python's pure-Python encoder and costs seconds, a compact one the C encoder."""
+    if as_json and not pretty:
+        try:
+            raw = request_raw(socket_path, {"command": "status"})
+        except ControlError as exc:
+            raise click.ClickException(str(exc)) from None
+        if raw.startswith(_STATUS_OK) and raw.endswith(b"}\n"):
+            # The daemon's line less its "ok": the three sections, not decoded and encoded
+            # again (at 10,000 SAs that took 0.4 s of the command's second).
+            sys.stdout.flush()
+            sys.stdout.buffer.write(b"{" + raw[len(b'{"ok": true, ') :])
+            sys.stdout.buffer.flush()
+            return
+        try:
+            response = _check(json.loads(raw))
+        except ValueError:
+            raise click.ClickException(f"control socket {socket_path}: unreadable answer") from None
+    else:
+        response = _call(socket_path, {"command": "status"})
+    if as_json or pretty:
         fields = ("ike_sas", "connections", "counters")
-        click.echo(json.dumps({key: response[key] for key in fields}, indent=2))
+        shown = {key: response[key] for key in fields}
+        click.echo(json.dumps(shown, indent=2) if pretty else json.dumps(shown))
     else:
         click.echo(format_status(response["ike_sas"]))
 

@@ -15,8 +15,9 @@ from .ike_sa import IkeSa
 
 @lru_cache(maxsize=1 << 16)
 def _text(value: object) -> str:
-    """``str`` of a traffic selector or suite: the same few thousand are written for every
-    status (summarizing an address range each time made a 10,000-SA status take seconds)."""
+    """``str`` of a traffic selector, suite or identity: the same few thousand are written for
+    every status (summarizing an address range each time made a 10,000-SA status take
+    seconds; an identity's text costs 2 µs, 40 ms a status at 10,000)."""
     return str(value)
 
 
@@ -74,8 +75,8 @@ def ike_sa_status(
         "initiator": sa.initiator,
         "local": _host(sa.local),
         "remote": _host(sa.remote),
-        "local_id": str(sa.local_identity) if sa.local_identity else None,
-        "remote_id": str(sa.remote_identity) if sa.remote_identity else None,
+        "local_id": _text(sa.local_identity) if sa.local_identity else None,
+        "remote_id": _text(sa.remote_identity) if sa.remote_identity else None,
         "spi_i": sa.spi_i.hex(),
         "spi_r": sa.spi_r.hex(),
         "proposal": _text(sa.sk.suite) if sa.sk.suite else None,

@@ -153,6 +153,8 @@ class EspPlane:
         """Inbound SPI of a deleted SA -> when it is removed."""
         self._to_send: list[tuple[Policy, bytes]] = []
         self._to_tun: list[bytes] = []
+        self._moved: set[Policy] = set()
+        """Policies whose traffic times changed (or that went into use) since ``activity``."""
         self.notices: deque[Notice] = deque()
         """For the IKE core, oldest first: the caller pops them (a deque, so that checking
         for none after each packet costs no call)."""
@@ -188,6 +190,7 @@ class EspPlane:
         )
         policy.set_marks(list(sa.marks))
         self._spd.install(policy, outbound=not sa.defer_outbound)
+        self._moved.add(policy)
         if sa.defer_outbound and sa.replaces is not None:
             self._deferred[sa.replaces] = policy
         elif sa.replaces in self._deferred:
@@ -227,7 +230,7 @@ class EspPlane:
         for spi_in, until in list(self._lingering.items()):
             if until <= now:
                 del self._lingering[spi_in]
-                self._spd.remove(spi_in)
+                self._moved.discard(self._spd.remove(spi_in))
 
     # --- packets -------------------------------------------------------------------------
 
@@ -261,6 +264,7 @@ class EspPlane:
         policy.last_outbound = now
         if policy.silent_since is None:
             policy.silent_since = now
+        self._moved.add(policy)
         if (
             counters["bytes_out"] >= policy.bytes_mark
             or counters["packets_out"] >= policy.packets_mark
@@ -311,6 +315,7 @@ class EspPlane:
         counters["packets_in"] += 1
         counters["bytes_in"] += size
         policy.last_inbound, policy.silent_since = now, None
+        self._moved.add(policy)
         if source != policy.peer and policy.udp_encap and policy.inbound.replay.top > top:
             self.notices.append(PeerMoved(policy.inbound.spi, source))
         if (
@@ -334,10 +339,14 @@ class EspPlane:
 
     def activity(self) -> list[tuple[bytes, float | None, float | None, float | None]]:
         """(inbound SPI, last inbound, last outbound, first outbound since the last
-        inbound) of each SA in use, for the liveness engine."""
+        inbound) of each SA in use whose times moved since the last call (or that went into
+        use), for the liveness engine: proportional to the active SAs, not all of them."""
+        moved, self._moved = self._moved, set()
+        in_use = self._spd.policies
         return [
             (p.inbound.spi, p.last_inbound, p.last_outbound, p.silent_since)
-            for p in self._spd.policies
+            for p in moved
+            if p in in_use
         ]
 
     def status(self, spi_in: bytes, to_wall: float) -> dict:
@@ -398,6 +407,7 @@ class EspPlane:
             del self._deferred[old]
         if waited_for:
             self._spd.activate(policy)
+            self._moved.add(policy)
 
     def _report_volume(self, policy: Policy) -> None:
         counters = policy.counters

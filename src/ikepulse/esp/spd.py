@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..wire.traffic_selectors import TrafficSelector
 from .sa import EspSa
+from .spd_index import PolicyIndex
 
 _PORT_PROTOCOLS = (6, 17, 132)  # TCP, UDP, SCTP
 
@@ -140,12 +141,14 @@ def flow_key(packet: bytes) -> bytes:
 
 
 class Spd:
-    """Outbound lookup by inner flow, inbound lookup by SPI; both cached per flow."""
+    """Outbound lookup by inner flow (indexed by destination prefix, ``spd_index``),
+    inbound lookup by SPI; both cached per flow."""
 
     CACHE_LIMIT = 4096
 
     def __init__(self) -> None:
-        self.policies: list[Policy] = []
+        self.policies = PolicyIndex()
+        """The SAs in use for sending, newest first when iterated."""
         self.by_spi: dict[bytes, Policy] = {}
         self._outbound: dict[bytes, Policy | None] = {}
         self._inbound_ok: set[tuple[bytes, bytes]] = set()
@@ -158,21 +161,20 @@ class Spd:
             self.activate(policy)
 
     def activate(self, policy: Policy) -> None:
-        self.policies.insert(0, policy)  # the newest SA wins (make-before-break)
+        self.policies.add(policy)  # the newest SA wins (make-before-break)
         self._outbound.clear()
 
     def retire(self, spi_in: bytes) -> None:
         """Stop sending on an SA but keep accepting what is still in flight to it."""
         policy = self.by_spi.get(spi_in)
         if policy is not None and policy in self.policies:
-            self.policies.remove(policy)
+            self.policies.discard(policy)
             self._outbound.clear()
 
     def remove(self, spi_in: bytes) -> Policy | None:
         policy = self.by_spi.pop(spi_in, None)
         if policy is not None:
-            if policy in self.policies:
-                self.policies.remove(policy)
+            self.policies.discard(policy)
             self._outbound.clear()
             self._inbound_ok.clear()
         return policy
@@ -187,7 +189,7 @@ class Spd:
         flow = parse_flow(packet)
         found = None
         if flow is not None:
-            found = next((p for p in self.policies if p.allows_outbound(flow)), None)
+            found = self.policies.lookup(flow)
         if len(self._outbound) >= self.CACHE_LIMIT:
             self._outbound.clear()
         self._outbound[key] = found
