@@ -11,7 +11,7 @@ from ikepulse.esp.sa import EspSa
 from ikepulse.esp.spd import Policy, Spd, parse_flow
 from ikepulse.esp.transport_mode import build_ip_packet
 from ikepulse.wire.enums import EncrId
-from ikepulse.wire.payloads import TrafficSelector
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 AES = (EncrId.AES_GCM_16, 256)
 GW = ("198.51.100.1", 4500)
