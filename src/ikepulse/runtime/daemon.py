@@ -28,6 +28,7 @@ from ..core.sa_manager import SaManager
 from ..esp.plane import Notice, PeerMoved, Trap, TrapTriggered, UnknownSpi, VolumeReached
 from . import logs
 from .addresses import AddressWatcher, source_for
+from .connection_status import connection_status
 from .control import ControlServer
 from .dataplane import DataPlane
 from .event_feed import EventFeed
@@ -35,6 +36,7 @@ from .event_log import describe, log_event
 from .gc_steward import GcSteward, paused
 from .intake import Intake
 from .metrics import EventTally, MetricsServer
+from .qcd_secret import load_qcd_secret
 from .reload import reload_config
 from .save_keys import KeyExport
 from .sdnotify import Notifier
@@ -45,30 +47,6 @@ if TYPE_CHECKING:
     from ..config.loader import Settings
 
 log = logging.getLogger("ikepulse.daemon")
-
-
-def load_qcd_secret(state_dir: Path) -> bytes | None:
-    """The Quick Crash Detection secret (RFC 6290), created once and kept across restarts
-    so that our INVALID_IKE_SPI answers after a crash carry tokens the peer can check."""
-    path = state_dir / "qcd.secret"
-    try:
-        secret = path.read_bytes()
-        if len(secret) == 32:
-            return secret
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("cannot read %s (%s): crash reports will not be believed", path, exc)
-        return None
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_bytes(32)
-        path.touch(mode=0o600)
-        path.write_bytes(secret)
-        return secret
-    except OSError as exc:
-        log.warning("cannot write %s (%s): crash reports will not be believed", path, exc)
-        return None
 
 
 SHUTDOWN_GRACE = 3.0
@@ -457,40 +435,14 @@ class Daemon:
                     to_wall, lambda spi: self.dataplane.plane.status(spi, to_wall)
                 ),
                 "connections": [
-                    self._connection_status(c.name, to_wall) for c in self.settings.connections
+                    connection_status(
+                        self.manager,
+                        c.name,
+                        self.last_death.get(c.name),
+                        self.restored.get(c.name),
+                        self.tally.of(c.name),
+                    )
+                    for c in self.settings.connections
                 ],
                 "counters": dict(self.manager.counters + self.counters + self.dataplane.counters),
             }
-
-    def _connection_status(self, name: str, to_wall: float) -> dict:
-        """Per connection: is it up, dead or restarting, and how the last death went."""
-        restart = self.manager.restarts.get(name)
-        death, restored = self.last_death.get(name), self.restored.get(name)
-        if restart is not None:
-            liveness = "restarting"
-        else:
-            liveness = self.manager.liveness(name) or ("dead" if death and not restored else "down")
-        connection = self.manager.connection(name)
-        return {
-            "name": name,
-            "liveness": liveness,
-            "restart_attempts": restart.attempt if restart else 0,
-            "overlaps": self.manager.overlaps(name),
-            "remote_addrs": list(connection.remote_addrs),
-            "children": [child.name for child in connection.children],
-            "totals": self.tally.of(name),
-            "last_death": None
-            if death is None
-            else {
-                "reason": death.reason,
-                "direction": death.direction,
-                "detected_after": round(death.detected_after, 3),
-                "action": death.action.value,
-            },
-            "last_restore": None
-            if restored is None
-            else {
-                "downtime": round(restored.downtime, 3),
-                "attempts": restored.attempts,
-            },
-        }
