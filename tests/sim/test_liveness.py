@@ -9,6 +9,7 @@ verdict: PeerDead no later than dpd_delay + dpd_timeout after the last sign of l
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -111,6 +112,22 @@ def test_idle_tunnel_is_probed_every_dpd_delay():
     run_until_idle(a, b, clock, until=clock.now + 60.5)
     assert sa.liveness.probes_sent == 6 and informational_requests(a) == 6
     assert sa.state is IkeState.ESTABLISHED and sa.liveness.state is Liveness.ALIVE
+
+
+def test_liveness_checks_are_logged_at_debug_and_other_exchanges_at_info(caplog):
+    """An idle gateway checks every tunnel each dpd_delay: those empty INFORMATIONAL
+    exchanges (§2.4) stay out of an INFO log, a Delete does not."""
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5)
+    a, b, sa, clock = established(policy)
+    with caplog.at_level(logging.DEBUG, logger="ikepulse.ike"):
+        run_until_idle(a, b, clock, until=clock.now + 10.5)
+        a.manager.delete(sa.connection.name, clock.now)
+        run_until_idle(a, b, clock)
+    lines = [
+        (r.levelno, r.getMessage()) for r in caplog.records if "INFORMATIONAL" in r.getMessage()
+    ]
+    assert {level for level, text in lines if text.endswith("[  ]")} == {logging.DEBUG}
+    assert {level for level, text in lines if "DELETE" in text} == {logging.INFO}
 
 
 def test_10000_minutes_at_20_percent_loss_declares_no_live_peer_dead():
