@@ -35,13 +35,22 @@ def _flood_kind(exchange: ExchangeType) -> dict:
     return {"rate_limit": exchange.name} if exchange == ExchangeType.IKE_SA_INIT else {}
 
 
-def _log_level(exchange: ExchangeType, payloads) -> int:
-    """INFO for every exchange but an empty INFORMATIONAL, a liveness check (RFC 7296 §2.4)
-    that a gateway sends and answers for every idle tunnel each dpd_delay: DEBUG (at INFO,
-    four lines per check were a fifth of an idle gateway's CPU)."""
-    if exchange == ExchangeType.INFORMATIONAL and not payloads:
-        return logging.DEBUG
-    return logging.INFO
+def _liveness_check(exchange: ExchangeType, payloads) -> bool:
+    """An empty INFORMATIONAL: a liveness check or its answer (RFC 7296 §2.4)."""
+    return exchange == _INFORMATIONAL and not payloads
+
+
+def _log_exchange(label: str, verb: str, exchange: ExchangeType, kind: str, mid: int, payloads):
+    """One line per message sent or received, at INFO; liveness checks, which a gateway
+    sends and answers for every idle tunnel each dpd_delay, at DEBUG (at INFO, four lines
+    per check were a fifth of an idle gateway's CPU). No summary is built for a level that
+    is off."""
+    level = logging.DEBUG if _liveness_check(exchange, payloads) else logging.INFO
+    if log.isEnabledFor(level):
+        log.log(
+            level, "%s: %s %s %s %d %s", label, verb, exchange.name, kind, mid,
+            _summary(payloads), extra=_flood_kind(exchange),
+        )  # fmt: skip
 
 
 def _summary(payloads) -> str:
@@ -148,12 +157,7 @@ class TaskManager:
         for task in tasks if builders is None else builders:
             task.build(payloads)
         mid = self.next_request_id
-        level = _log_level(exchange, payloads)
-        if log.isEnabledFor(level):  # no summary built for a log level that is off
-            log.log(
-                level, "%s: sending %s request %d %s", self.sa.label, exchange.name, mid,
-                _summary(payloads), extra=_flood_kind(exchange),
-            )  # fmt: skip
+        _log_exchange(self.sa.label, "sending", exchange, "request", mid, payloads)
         packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
         self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
@@ -250,18 +254,10 @@ class TaskManager:
         self.sa.authenticated_inbound(src, dst, now)
         outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
         inbound = Inbound(msg, outer + tuple(inner), raw, src, dst, now)
-        level = _log_level(msg.exchange, inbound.payloads)
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s: received %s %s %d %s",
-                self.sa.label,
-                msg.exchange.name,
-                "response" if msg.is_response else "request",
-                msg.message_id,
-                _summary(inbound.payloads),
-                extra=_flood_kind(msg.exchange),
-            )
+        kind = "response" if msg.is_response else "request"
+        _log_exchange(
+            self.sa.label, "received", msg.exchange, kind, msg.message_id, inbound.payloads
+        )
         if msg.is_response:
             self._on_response(inbound, now)
         else:
@@ -327,7 +323,7 @@ class TaskManager:
             self._held = None
         else:
             held = None
-        if held is None and not inbound.payloads and inbound.message.exchange == _INFORMATIONAL:
+        if held is None and _liveness_check(inbound.message.exchange, inbound.payloads):
             # An empty INFORMATIONAL: a liveness check (§2.4), answered empty. Its responder
             # tasks (LivenessCheck, Mobike) find nothing to do in it: none are built.
             self._respond(raw, inbound.message, [], now, path=(inbound.dst, inbound.src))
@@ -371,17 +367,7 @@ class TaskManager:
     ) -> None:
         """Answer along ``path``: from where the request arrived to where it came from
         (RFC 7296 §2.11), whatever addresses the IKE SA holds (RFC 4555 §3.5)."""
-        level = _log_level(msg.exchange, payloads)
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s: sending %s response %d %s",
-                self.sa.label,
-                msg.exchange.name,
-                msg.message_id,
-                _summary(payloads),
-                extra=_flood_kind(msg.exchange),
-            )
+        _log_exchange(self.sa.label, "sending", msg.exchange, "response", msg.message_id, payloads)
         packets = self.sa.datagrams(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )
