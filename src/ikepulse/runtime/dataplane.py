@@ -24,7 +24,7 @@ from ..esp.spd import Policy
 from ..esp.vnet import MAX_PACKET, VnetError, is_vnet
 from .offload import PLAIN, VNET_SIZE, OffloadError, coalesce, segment
 from .tun import Tun, mark_socket, netlink
-from .udp import RECEIVE_BUFFER, SO_RCVBUFFORCE, Address
+from .udp import Address
 
 log = logging.getLogger("ikepulse.esp")
 IPPROTO_ESP = 50
@@ -147,11 +147,7 @@ class DataPlane:
                 log.info("no raw ESP socket for %s: %s", family.name, exc)
                 continue
             raw.setblocking(False)
-            mark_socket(raw)
-            try:  # room for ESP while the loop works through a flood (root: past rmem_max)
-                raw.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-            except OSError:
-                raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            mark_socket(raw)  # with a 4 MiB receive buffer: room while the loop is busy
             if self.offload:  # whole super-packets: fragment them, never refuse them
                 if family == socket.AF_INET:
                     raw.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
@@ -264,7 +260,6 @@ class DataPlane:
         plane, now, fd = self.plane, self.now(), self.tun.fd
         offload = self.offload
         batch: list[tuple[Policy, bytes]] = []
-        udp = batch.append
         for _ in range(READ_BATCH):
             try:
                 packet = os.read(fd, 65535 + VNET_SIZE)
@@ -272,7 +267,7 @@ class DataPlane:
                 break
             if offload:
                 vnet, body = packet[:VNET_SIZE], packet[VNET_SIZE:]
-                if vnet != PLAIN and self._whole(vnet, body, now, udp):
+                if vnet != PLAIN and self._whole(vnet, body, now, batch):
                     continue
                 try:
                     packets = segment(vnet, body)
@@ -281,18 +276,14 @@ class DataPlane:
                     continue
                 self.counters["tso_segments"] += len(packets) - 1
                 for one in packets:
-                    sealed = plane.outbound(one, now)
-                    if sealed is not None:
-                        udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+                    self._emit(plane.outbound(one, now), batch)
                 continue
-            sealed = plane.outbound(packet, now)
-            if sealed is not None:
-                udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+            self._emit(plane.outbound(packet, now), batch)
         self._send_udp_batch(batch)
         self._notify()
         self._traffic()
 
-    def _whole(self, vnet: bytes, body: bytes, now: float, udp) -> bool:
+    def _whole(self, vnet: bytes, body: bytes, now: float, batch: list) -> bool:
         """Seal a packet whole after its virtio header (Next Header 253, esp/vnet.py) if its
         SA negotiated that; False when it is to be split instead."""
         plane = self.plane
@@ -304,8 +295,17 @@ class DataPlane:
             return False
         if sealed is not None:
             self.counters["vnet_sent"] += 1
-            udp(sealed) if sealed[0].udp_encap else self._send(*sealed)
+            self._emit(sealed, batch)
         return True
+
+    def _emit(self, sealed: tuple[Policy, bytes] | None, batch: list) -> None:
+        """ESP in UDP waits in ``batch`` for ``_send_udp_batch``; raw ESP leaves now."""
+        if sealed is None:
+            return
+        if sealed[0].udp_encap:
+            batch.append(sealed)
+        else:
+            self._send(*sealed)
 
     def _send_udp_batch(self, batch: list[tuple[Policy, bytes]]) -> None:
         """ESP in UDP: runs of equal-sized packets to one peer leave in one UDP GSO send."""
@@ -389,10 +389,7 @@ class DataPlane:
             if is_vnet(packet):  # already framed (esp/vnet.py): the kernel finishes it
                 self._coalesce(fd, inner[start:index])
                 start = index + 1
-                try:
-                    os.write(fd, packet)
-                except OSError:
-                    self.counters["tun_write_errors"] += 1
+                self._write(packet)
         self._coalesce(fd, inner[start:] if start else inner)
 
     def _coalesce(self, fd: int, packets: list[bytes]) -> None:

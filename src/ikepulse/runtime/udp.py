@@ -20,10 +20,9 @@ Address = tuple[str, int]
 READ_BATCH = 64
 """Datagrams read from one socket per loop turn: IKE ones are then served by priority
 (``intake``), so a flood of IKE_SA_INIT cannot crowd IKE_AUTH out of a short queue."""
-RECEIVE_BUFFER = 4 << 20
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux, not exported by Python
 SOL_UDP, UDP_SEGMENT = 17, 103
 _SEGMENT = struct.Struct("=H")
+
 IkeHandler = Callable[[bytes, Address, Address], None]
 EspHandler = Callable[[bytes, Address, Address], None]
 
@@ -73,11 +72,7 @@ class Endpoint:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            mark_socket(sock)
-            try:  # past net.core.rmem_max when we may (root): room for bursts of a flood
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
-            except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            mark_socket(sock)  # with a 4 MiB receive buffer: room for bursts of a flood
             sock.bind(self.local)
             self.transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Protocol(self), sock=sock
