@@ -145,14 +145,14 @@ def test_ike_auth_read_within_a_round_goes_before_the_rest_of_the_new_work():
     assert loop.seen == [init(0), init(1), auth(50), init(2), init(3), init(4), init(5)]
 
 
-def test_serve_first_takes_the_answers_now_and_leaves_new_work_for_its_round():
+def test_serve_established_takes_the_answers_now_and_leaves_new_work_for_its_round():
     """The daemon's timer serves what is queued for established SAs before any liveness
     verdict; new IKE_SA_INIT work waits for the round already scheduled."""
     loop, counters = Loop(), Counter()
     intake = make(loop, counters)
     for data in (init(1), auth(2), auth(3)):
         intake.add(data, SRC, DST)
-    intake.serve_first()
+    intake.serve_established()
     assert loop.seen == [auth(2), auth(3)] and len(intake) == 1
     loop.run_once()
     assert loop.seen == [auth(2), auth(3), init(1)] and len(intake) == 0

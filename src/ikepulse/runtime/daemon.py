@@ -282,8 +282,9 @@ class Daemon:
         schedules (at most ACTIVITY_SWEEP old); reading every policy here as well made each
         of 10,000 spread liveness deadlines cost a walk of all SAs."""
         self._timer = None
-        self._urgent()  # an answer that waited in a socket while the loop was busy is a
-        self.intake.serve_first()  # sign of life: read it before any liveness verdict
+        # An answer that waited in a socket while the loop was busy is a sign of life: read
+        # and serve it before any liveness verdict.
+        self.intake.serve_established()
         self.manager.handle_timer(self.now())
         self.pump()
 

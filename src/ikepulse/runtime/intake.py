@@ -75,15 +75,13 @@ class Intake:
         """One round: established traffic, everything that is not new work, then new work
         within the budget, with established traffic served again every URGENT_EVERY."""
         self._scheduled = False
-        new, urgent, clock = self.new, self.urgent, self.clock
-        urgent()
-        self.serve_first()
+        new, clock = self.new, self.clock
+        self.serve_established()
         now = clock()
         until, look = now + self.budget, now + URGENT_EVERY
         while new and now < until:
             if now >= look:
-                urgent()  # may read IKE_AUTH too: served before more new work
-                self.serve_first()
+                self.serve_established()  # may read IKE_AUTH: served before more new work
                 look = clock() + URGENT_EVERY
             self.receive(*new.popleft())
             now = clock()
@@ -91,9 +89,10 @@ class Intake:
         if new:
             self.wake()
 
-    def serve_first(self) -> None:
-        """Everything queued that is not new-SA work, now (answers to our requests, the
-        requests of established SAs, IKE_AUTH)."""
+    def serve_established(self) -> None:
+        """Read what the sockets hold (``urgent``), then serve everything queued that is not
+        new-SA work: answers to our requests, the requests of established SAs, IKE_AUTH."""
+        self.urgent()
         first = self.first
         while first:
             self.receive(*first.popleft())
