@@ -116,7 +116,7 @@ def test_a_flood_of_main_mode_1_is_bounded_and_forgotten():
     fuzzer = V1Fuzzer(SEED, established=False)
     arena, manager = fuzzer.arena, fuzzer.arena.target.manager
     main1 = v1_samples()["main1"]
-    limit = manager.half_open_limit
+    limit = manager.gate.v1.policy.half_open_limit
     sources = [
         f"{net}.{n}" for net in ("192.0.2", "198.51.100", "203.0.113") for n in range(50, 250)
     ]

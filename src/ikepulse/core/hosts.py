@@ -45,7 +45,6 @@ class SaRegistry(Protocol):
 
     sas: SaTable
     connections: tuple[ConnectionConfig, ...]
-    half_open_limit: int
     gate: Gate
     rng: Rng
     natt_port: int

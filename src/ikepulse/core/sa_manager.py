@@ -24,7 +24,7 @@ from .connection_index import Connections
 from .datagram import Datagram, EspActivity
 from .errors import Dropped
 from .events import Address, Event
-from .gate import HALF_OPEN_V1, Gate
+from .gate import Gate
 from .ike_sa import IkeSa
 from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
@@ -85,7 +85,6 @@ class SaManager(SaRelations):
         """Who gets a responder SA, and the half-open ones (RFC 7296 §2.6, RFC 8019)."""
         self.qcd_secret = qcd_secret or rng.randbytes(32)
         self._reports = ReportLimits()
-        self.half_open_limit = HALF_OPEN_V1
         self.v1 = V1Intake(self)
         self.local_addresses: tuple[str, ...] = ()
         """The host's usable addresses, as the runtime last reported them (MOBIKE lists

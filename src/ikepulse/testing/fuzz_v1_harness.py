@@ -205,7 +205,7 @@ class V1Fuzzer:
         ):
             self._fail("uncounted", hostile, "dropped without a counter")
         self.most_sas = max(self.most_sas, len(manager.sas))
-        if len(manager.sas) > manager.half_open_limit + 2:
+        if len(manager.sas) > manager.gate.v1.policy.half_open_limit + 2:
             self._fail("unbounded", hostile, f"{len(manager.sas)} SAs")
 
     def idle(self, seconds: float) -> None:
