@@ -17,7 +17,7 @@ from ikepulse.core.admission import (
     TokenBucket,
     creates_sa,
 )
-from ikepulse.core.cookies import Cookies
+from ikepulse.core.cookies import Cookies, peek
 from ikepulse.core.errors import Dropped
 from ikepulse.wire.enums import ExchangeType, NotifyType
 from ikepulse.wire.message import FLAG_INITIATOR, Message, decode_message, encode_message
@@ -33,8 +33,15 @@ def request(spi: bytes = b"\x01" * 8, cookie: bytes | None = None) -> Message:
     return Message(spi, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_INITIATOR, 0, payloads)
 
 
+def valid(jar: Cookies, msg: Message, src, now: float) -> bool:
+    """As the responder checks: cookie and nonce read from the request's headers (``peek``)."""
+    cookie, nonce = peek(encode_message(msg))
+    return cookie is not None and jar.check(cookie, nonce, msg.spi_i, src, now)
+
+
 def cookie_from(jar: Cookies, msg: Message, src, now: float) -> bytes:
-    answer = decode_message(jar.reply(msg, src, now))
+    _, nonce = peek(encode_message(msg))
+    answer = decode_message(jar.answer(nonce, msg.spi_i, src, now))
     assert answer.exchange == ExchangeType.IKE_SA_INIT and answer.is_response
     return answer.payloads[0].data
 
@@ -67,46 +74,46 @@ def jar():
 
 def test_a_cookie_is_accepted_from_its_address_only(jar):
     cookie = cookie_from(jar, request(), SRC, 10.0)
-    assert jar.valid(request(cookie=cookie), SRC, 11.0)
-    assert not jar.valid(request(cookie=cookie), ("192.0.2.8", 500), 11.0)
-    assert not jar.valid(request(spi=b"\x02" * 8, cookie=cookie), SRC, 11.0)
-    assert not jar.valid(request(), SRC, 11.0)
-    assert not jar.valid(request(cookie=cookie[:-1] + bytes([cookie[-1] ^ 1])), SRC, 11.0)
+    assert valid(jar, request(cookie=cookie), SRC, 11.0)
+    assert not valid(jar, request(cookie=cookie), ("192.0.2.8", 500), 11.0)
+    assert not valid(jar, request(spi=b"\x02" * 8, cookie=cookie), SRC, 11.0)
+    assert not valid(jar, request(), SRC, 11.0)
+    assert not valid(jar, request(cookie=cookie[:-1] + bytes([cookie[-1] ^ 1])), SRC, 11.0)
 
 
 def test_the_previous_secret_is_accepted_for_the_grace_period_only(jar):
     #   t=290 cookie made with secret 1
     #   t=300 secret 2 takes over; secret 1 accepted until t=330
     old = cookie_from(jar, request(), SRC, 290.0)
-    assert jar.valid(request(cookie=old), SRC, 299.0)
-    assert jar.valid(request(cookie=old), SRC, 329.0)
+    assert valid(jar, request(cookie=old), SRC, 299.0)
+    assert valid(jar, request(cookie=old), SRC, 329.0)
     new = cookie_from(jar, request(), SRC, 301.0)
     assert new[:4] != old[:4]  # the version of the secret travels in the cookie
-    assert jar.valid(request(cookie=new), SRC, 329.0)
-    assert not jar.valid(request(cookie=old), SRC, 330.0)
-    assert jar.valid(request(cookie=new), SRC, 330.0)
+    assert valid(jar, request(cookie=new), SRC, 329.0)
+    assert not valid(jar, request(cookie=old), SRC, 330.0)
+    assert valid(jar, request(cookie=new), SRC, 330.0)
 
 
 def test_two_changes_later_a_cookie_is_refused_and_the_schedule_holds(jar):
     #   secret 1 from t=0, 2 from t=300, 3 from t=600
     old = cookie_from(jar, request(), SRC, 10.0)
     middle = cookie_from(jar, request(), SRC, 301.0)
-    assert not jar.valid(request(cookie=old), SRC, 601.0)
-    assert jar.valid(request(cookie=middle), SRC, 601.0)
-    assert not jar.valid(request(cookie=middle), SRC, 630.0)
+    assert not valid(jar, request(cookie=old), SRC, 601.0)
+    assert valid(jar, request(cookie=middle), SRC, 601.0)
+    assert not valid(jar, request(cookie=middle), SRC, 630.0)
 
 
 def test_after_a_lull_the_last_cookie_handed_out_is_stale(jar):
     old = cookie_from(jar, request(), SRC, 10.0)
-    assert not jar.valid(request(cookie=old), SRC, 1000.0)
+    assert not valid(jar, request(cookie=old), SRC, 1000.0)
     new = cookie_from(jar, request(), SRC, 1000.0)
-    assert jar.valid(request(cookie=new), SRC, 1199.0)  # secret of t=900 lives until 1200
-    assert not jar.valid(request(cookie=new), SRC, 1230.0)
+    assert valid(jar, request(cookie=new), SRC, 1199.0)  # secret of t=900 lives until 1200
+    assert not valid(jar, request(cookie=new), SRC, 1230.0)
 
 
 def test_a_cookie_of_another_jar_is_refused(jar):
     other = Cookies(random.Random(2), lifetime=300.0, grace=30.0, now=0.0)
-    assert not jar.valid(request(cookie=cookie_from(other, request(), SRC, 1.0)), SRC, 1.0)
+    assert not valid(jar, request(cookie=cookie_from(other, request(), SRC, 1.0)), SRC, 1.0)
 
 
 # --- token buckets ---------------------------------------------------------------------------
@@ -195,7 +202,7 @@ def test_cookies_are_asked_for_above_the_threshold_only_and_checked_before_decod
     assert answer is not None and counters["cookies_sent"] == 1
     cookie = decode_message(answer).payloads[0].data
     assert admission.screen(encode_message(request(cookie=cookie)), SRC, 0.0) is None
-    assert admission.cookies.valid(request(cookie=cookie), SRC, 0.0)
+    assert valid(admission.cookies, request(cookie=cookie), SRC, 0.0)
     forged = cookie[:-1] + bytes([cookie[-1] ^ 1])
     assert admission.screen(encode_message(request(cookie=forged)), SRC, 0.0) is not None
     assert counters["cookies_sent"] == 2

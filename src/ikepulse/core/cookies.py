@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..crypto.prf import prf_for
 from ..wire.enums import ExchangeType, NotifyType, PayloadType, PrfId
 from ..wire.message import FLAG_RESPONSE, Message, encode_message
-from ..wire.payloads import NoncePayload, NotifyPayload
+from ..wire.payloads import NotifyPayload
 from .events import Address
 from .randomness import Rng
 
@@ -77,21 +77,6 @@ class Cookies:
         return encode_message(
             Message(spi_i, bytes(8), ExchangeType.IKE_SA_INIT, FLAG_RESPONSE, 0, (cookie,))
         )
-
-    def valid(self, msg: Message, src: Address, now: float) -> bool:
-        """The decoded request ``msg`` starts with a cookie we would accept from ``src``."""
-        first = msg.payloads[0] if msg.payloads else None
-        if not isinstance(first, NotifyPayload) or first.type != NotifyType.COOKIE:
-            return False
-        return self.check(first.data, _nonce(msg), msg.spi_i, src, now)
-
-    def reply(self, msg: Message, src: Address, now: float) -> bytes:
-        """The COOKIE answer to the decoded request ``msg``."""
-        return self.answer(_nonce(msg), msg.spi_i, src, now)
-
-
-def _nonce(msg: Message) -> bytes:
-    return next((p.data for p in msg.payloads if isinstance(p, NoncePayload)), b"")
 
 
 def peek(data: bytes) -> tuple[bytes | None, bytes] | None:
