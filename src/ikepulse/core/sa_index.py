@@ -67,11 +67,11 @@ class SaTable(dict):
         self._name: dict[TaskHost, str] = {}
         self._by_name: dict[str, dict[TaskHost, None]] = {}
         self._up: dict[str, dict[TaskHost, None]] = {}
+        """Per connection, its SAs past IKE_SA_INIT and IKE_AUTH: those another SA's change
+        can affect (a half-open responder is filed under its first candidate meanwhile)."""
         self._inputs: dict[TaskHost, tuple] = {}
         """Per SA in ``_up``, its ``plan_inputs`` when its connection was last marked
         changed."""
-        """Per connection, its SAs past IKE_SA_INIT and IKE_AUTH: those another SA's change
-        can affect (a half-open responder is filed under its first candidate meanwhile)."""
         self._spis: dict[TaskHost, tuple[bytes, ...]] = {}
         self._owner: dict[bytes, TaskHost] = {}
         self._finished: dict[TaskHost, None] = {}
