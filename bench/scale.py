@@ -53,7 +53,6 @@ from pathlib import Path
 
 from ikepulse.testing.lab import IKEPULSE, SRC, Lab, lab_unavailable, wait_for
 from ikepulse.testing.scale_lab import (
-    ProcStat,
     Tail,
     add_hosts,
     blackhole_tunnels,
@@ -61,6 +60,7 @@ from ikepulse.testing.scale_lab import (
     ikepulse_tunnels,
     name,
     ping_tunnel,
+    proc_stats,
     up_all,
 )
 from results_file import write_results
@@ -148,7 +148,7 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             )  # fmt: skip
             ready = time.monotonic()
             out["startup_s"] = round(ready - launched, 2)
-            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            before = proc_stats(left=left, right=right)
             fired = ready
             ups: list[list[dict]] = []
             if initiation == "up":
@@ -160,7 +160,7 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             done, installed = _wait_distinct(left.log, n, limit)
             out["installed"] = installed
             out["setup_s"] = round(done - fired, 2)
-            during = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            during = proc_stats(left=left, right=right)
             out["setup_cpu_ms_per_tunnel"] = {
                 side: round(1000 * (during[side].cpu_s - before[side].cpu_s) / max(installed, 1), 2)
                 for side in during
@@ -186,7 +186,7 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
             sample = random.Random(16).sample(range(n), min(10, n))
             add_hosts(lab, sample)
             out["pings_ok"] = f"{sum(ping_tunnel(lab, i) for i in sample)}/{len(sample)}"
-            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            after = proc_stats(left=left, right=right)
             out["memory"] = {
                 side: {
                     "rss_start_kib": before[side].rss_kib,
@@ -202,9 +202,9 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
                 "control_request": _request_time(left.socket),
             }
             print(f"ikepulse: memory {out['memory']}; status {out['status_s']}", flush=True)
-            idle0 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            idle0 = proc_stats(left=left, right=right)
             time.sleep(seconds)
-            idle1 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            idle1 = proc_stats(left=left, right=right)
             out["idle_cpu_percent"] = {
                 side: round(100 * idle1[side].cpu_share_since(idle0[side]), 2) for side in idle0
             }

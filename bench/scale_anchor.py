@@ -19,11 +19,11 @@ import vici
 
 from ikepulse.testing.lab import Lab
 from ikepulse.testing.scale_lab import (
-    ProcStat,
     Tail,
     add_hosts,
     ikepulse_tunnels,
     name,
+    proc_stats,
     swanctl_tunnels,
     up_all,
 )
@@ -107,17 +107,23 @@ def _setups(
         out["gave_up"] = f"only {installed} of {n} tunnels in time"
 
 
+def _charon_responder(lab: Lab, n: int, dpd: str):
+    """charon on the right answering ``n`` tunnels, their /32 addresses on both hosts."""
+    add_hosts(lab, range(n), family=4)
+    right = lab.charon(lab.right)
+    right.start(swanctl_tunnels(n, side="right", local_addr=lab.right_addr,
+                                remote_addr="%any", extra=dpd),
+                RESPONDER_OPTIONS)  # fmt: skip
+    return right
+
+
 def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None) -> dict:
     """charon <-> charon: setups/s, memory, ``--list-sas`` time, idle CPU."""
     out: dict = {"tunnels": n, "selectors": "IPv4 /32 pairs"}
     with tempfile.TemporaryDirectory(prefix="ikepulse-scale-ss-") as tmp:
         lab = Lab(Path(keep or tmp), nat=True).up()
         try:
-            add_hosts(lab, range(n), family=4)
-            right = lab.charon(lab.right)
-            right.start(swanctl_tunnels(n, side="right", local_addr=lab.right_addr,
-                                        remote_addr="%any", extra=dpd),
-                        RESPONDER_OPTIONS)  # fmt: skip
+            right = _charon_responder(lab, n, dpd)
             left = lab.charon(lab.left, "charon-left")
             launched = time.monotonic()
             left.start(swanctl_tunnels(n, side="left", local_addr=lab.left_addr,
@@ -125,7 +131,7 @@ def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None
                        CHARON_OPTIONS)  # fmt: skip
             ready = time.monotonic()
             out["startup_s"] = round(ready - launched, 2)
-            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            before = proc_stats(left=left, right=right)
             sock, session = _vici(left.uri)
             try:
                 for i in range(n):
@@ -134,7 +140,7 @@ def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None
             finally:
                 sock.close()
             done, installed = _wait_established(left, n, limit)
-            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            after = proc_stats(left=left, right=right)
             _setups(out, installed, n, done - ready, done - launched, (before, after))
             print(f"strongSwan<->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
                   f"({out['setups_per_s_excluding_startup']}/s; CPU ms per tunnel "
@@ -143,9 +149,9 @@ def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None
             start = time.monotonic()
             left.swanctl("--list-sas", timeout=120)
             out["status_s"] = {"list_sas": round(time.monotonic() - start, 3)}
-            idle0 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            idle0 = proc_stats(left=left, right=right)
             time.sleep(seconds)
-            idle1 = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            idle1 = proc_stats(left=left, right=right)
             out["idle_cpu_percent"] = {
                 side: round(100 * idle1[side].cpu_share_since(idle0[side]), 2) for side in idle0
             }
@@ -165,11 +171,7 @@ def ikepulse_to_charon(
     with tempfile.TemporaryDirectory(prefix="ikepulse-scale-mixed-") as tmp:
         lab = Lab(Path(keep or tmp), nat=True).up()
         try:
-            add_hosts(lab, range(n), family=4)
-            right = lab.charon(lab.right)
-            right.start(swanctl_tunnels(n, side="right", local_addr=lab.right_addr,
-                                        remote_addr="%any", extra=dpd),
-                        RESPONDER_OPTIONS)  # fmt: skip
+            right = _charon_responder(lab, n, dpd)
             left = lab.ikepulse(lab.left)
             launched = time.monotonic()
             left.start(ikepulse_tunnels(n, side="left", local_addr=lab.left_addr,
@@ -178,11 +180,11 @@ def ikepulse_to_charon(
                        log_level="info", wait=limit)  # fmt: skip
             ready = time.monotonic()
             out["startup_s"] = round(ready - launched, 2)
-            before = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            before = proc_stats(left=left, right=right)
             answers = up_all(left.socket, [name(i) for i in range(n)], window, timeout=limit)
             out["up_failures"] = sum(1 for a in answers if not a.get("ok"))
             done = time.monotonic()
-            after = {"left": ProcStat.of(left.proc.pid), "right": ProcStat.of(right.proc.pid)}
+            after = proc_stats(left=left, right=right)
             installed = _established(right.uri)
             _setups(out, installed, n, done - ready, done - launched, (before, after))
             print(f"ikepulse->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "

@@ -274,3 +274,8 @@ class ProcStat:
     def cpu_share_since(self, earlier: ProcStat) -> float:
         """Share of one core used between ``earlier`` and this sample."""
         return (self.cpu_s - earlier.cpu_s) / (self.at - earlier.at)
+
+
+def proc_stats(**daemons) -> dict[str, ProcStat]:
+    """``ProcStat`` of each named daemon (``Charon`` or ``Ikepulse``), by the name given."""
+    return {side: ProcStat.of(daemon.proc.pid) for side, daemon in daemons.items()}
