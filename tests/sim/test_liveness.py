@@ -114,6 +114,20 @@ def test_idle_tunnel_is_probed_every_dpd_delay():
     assert sa.state is IkeState.ESTABLISHED and sa.liveness.state is Liveness.ALIVE
 
 
+def test_two_idle_peers_checking_each_other_share_one_check_per_interval():
+    """Each check comes early by a fresh random fraction (``check_spread``): one side goes
+    first and the other takes its request as proof of both directions, so an idle tunnel
+    costs one exchange per dpd_delay, not one from each side."""
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5)
+    a, b, sa, clock = established(policy)
+    run_until_idle(a, b, clock, until=clock.now + 600)
+    checks = informational_requests(a) + informational_requests(b)
+    spread = 1 - policy.check_spread
+    assert 600 / policy.dpd_delay <= checks <= 600 / (policy.dpd_delay * spread) + 2
+    assert informational_requests(a) > 0 and informational_requests(b) > 0
+    assert sa.liveness.state is Liveness.ALIVE and sa.state is IkeState.ESTABLISHED
+
+
 def test_liveness_checks_are_logged_at_debug_and_other_exchanges_at_info(caplog):
     """An idle gateway checks every tunnel each dpd_delay: those empty INFORMATIONAL
     exchanges (§2.4) stay out of an INFO log, a Delete does not."""

@@ -25,7 +25,7 @@ from ikepulse.core.connection import (
 from ikepulse.core.liveness import DpdAction, LivenessPolicy
 
 SECRET = '[secrets.any]\nsecret = "0123456789abcdef"\n'
-NOT_KNOBS = {"restart_base", "restart_cap", "restart_jitter", "first_check_spread"}
+NOT_KNOBS = {"restart_base", "restart_cap", "restart_jitter", "first_check_spread", "check_spread"}
 
 
 def _load(child: str = "", **knobs: str) -> ConnectionConfig:

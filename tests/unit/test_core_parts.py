@@ -27,7 +27,7 @@ def test_liveness_probes_after_dpd_delay_and_gives_up_at_the_budget():
     assert peer.deadline(policy, behind_nat=False) == 10
     assert peer.due(9.9, policy, behind_nat=False) is None
     assert peer.due(10, policy, behind_nat=False) == Probe(5, Cause.IDLE)
-    peer.probe_started(5, Cause.IDLE, 10, policy)
+    peer.probe_started(5, Cause.IDLE, 10, policy, 0.0)
     assert peer.state is Liveness.PROBING and peer.deadline(policy, behind_nat=False) == 15
     assert peer.due(12, policy, behind_nat=False) is None  # one probe at a time
     assert isinstance(peer.due(15, policy, behind_nat=False), Dead)
@@ -37,7 +37,7 @@ def test_liveness_probes_after_dpd_delay_and_gives_up_at_the_budget():
 def test_a_sign_of_life_moves_the_budget_but_only_an_answer_ends_the_check():
     policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=0)
     peer = PeerLiveness(now=0.0)
-    peer.probe_started(5, Cause.IDLE, 10, policy)
+    peer.probe_started(5, Cause.IDLE, 10, policy, 0.0)
     peer.esp_activity(last_inbound=12.0, last_outbound=None, silent_since=None)
     assert peer.state is Liveness.PROBING and peer.deadline(policy, behind_nat=False) == 27
     peer.proven(13.0, sent_until=10.0, check_answered=True)
@@ -54,7 +54,7 @@ def test_inbound_traffic_does_not_prove_that_ours_arrives():
         assert peer.due(t, policy, behind_nat=False) is None
     peer.esp_activity(last_inbound=11, last_outbound=11, silent_since=11)
     assert peer.due(11, policy, behind_nat=False) == Probe(5, Cause.UNPROVEN)
-    peer.probe_started(5, Cause.UNPROVEN, 11, policy)
+    peer.probe_started(5, Cause.UNPROVEN, 11, policy, 0.0)
     assert peer.state is Liveness.SUSPECT
     for t in range(12, 16):
         peer.esp_activity(last_inbound=t, last_outbound=t, silent_since=t)
@@ -80,7 +80,7 @@ def test_esp_without_a_reply_calls_for_a_check_within_a_few_rtts():
     peer.esp_activity(last_inbound=None, last_outbound=5.3, silent_since=5.0)
     assert peer.due(5.49, policy, behind_nat=False) is None
     assert peer.due(5.5, policy, behind_nat=False) == Probe(35.5, Cause.NO_REPLY)
-    peer.probe_started(35.5, Cause.NO_REPLY, 5.5, policy)
+    peer.probe_started(35.5, Cause.NO_REPLY, 5.5, policy, 0.0)
     peer.proven(5.6, sent_until=5.5, check_answered=True)
     # One-way traffic: the next on-demand check waits twice as long.
     peer.esp_activity(last_inbound=None, last_outbound=6.0, silent_since=6.0)
@@ -106,7 +106,7 @@ def test_a_retransmitted_request_we_answered_calls_for_a_check_at_once():
     peer = PeerLiveness(now=0.0)
     peer.retransmission_seen(2.0)
     assert peer.due(2.5, policy, behind_nat=False) == Probe(39.5, Cause.PEER_RETRANSMITS)
-    peer.probe_started(39.5, Cause.PEER_RETRANSMITS, 2.5, policy)
+    peer.probe_started(39.5, Cause.PEER_RETRANSMITS, 2.5, policy, 0.0)
     assert peer.state is Liveness.SUSPECT and peer.cause is Cause.PEER_RETRANSMITS
 
 
@@ -125,7 +125,7 @@ def test_the_dead_stay_dead():
     peer = PeerLiveness(now=0.0)
     peer.declared_dead(1)
     with pytest.raises(AssertionError):
-        peer.probe_started(5, Cause.IDLE, 1, liveness_policy())
+        peer.probe_started(5, Cause.IDLE, 1, liveness_policy(), 0.0)
 
 
 def _entry(spi: bytes, rekey_at: float, expires_at: float) -> ChildEntry:

@@ -376,8 +376,13 @@ class IkeSa:
         if self.state is not IkeState.ESTABLISHED or self.liveness.probing:
             return
         budget = self.policy.dpd_timeout if budget is None else budget
-        waits = self.liveness.probe_started(budget, cause, now, self.policy)
+        waits = self.liveness.probe_started(budget, cause, now, self.policy, self.check_early())
         self.start(Purpose.LIVENESS_CHECK, now, waits=waits)
+
+    def check_early(self) -> float:
+        """How early the next check comes: a fraction of ``dpd_delay`` up to
+        ``check_spread``, drawn from the injected RNG."""
+        return self.policy.check_spread * fraction(self.rng)
 
     def probe(self, due: Probe, now: float) -> None:
         """A liveness check is due (``PeerLiveness.due``)."""

@@ -59,6 +59,12 @@ class LivenessPolicy:
     """A new IKE SA's first liveness check and NAT-T keepalive come early by a random
     fraction of their interval up to this much: tunnels set up together do not probe
     together."""
+    check_spread: float = 0.1
+    """Every later check comes early by a random fraction of ``dpd_delay`` up to this much,
+    drawn anew for each: of two peers checking each other at the same interval, one goes
+    first, and the other takes its request as proof of both directions (§2.3) instead of
+    sending its own. Without it both fire within a round trip and every tunnel costs two
+    exchanges per interval instead of one."""
 
 
 def probe_due(now: float, last_inbound: float, policy: LivenessPolicy) -> bool:

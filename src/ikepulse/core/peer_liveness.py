@@ -126,8 +126,9 @@ class PeerLiveness:
         self.probes_sent = 0
         self.probes_unanswered = 0
         self.head_start = 0.0
-        """The fraction of ``dpd_delay`` (``nat_keepalive``) the first check (keepalive)
-        comes early, so that SAs set up together do not probe together."""
+        """The fraction of ``dpd_delay`` (``nat_keepalive``) the next check (the first
+        keepalive) comes early, so that SAs set up together do not probe together, nor
+        the two ends of one SA."""
         self.keepalive_head_start = 0.0
 
     def spread(self, head_start: float) -> None:
@@ -226,7 +227,7 @@ class PeerLiveness:
         if self.peer_retransmitted:
             candidates.append((self.last_inbound, Cause.PEER_RETRANSMITS))
         if self.unanswered_since is not None:
-            candidates.append((self.unanswered_since + policy.dpd_delay, Cause.UNPROVEN))
+            candidates.append((self.unanswered_since + delay, Cause.UNPROVEN))
         if self.esp_silent_since is not None:
             wait = on_demand_wait(self.rtt.rto, self.on_demand_checks, policy.dpd_delay)
             candidates.append((self.esp_silent_since + wait, Cause.NO_REPLY))
@@ -289,11 +290,11 @@ class PeerLiveness:
     # --- outputs acted on ------------------------------------------------------------------
 
     def probe_started(
-        self, budget: float, cause: Cause, now: float, policy: LivenessPolicy
+        self, budget: float, cause: Cause, now: float, policy: LivenessPolicy, early: float
     ) -> list[float]:
         """A liveness check goes out: its retransmission waits, spread inside ``budget``
-        from the measured RTT. On-demand checks more than ``dpd_delay`` apart are not in a
-        row."""
+        from the measured RTT; the next check comes ``early`` (a fraction of
+        ``dpd_delay``). On-demand checks more than ``dpd_delay`` apart are not in a row."""
         self._to(cause.state)
         self.cause = cause
         self.peer_retransmitted = False
@@ -304,7 +305,7 @@ class PeerLiveness:
                 self.on_demand_checks = 0
             self.on_demand_checks += 1
             self.last_on_demand = now
-        self.head_start = 0.0
+        self.head_start = early
         self.probes_sent += 1
         self.probes_unanswered += 1
         return probe_waits(self.rtt.rto, max(budget, MIN_RTO))

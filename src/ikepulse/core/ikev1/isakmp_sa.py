@@ -251,7 +251,7 @@ class IsakmpSa(IkeSa):
         if not self.phase1.peer.dpd:
             return
         budget = self.policy.dpd_timeout if budget is None else budget
-        waits = self.liveness.probe_started(budget, cause, now, self.policy)
+        waits = self.liveness.probe_started(budget, cause, now, self.policy, self.check_early())
         sequence = self.dpd.start(waits, now)
         self.send_informational([dpd_notify(self, NotifyV1.R_U_THERE, sequence)], now)
 
@@ -261,7 +261,7 @@ class IsakmpSa(IkeSa):
         if self.phase1.peer.dpd:
             self.check_liveness(now, due.budget, due.cause)
             return
-        self.liveness.probe_started(due.budget, due.cause, now, self.policy)
+        self.liveness.probe_started(due.budget, due.cause, now, self.policy, self.check_early())
         self.liveness.proven(now, now, check_answered=True)
 
     def dpd_acknowledged(self, sequence: int, now: float) -> None:
