@@ -34,6 +34,7 @@ from ikepulse.testing.loopback import (
     informational_requests,
     make_peers,
     run_until_idle,
+    transfer,
 )
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import decode_message
@@ -126,6 +127,25 @@ def test_two_idle_peers_checking_each_other_share_one_check_per_interval():
     assert 600 / policy.dpd_delay <= checks <= 600 / (policy.dpd_delay * spread) + 2
     assert informational_requests(a) > 0 and informational_requests(b) > 0
     assert sa.liveness.state is Liveness.ALIVE and sa.state is IkeState.ESTABLISHED
+
+
+def test_checks_are_shared_when_the_loop_sends_a_moment_after_the_core_decided():
+    """A daemon's loop sends what an event queued a little later: an answer still proves
+    our own request (liveness notes a datagram when the exchange is sent, not when the
+    loop gets to it), so the peer's checks still spare ours."""
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5)
+    a, b, sa, clock = established(policy)
+    end = clock.now + 600
+    while (due := min(a.manager.get_timer(), b.manager.get_timer())) <= end:
+        clock.now = max(clock.now, due)
+        a.manager.handle_timer(clock.now)
+        b.manager.handle_timer(clock.now)
+        clock.now += 0.001
+        while transfer(a, b, clock) + transfer(b, a, clock):
+            clock.now += 0.001
+    checks = informational_requests(a) + informational_requests(b)
+    assert checks <= 600 / (policy.dpd_delay * (1 - policy.check_spread)) + 2
+    assert sa.liveness.state is Liveness.ALIVE
 
 
 def test_liveness_checks_are_logged_at_debug_and_other_exchanges_at_info(caplog):

@@ -196,9 +196,15 @@ class IkeSa:
             return self.fragments.open(raw, msg, self.sk.open_fragment, self.fragment_policy, now)
         return raw, msg, self.sk.unprotect(raw, msg)
 
-    def send(self, packets: tuple[bytes, ...], path: tuple[Address, Address] | None = None):
+    def send(
+        self, packets: tuple[bytes, ...], now: float, path: tuple[Address, Address] | None = None
+    ) -> None:
         """Send a message's datagrams from our address to the peer's, or along ``path`` (a
-        response goes back to where its request came from, §2.11)."""
+        response goes back to where its request came from, §2.11). Liveness notes them
+        at ``now``, the time the exchange records as sent: an answer proves exactly
+        what went out until then (stamped later, by the daemon's loop, our own request
+        looked unproven and every tunnel checked on its own clock)."""
+        self.liveness.sent(now)
         local, remote = path or (self.local, self.remote)
         for packet in packets:
             self.manager.queue_datagram(packet, local, remote, self)

@@ -124,8 +124,7 @@ class SaManager(SaRelations):
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         out, self._outbox = self._outbox, []
         for datagram, sa in out:
-            if sa is not None and not datagram.keepalive:  # a keepalive proves nothing
-                sa.liveness.sent(now)
+            if sa is not None and not datagram.keepalive:  # its liveness noted the send
                 self.sas.touch(sa)
         return [datagram for datagram, _ in out]
 

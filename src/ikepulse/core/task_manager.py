@@ -161,7 +161,7 @@ class TaskManager:
         packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
         self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
-        self.sa.send(packets)
+        self.sa.send(packets, now)
 
     def _wait(self, active: _Active, attempt: int) -> float:
         if active.waits is not None:
@@ -206,7 +206,7 @@ class TaskManager:
         active.last_sent = now
         active.deadline = now + self._wait(active, active.retransmits)
         self.sa.count("retransmits_sent")
-        self.sa.send(active.packets)
+        self.sa.send(active.packets, now)
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ class TaskManager:
         self.sa.count("retransmits_answered")
         self.sa.liveness.retransmission_seen(now)
         if self._last_response is not None:
-            self.sa.send(self._last_response, path or self._last_path)
+            self.sa.send(self._last_response, now, path or self._last_path)
             self._last_response_sent = now
         return True
 
@@ -374,7 +374,7 @@ class TaskManager:
         self._last_request, self._last_response, self._last_path = raw, packets, path
         self._last_response_sent = now
         self.expected_request_id = msg.message_id + 1
-        self.sa.send(packets, path)
+        self.sa.send(packets, now, path)
 
     def _respond_error(
         self, raw: bytes, msg, notify: NotifyType, data: bytes, reason: str, now: float, path

@@ -41,7 +41,7 @@ def receive(sa: IsakmpHost, raw: bytes, msg: IsakmpMessage, src, dst, now: float
     if repeated is not None:
         sa.count("retransmits_answered")
         sa.liveness.retransmission_seen(now)
-        sa.send(repeated)
+        sa.send(repeated, now)
         return
     sa.answering = digest(raw)
     sa.first_payload = msg.first_payload
@@ -81,7 +81,7 @@ def _phase1(sa: IsakmpHost, msg: IsakmpMessage, src, dst, now: float) -> None:
         sa.phase1.receive(chain, msg.encrypted, src, dst, now)
     except IkeError as exc:
         if not sa.initiator and exc.notify in V1_NOTIFIES:
-            _refuse(sa, V1_NOTIFIES[exc.notify])
+            _refuse(sa, V1_NOTIFIES[exc.notify], now)
         sa.fail(f"phase 1: {exc.reason}", exc.notify, now)
 
 
@@ -98,11 +98,11 @@ def _keys_differ(sa: IsakmpHost, exchange: ExchangeV1, now: float) -> None:
         )
 
 
-def _refuse(sa: IsakmpHost, error: NotifyV1) -> None:
+def _refuse(sa: IsakmpHost, error: NotifyV1, now: float) -> None:
     """Tell the initiator why phase 1 stops, in the clear (as strongSwan does)."""
     notify = NotifyV1Payload(error, ProtocolV1.ISAKMP, sa.spi_i + sa.spi_r)
     message_id = sa.new_message_id()
-    sa.send((sa.message(ExchangeV1.INFORMATIONAL, message_id, [notify], False),))
+    sa.send((sa.message(ExchangeV1.INFORMATIONAL, message_id, [notify], False),), now)
 
 
 def _unprotected(sa: IsakmpHost, msg: IsakmpMessage, now: float) -> None:

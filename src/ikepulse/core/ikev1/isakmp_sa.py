@@ -91,7 +91,7 @@ class IsakmpSa(IkeSa):
 
     def _send(self, message_id: int, packet: bytes, now: float, final: bool) -> None:
         self.flights.sent(message_id, (packet,), now, answers=self.answering, final=final)
-        self.send((packet,))
+        self.send((packet,), now)
 
     def send_phase1(self, payloads: list, now: float, *, encrypted=False, final=False) -> None:
         exchange = ExchangeV1.AGGRESSIVE if self.phase1.aggressive else ExchangeV1.MAIN
@@ -121,7 +121,7 @@ class IsakmpSa(IkeSa):
         protected = signed_informational(self.keying, message_id, payloads)
         packet = self.message(ExchangeV1.INFORMATIONAL, message_id, protected, True)
         self.keying.forget(message_id)
-        self.send((packet,))
+        self.send((packet,), now)
 
     def new_message_id(self) -> int:
         while True:
@@ -321,7 +321,7 @@ class IsakmpSa(IkeSa):
         resend, exhausted = self.flights.due(now)
         for packets in resend:
             self.count("retransmits_sent")
-            self.send(packets)
+            self.send(packets, now)
         for message_id in exhausted:
             reason = f"no answer after {self.retransmit.tries} retransmits"
             if message_id == 0:
