@@ -129,12 +129,14 @@ def test_two_idle_peers_checking_each_other_share_one_check_per_interval():
     assert sa.liveness.state is Liveness.ALIVE and sa.state is IkeState.ESTABLISHED
 
 
-def test_checks_are_shared_when_the_loop_sends_a_moment_after_the_core_decided():
+@pytest.mark.parametrize("left_public", [None, "192.0.2.200"])
+def test_checks_are_shared_when_the_loop_sends_a_moment_after_the_core_decided(left_public):
     """A daemon's loop sends what an event queued a little later: an answer still proves
     our own request (liveness notes a datagram when the exchange is sent, not when the
-    loop gets to it), so the peer's checks still spare ours."""
-    policy = liveness_policy(dpd_delay=10, dpd_timeout=5)
-    a, b, sa, clock = established(policy)
+    loop gets to it), so the peer's checks still spare ours. Behind a NAT, the keepalives
+    between two checks leave nothing unproven (they need no answer)."""
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=4)
+    a, b, sa, clock = established(policy, left_public=left_public)
     end = clock.now + 600
     while (due := min(a.manager.get_timer(), b.manager.get_timer())) <= end:
         clock.now = max(clock.now, due)

@@ -44,6 +44,23 @@ def test_a_sign_of_life_moves_the_budget_but_only_an_answer_ends_the_check():
     assert peer.state is Liveness.ALIVE and peer.deadline(policy, behind_nat=False) == 23
 
 
+def test_a_keepalive_needs_no_answer():
+    """Behind a NAT a keepalive goes out between our answer and the peer's next request,
+    which proves that answer: nothing is left unproven, so no check is due before
+    dpd_delay and the verdict stays dpd_delay + dpd_timeout after the last sign of life."""
+    policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=4)
+    peer = PeerLiveness(now=0.0)
+    peer.sign_of_life(1.0)  # the peer's request, answered at once
+    peer.sent(1.0)
+    peer.keepalive_sent(5.0)
+    peer.proven(9.0, sent_until=1.0)  # its next request: it has our answer
+    assert peer.unanswered_since is None
+    assert peer.due(9.0, policy, behind_nat=True) == Keepalive()
+    peer.keepalive_sent(9.0)
+    assert peer.deadline(policy, behind_nat=False) == 19
+    assert peer.due(19, policy, behind_nat=False) == Probe(5, Cause.IDLE)
+
+
 def test_inbound_traffic_does_not_prove_that_ours_arrives():
     """Traffic flows both ways, but nothing we send is answered: a check after dpd_delay,
     the verdict (outbound) at dpd_delay + dpd_timeout after our first unanswered packet."""

@@ -112,6 +112,9 @@ class PeerLiveness:
         """The last sign of life: an authenticated IKE message or an inbound ESP packet."""
         self.last_outbound = now
         """The last datagram or ESP packet we sent, NAT-T keepalives included."""
+        self.last_sent = now
+        """The last datagram or ESP packet we sent that an answer can prove (not a
+        keepalive)."""
         self.last_answer = now
         """The last answer to one of our requests: our direction proven."""
         self.unanswered_since: float | None = None
@@ -156,7 +159,7 @@ class PeerLiveness:
         self.sign_of_life(now)
         self.last_answer = now
         if self.unanswered_since is not None and self.unanswered_since <= sent_until:
-            self.unanswered_since = sent_until if self.last_outbound > sent_until else None
+            self.unanswered_since = sent_until if self.last_sent > sent_until else None
         if check_answered and self.state in (Liveness.PROBING, Liveness.SUSPECT):
             self.probes_unanswered = 0
             self.cause = self.check_started = None
@@ -191,6 +194,7 @@ class PeerLiveness:
         """We sent something (not a keepalive) at ``now`` (ESP times may come late and out
         of order)."""
         self.last_outbound = max(self.last_outbound, now)
+        self.last_sent = max(self.last_sent, now)
         if now > self.last_answer and (
             self.unanswered_since is None or now < self.unanswered_since
         ):
@@ -204,7 +208,7 @@ class PeerLiveness:
     def carry_over(self, old: PeerLiveness, now: float) -> None:
         """An IKE SA replacing ``old`` (§2.18) keeps its RTT; both directions start fresh."""
         self.rtt = old.rtt
-        self.last_inbound = self.last_outbound = self.last_answer = now
+        self.last_inbound = self.last_outbound = self.last_sent = self.last_answer = now
 
     # --- what is due ---------------------------------------------------------------------
 
