@@ -252,7 +252,13 @@ class TaskManager:
             self._respond_error(raw, msg, notify, data, str(exc), now, (dst, src))
             return
         self.sa.authenticated_inbound(src, dst, now)
-        outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
+        sk = msg.encrypted
+        if sk is None:
+            outer = tuple(msg.payloads)
+        elif len(msg.payloads) == 1:
+            outer = ()
+        else:
+            outer = tuple(p for p in msg.payloads if p is not sk)
         inbound = Inbound(msg, outer + tuple(inner), raw, src, dst, now)
         kind = "response" if msg.is_response else "request"
         _log_exchange(

@@ -61,7 +61,7 @@ class Message:
     @property
     def encrypted(self) -> EncryptedPayload | EncryptedFragmentPayload | None:
         for payload in self.payloads:
-            if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
+            if isinstance(payload, _ENCRYPTED_CLASSES):
                 return payload
         return None
 

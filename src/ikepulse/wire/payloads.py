@@ -176,9 +176,7 @@ class NotifyPayload:
         return cls(_notify_type(ntype), r.rest(), _protocol_id(protocol), spi)
 
     def push(self, w: Writer) -> None:
-        w.u8(self.protocol)
-        w.u8(len(self.spi))
-        w.u16(self.type)
+        w.bytes(_NOTIFY_HEAD.pack(self.protocol, len(self.spi), self.type))
         w.bytes(self.spi)
         w.bytes(self.data)
 
