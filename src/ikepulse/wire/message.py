@@ -8,6 +8,7 @@ fragments are sealed and opened in ``skf``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -243,8 +244,14 @@ def encode_encrypted(
     return bytes(aad) + crypter.seal(bytes(aad), plaintext, iv)
 
 
-def open_encrypted(data: bytes, msg: Message, crypter: SkCrypter) -> list[Payload]:
-    """Verify and decrypt the SK payload of ``msg`` (decoded from ``data``).
+def open_encrypted(
+    data: bytes,
+    msg: Message,
+    crypter: SkCrypter,
+    decode: Callable[[bytes, PayloadType], list[Payload]] | None = None,
+) -> list[Payload]:
+    """Verify and decrypt the SK payload of ``msg`` (decoded from ``data``); ``decode``
+    decodes the plaintext chain (default ``decode_payloads``).
 
     Raises the crypter's error when the ICV does not verify, DecodeError when the
     decrypted payload chain is malformed.
@@ -254,4 +261,4 @@ def open_encrypted(data: bytes, msg: Message, crypter: SkCrypter) -> list[Payloa
         raise DecodeError(HEADER_SIZE, "message has no SK payload")
     body_at = len(data) - len(sk.body)
     plaintext = crypter.open(data[:body_at], sk.body)
-    return decode_payloads(plaintext, sk.first_inner)
+    return (decode or decode_payloads)(plaintext, sk.first_inner)
