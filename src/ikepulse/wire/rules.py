@@ -78,6 +78,11 @@ _EMPTY_FITS = {
     for key, rules in RULES.items()
 }
 """The exchanges a message with an SK payload and nothing else, inside or out, fits."""
+_MINIMUMS = {
+    key: [(ptype, rule.min) for ptype, rule in rules.items() if rule.min]
+    for key, rules in RULES.items()
+}
+"""Per exchange, the payloads it needs at least one of (or more)."""
 
 
 def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -> None:
@@ -127,12 +132,14 @@ def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -
         raise CriticalPayloadUnknown(critical)
     if misplaced is not None:
         raise RuleViolation(misplaced)
-    for ptype, rule in rules.items():
-        count = counts.get(ptype, 0)
-        if count > rule.max:
-            raise RuleViolation(f"{count} {ptype.name} payloads, at most {rule.max}")
-        if count < rule.min and not complete:
-            raise RuleViolation(f"{msg.exchange.name} without a {ptype.name} payload")
+    over = any(count > rules[p].max for p, count in counts.items() if p in rules)
+    if over or (not complete and any(counts.get(p, 0) < least for p, least in _MINIMUMS[key])):
+        for ptype, rule in rules.items():  # there is a violation: report the first
+            count = counts.get(ptype, 0)
+            if count > rule.max:
+                raise RuleViolation(f"{count} {ptype.name} payloads, at most {rule.max}")
+            if count < rule.min and not complete:
+                raise RuleViolation(f"{msg.exchange.name} without a {ptype.name} payload")
     for ptype in counts:
         if ptype not in rules and ptype.known:
             raise RuleViolation(f"{ptype.name} payload not allowed in {msg.exchange.name}")
