@@ -265,13 +265,15 @@ class SaTable(dict):
     def take_opened(self) -> list[TaskHost]:
         """The SAs that left IKE_SA_INIT/IKE_AUTH (up or gone) since the last call."""
         self._settle()
+        if not self._opened:
+            return []
         opened, self._opened = list(self._opened), {}
         return opened
 
     def finished(self) -> list[tuple[bytes, TaskHost]]:
         """(key, SA) of the SAs in a final state (for the manager to forget)."""
         self._settle()
-        return [(self._key[sa], sa) for sa in self._finished]
+        return [(self._key[sa], sa) for sa in self._finished] if self._finished else []
 
     def take_changed(self) -> set[str]:
         """The connections whose SAs past IKE_AUTH changed since the last call."""
