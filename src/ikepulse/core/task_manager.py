@@ -40,15 +40,15 @@ def _liveness_check(exchange: ExchangeType, payloads) -> bool:
     return exchange == _INFORMATIONAL and not payloads
 
 
-def _log_exchange(label: str, verb: str, exchange: ExchangeType, kind: str, mid: int, payloads):
+def _log_exchange(sa, verb: str, exchange: ExchangeType, kind: str, mid: int, payloads):
     """One line per message sent or received, at INFO; liveness checks, which a gateway
     sends and answers for every idle tunnel each dpd_delay, at DEBUG (at INFO, four lines
     per check were a fifth of an idle gateway's CPU). No summary is built for a level that
-    is off."""
+    is off, nor the SA's label."""
     level = logging.DEBUG if _liveness_check(exchange, payloads) else logging.INFO
     if log.isEnabledFor(level):
         log.log(
-            level, "%s: %s %s %s %d %s", label, verb, exchange.name, kind, mid,
+            level, "%s: %s %s %s %d %s", sa.label, verb, exchange.name, kind, mid,
             _summary(payloads), extra=_flood_kind(exchange),
         )  # fmt: skip
 
@@ -157,7 +157,7 @@ class TaskManager:
         for task in tasks if builders is None else builders:
             task.build(payloads)
         mid = self.next_request_id
-        _log_exchange(self.sa.label, "sending", exchange, "request", mid, payloads)
+        _log_exchange(self.sa, "sending", exchange, "request", mid, payloads)
         packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
         self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
@@ -261,9 +261,7 @@ class TaskManager:
             outer = tuple(p for p in msg.payloads if p is not sk)
         inbound = Inbound(msg, outer + tuple(inner), raw, src, dst, now)
         kind = "response" if msg.is_response else "request"
-        _log_exchange(
-            self.sa.label, "received", msg.exchange, kind, msg.message_id, inbound.payloads
-        )
+        _log_exchange(self.sa, "received", msg.exchange, kind, msg.message_id, inbound.payloads)
         if msg.is_response:
             self._on_response(inbound, now)
         else:
@@ -373,7 +371,7 @@ class TaskManager:
     ) -> None:
         """Answer along ``path``: from where the request arrived to where it came from
         (RFC 7296 §2.11), whatever addresses the IKE SA holds (RFC 4555 §3.5)."""
-        _log_exchange(self.sa.label, "sending", msg.exchange, "response", msg.message_id, payloads)
+        _log_exchange(self.sa, "sending", msg.exchange, "response", msg.message_id, payloads)
         packets = self.sa.datagrams(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )

@@ -132,8 +132,16 @@ def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -
         raise CriticalPayloadUnknown(critical)
     if misplaced is not None:
         raise RuleViolation(misplaced)
-    over = any(count > rules[p].max for p, count in counts.items() if p in rules)
-    if over or (not complete and any(counts.get(p, 0) < least for p, least in _MINIMUMS[key])):
+    violated = False  # loops, not generators: every message is checked
+    for ptype, count in counts.items():
+        rule = rules.get(ptype)
+        if rule is not None and count > rule.max:
+            violated = True
+    if not complete:
+        for ptype, least in _MINIMUMS[key]:
+            if counts.get(ptype, 0) < least:
+                violated = True
+    if violated:
         for ptype, rule in rules.items():  # there is a violation: report the first
             count = counts.get(ptype, 0)
             if count > rule.max:
