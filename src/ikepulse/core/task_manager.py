@@ -40,12 +40,26 @@ def _liveness_check(exchange: ExchangeType, payloads) -> bool:
     return exchange == _INFORMATIONAL and not payloads
 
 
+_NATD = (NotifyType.NAT_DETECTION_SOURCE_IP, NotifyType.NAT_DETECTION_DESTINATION_IP)
+
+
+def _routine_check(exchange: ExchangeType, payloads) -> bool:
+    """A liveness check or its answer: empty (RFC 7296 §2.4), or with nothing but the NAT-D
+    notifies MOBIKE adds behind a NAT to see whether the mapping changed (RFC 4555 §3.8)."""
+    if exchange != _INFORMATIONAL:
+        return False
+    for p in payloads:
+        if not isinstance(p, NotifyPayload) or p.type not in _NATD:
+            return False
+    return True
+
+
 def _log_exchange(sa, verb: str, exchange: ExchangeType, kind: str, mid: int, payloads):
     """One line per message sent or received, at INFO; liveness checks, which a gateway
     sends and answers for every idle tunnel each dpd_delay, at DEBUG (at INFO, four lines
-    per check were a fifth of an idle gateway's CPU). No summary is built for a level that
-    is off, nor the SA's label."""
-    level = logging.DEBUG if _liveness_check(exchange, payloads) else logging.INFO
+    per check were a fifth of an idle gateway's CPU; with NAT-D, the cost of the check
+    itself). No summary is built for a level that is off, nor the SA's label."""
+    level = logging.DEBUG if _routine_check(exchange, payloads) else logging.INFO
     if log.isEnabledFor(level):
         log.log(
             level, "%s: %s %s %s %d %s", sa.label, verb, exchange.name, kind, mid,
