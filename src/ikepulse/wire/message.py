@@ -142,6 +142,11 @@ def decode_message(data: bytes) -> Message:
     (spi_i, spi_r, exchange, flags, message_id, version), first = _header(data)
     if version >> 4 != 2:
         raise DecodeError(17, f"major version {version >> 4}, only 2 is supported")
+    if first == _SK and len(data) >= HEADER_SIZE + 4:  # the usual: SK, alone and last
+        next_kind, _, length = _GENERIC.unpack_from(data, HEADER_SIZE)
+        if length == len(data) - HEADER_SIZE:  # else the chain reader names the fault
+            sk = EncryptedPayload(_payload_type(next_kind), bytes(data[HEADER_SIZE + 4 :]))
+            return Message(spi_i, spi_r, exchange, flags, message_id, (sk,), version)
     payloads = tuple(_pull_chain(Reader(data, HEADER_SIZE), first))
     return Message(spi_i, spi_r, exchange, flags, message_id, payloads, version)
 
