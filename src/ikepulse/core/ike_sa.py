@@ -438,14 +438,12 @@ class IkeSa:
     # --- timer ------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        if self.finished:
-            return None
-        at = earliest(self.tasks.deadline, self.renewal.linger_until)
-        if self.state is IkeState.ESTABLISHED:  # called after every event: no lists
+        state, renewal = self.state, self.renewal
+        if state is IkeState.ESTABLISHED:  # called after every event: no lists
+            at = earliest(self.tasks.deadline, renewal.linger_until)
             at = earliest(at, self.liveness.deadline(self.policy, self.nat_local))
-            at = earliest(at, self.children.deadline())
-            at = earliest(at, self.renewal.deadline())
-        return at
+            return earliest(earliest(at, self.children.deadline()), renewal.deadline())
+        return None if state in FINAL else earliest(self.tasks.deadline, renewal.linger_until)
 
     def handle_timer(self, now: float) -> None:
         if self.renewal.linger_until is not None and now >= self.renewal.linger_until:

@@ -62,6 +62,8 @@ class SaTable(dict):
         self._order: dict[TaskHost, int] = {}
         self._key: dict[TaskHost, bytes] = {}
         self._dirty: dict[TaskHost, None] = {}
+        self._unsettled = False
+        """Touched since ``_settle`` last found nothing to file at once."""
         self._deadline: dict[TaskHost, float] = {}
         self._heap: list[tuple[float, int, TaskHost]] = []
         self._name: dict[TaskHost, str] = {}
@@ -88,6 +90,7 @@ class SaTable(dict):
         self._key[sa] = spi
         self._half.add(sa)  # every SA starts with IKE_SA_INIT (or as a rekey's successor)
         self._dirty[sa] = None
+        self._unsettled = True
 
     def __delitem__(self, spi: bytes) -> None:
         sa = self[spi]
@@ -107,10 +110,12 @@ class SaTable(dict):
         """``sa`` may have changed: file it again at the next ``refresh``."""
         if sa is not None:
             self._dirty[sa] = None
+            self._unsettled = True
 
     def touch_all(self) -> None:
         for sa in self.values():
             self._dirty[sa] = None
+        self._unsettled = True
 
     def refresh(self) -> None:
         """File the touched SAs, and the other SAs of their connections, again."""
@@ -119,8 +124,10 @@ class SaTable(dict):
         touched, self._dirty = list(self._dirty), {}
         refile: dict[TaskHost, None] = {}
         for sa in touched:
-            if sa.state not in HALF_OPEN or sa in self._up.get(self._name.get(sa, ""), ()):
-                for name in (self._name.get(sa), sa.name):
+            filed = self._name.get(sa)
+            if sa.state not in HALF_OPEN or sa in self._up.get(filed or "", ()):
+                refile.update(self._up.get(filed, ()))
+                if (name := sa.name) != filed:
                     refile.update(self._up.get(name, ()))
             refile[sa] = None
         for sa in refile:
@@ -133,8 +140,8 @@ class SaTable(dict):
         ``finished`` report). Otherwise the refile waits for the next question about
         deadlines or names, and an SA touched again meanwhile (an answer received, then
         sent) is filed once."""
-        if not self._dirty:
-            return
+        if not self._dirty or not self._unsettled:
+            return  # nothing touched since the last look found nothing to file
         half, up, names, established = self._half, self._up, self._name, IkeState.ESTABLISHED
         for sa in self._dirty:
             if sa.state is not established or sa in half:
@@ -145,6 +152,7 @@ class SaTable(dict):
                     if other.state is not established:
                         self.refresh()
                         return
+        self._unsettled = False
 
     def _refile(self, sa: TaskHost) -> None:
         deadline = sa.get_timer()
@@ -225,6 +233,17 @@ class SaTable(dict):
                 due.append(sa)
         return sorted(due, key=self._order.__getitem__)
 
+    def unchanged(self, sa: TaskHost) -> bool:
+        """Nothing touched since the last refresh would file ``sa`` again (itself, or an
+        SA it is filed with): its filed deadline is still its deadline."""
+        for touched in self._dirty:
+            if touched is sa:
+                return False
+            for name in (self._name.get(touched), touched.name):
+                if sa in self._up.get(name, ()):
+                    return False
+        return True
+
     def named(self, name: str) -> list[TaskHost]:
         """The SAs filed under connection ``name``, oldest first."""
         self.refresh()
@@ -246,13 +265,15 @@ class SaTable(dict):
     def take_opened(self) -> list[TaskHost]:
         """The SAs that left IKE_SA_INIT/IKE_AUTH (up or gone) since the last call."""
         self._settle()
+        if not self._opened:
+            return []
         opened, self._opened = list(self._opened), {}
         return opened
 
     def finished(self) -> list[tuple[bytes, TaskHost]]:
         """(key, SA) of the SAs in a final state (for the manager to forget)."""
         self._settle()
-        return [(self._key[sa], sa) for sa in self._finished]
+        return [(self._key[sa], sa) for sa in self._finished] if self._finished else []
 
     def take_changed(self) -> set[str]:
         """The connections whose SAs past IKE_AUTH changed since the last call."""

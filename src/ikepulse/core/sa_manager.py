@@ -28,6 +28,7 @@ from .gate import Gate
 from .ike_sa import IkeSa
 from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
+from .liveness import earliest
 from .mobility import SourceFor
 from .qcd import ReportLimits, crash_answer
 from .randomness import Rng
@@ -136,24 +137,20 @@ class SaManager(SaRelations):
 
     def _replan(self) -> None:
         """The reconciler plans again for the connections whose SAs changed."""
-        for name in self.sas.take_changed() | self.reconciler.take_stale():
+        changed, stale = self.sas.take_changed(), self.reconciler.take_stale()
+        for name in changed | stale if stale else changed:
             self.reconciler.replan(name, self.sas.up(name))
 
     def get_timer(self) -> float | None:
         """The earliest deadline, from the index: SAs nothing touched are not asked."""
         self._replan()
-        deadlines = (
-            self.sas.next_deadline(),
-            self.restarts.deadline(),
-            self.reconciler.deadline(),
-            self.gate.deadline(),
-        )
-        return min((t for t in deadlines if t is not None), default=None)
+        at = earliest(self.sas.next_deadline(), self.restarts.deadline())
+        return earliest(earliest(at, self.reconciler.deadline()), self.gate.deadline())
 
     def handle_timer(self, now: float) -> None:
         """Wake the SAs whose deadline has come (``counters['timer_wakeups']``), only those."""
         for sa in self.sas.pop_due(now):
-            deadline = sa.get_timer()  # an earlier one may have changed it
+            deadline = now if self.sas.unchanged(sa) else sa.get_timer()  # changed: ask
             if deadline is not None and deadline <= now:
                 self.counters["timer_wakeups"] += 1
                 sa.handle_timer(now)

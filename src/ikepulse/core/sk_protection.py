@@ -17,7 +17,6 @@ from ..wire.message import (
     Message,
     encode_encrypted,
     encode_message,
-    encode_payloads,
     open_encrypted,
 )
 from ..wire.payloads import EncryptedPayload, Payload
@@ -25,6 +24,7 @@ from ..wire.skf import open_fragment, seal_fragments, sealed_size
 from .errors import Dropped
 from .negotiate import Suite
 from .randomness import Rng
+from .repeats import Repeats
 
 
 class SkProtection:
@@ -39,6 +39,7 @@ class SkProtection:
         self.sent_init = self.received_init = b""
         self._in: SkCrypter | None = None
         self._out: SkCrypter | None = None
+        self._repeats = Repeats()
 
     def derive(
         self,
@@ -91,7 +92,7 @@ class SkProtection:
         goes whole), or in the clear for IKE_SA_INIT (kept, unless ``keep_init`` is off,
         for the AUTH payload)."""
         if msg.exchange != ExchangeType.IKE_SA_INIT:
-            plaintext = encode_payloads(payloads)  # once: sized, then sealed
+            plaintext = self._repeats.encode(payloads)  # once: sized, then sealed
             if (
                 max_message is not None
                 and sealed_size(msg, len(plaintext), self._out) > max_message
@@ -125,7 +126,7 @@ class SkProtection:
         if not isinstance(msg.encrypted, EncryptedPayload):
             raise Dropped("unauthenticated", f"{msg.exchange.name} without an SK payload")
         try:
-            return open_encrypted(raw, msg, self._in)
+            return open_encrypted(raw, msg, self._in, self._repeats.decode)
         except CryptoError as exc:
             raise Dropped("invalid_icv", f"SK payload does not verify: {exc}") from exc
         except DecodeError as exc:

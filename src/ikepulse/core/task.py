@@ -81,8 +81,8 @@ class Inbound:
         return found[0] if found else None
 
     def notify(self, ntype: NotifyType) -> NotifyPayload | None:
-        for p in self.all(NotifyPayload):
-            if p.type == ntype:
+        for p in self.payloads:
+            if isinstance(p, NotifyPayload) and p.type == ntype:
                 return p
         return None
 

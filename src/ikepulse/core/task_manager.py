@@ -40,15 +40,29 @@ def _liveness_check(exchange: ExchangeType, payloads) -> bool:
     return exchange == _INFORMATIONAL and not payloads
 
 
-def _log_exchange(label: str, verb: str, exchange: ExchangeType, kind: str, mid: int, payloads):
+_NATD = (NotifyType.NAT_DETECTION_SOURCE_IP, NotifyType.NAT_DETECTION_DESTINATION_IP)
+
+
+def _routine_check(exchange: ExchangeType, payloads) -> bool:
+    """A liveness check or its answer: empty (RFC 7296 §2.4), or with nothing but the NAT-D
+    notifies MOBIKE adds behind a NAT to see whether the mapping changed (RFC 4555 §3.8)."""
+    if exchange != _INFORMATIONAL:
+        return False
+    for p in payloads:
+        if not isinstance(p, NotifyPayload) or p.type not in _NATD:
+            return False
+    return True
+
+
+def _log_exchange(sa, verb: str, exchange: ExchangeType, kind: str, mid: int, payloads):
     """One line per message sent or received, at INFO; liveness checks, which a gateway
     sends and answers for every idle tunnel each dpd_delay, at DEBUG (at INFO, four lines
-    per check were a fifth of an idle gateway's CPU). No summary is built for a level that
-    is off."""
-    level = logging.DEBUG if _liveness_check(exchange, payloads) else logging.INFO
+    per check were a fifth of an idle gateway's CPU; with NAT-D, the cost of the check
+    itself). No summary is built for a level that is off, nor the SA's label."""
+    level = logging.DEBUG if _routine_check(exchange, payloads) else logging.INFO
     if log.isEnabledFor(level):
         log.log(
-            level, "%s: %s %s %s %d %s", label, verb, exchange.name, kind, mid,
+            level, "%s: %s %s %s %d %s", sa.label, verb, exchange.name, kind, mid,
             _summary(payloads), extra=_flood_kind(exchange),
         )  # fmt: skip
 
@@ -157,7 +171,7 @@ class TaskManager:
         for task in tasks if builders is None else builders:
             task.build(payloads)
         mid = self.next_request_id
-        _log_exchange(self.sa.label, "sending", exchange, "request", mid, payloads)
+        _log_exchange(self.sa, "sending", exchange, "request", mid, payloads)
         packets = self.sa.datagrams(exchange, mid, response=False, payloads=payloads)
         self._active = _Active(purpose, exchange, tasks, mid, packets, now, waits, last_sent=now)
         self._active.deadline = now + self._wait(self._active, 0)
@@ -252,12 +266,16 @@ class TaskManager:
             self._respond_error(raw, msg, notify, data, str(exc), now, (dst, src))
             return
         self.sa.authenticated_inbound(src, dst, now)
-        outer = tuple(p for p in msg.payloads if p is not msg.encrypted)
+        sk = msg.encrypted
+        if sk is None:
+            outer = tuple(msg.payloads)
+        elif len(msg.payloads) == 1:
+            outer = ()
+        else:
+            outer = tuple(p for p in msg.payloads if p is not sk)
         inbound = Inbound(msg, outer + tuple(inner), raw, src, dst, now)
         kind = "response" if msg.is_response else "request"
-        _log_exchange(
-            self.sa.label, "received", msg.exchange, kind, msg.message_id, inbound.payloads
-        )
+        _log_exchange(self.sa, "received", msg.exchange, kind, msg.message_id, inbound.payloads)
         if msg.is_response:
             self._on_response(inbound, now)
         else:
@@ -367,7 +385,7 @@ class TaskManager:
     ) -> None:
         """Answer along ``path``: from where the request arrived to where it came from
         (RFC 7296 §2.11), whatever addresses the IKE SA holds (RFC 4555 §3.5)."""
-        _log_exchange(self.sa.label, "sending", msg.exchange, "response", msg.message_id, payloads)
+        _log_exchange(self.sa, "sending", msg.exchange, "response", msg.message_id, payloads)
         packets = self.sa.datagrams(
             msg.exchange, msg.message_id, response=True, payloads=payloads, zero_spi=zero_spi
         )

@@ -18,6 +18,9 @@ from .cipher import SALT_SIZE, Cipher
 from .errors import CryptoError, IntegrityError
 from .integ import Integ
 
+_PAD = [bytes(pad) + bytes((pad,)) for pad in range(16)]
+"""Padding and Pad Length octet for each pad length below a block (§3.14)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SkCrypter:
@@ -29,6 +32,8 @@ class SkCrypter:
     integ_key: bytes = field(default=b"", repr=False)
     _aead: object = field(default=None, init=False, repr=False, compare=False)
     """The AEAD object and salt, built once (a liveness check is two small messages)."""
+    _sizes: tuple[int, int, int] = field(default=(0, 0, 1), init=False, repr=False, compare=False)
+    """IV, ICV and padding unit in octets, looked up once."""
 
     def __post_init__(self) -> None:
         if self.cipher.is_aead and self.integ is not None:
@@ -46,26 +51,30 @@ class SkCrypter:
         if self.cipher.is_aead:
             aead = (self.cipher.aead(self.encr_key), self.encr_key[-SALT_SIZE:])
             object.__setattr__(self, "_aead", aead)
+        icv = self.cipher.icv_size if self.integ is None else self.integ.icv_size
+        unit = 1 if self.cipher.is_aead else self.cipher.block_size
+        object.__setattr__(self, "_sizes", (self.cipher.iv_size, icv, unit))
 
     @property
     def iv_size(self) -> int:
         """Octets of IV at the start of the body."""
-        return self.cipher.iv_size
+        return self._sizes[0]
 
     @property
     def icv_size(self) -> int:
         """Octets of ICV (or AEAD tag) at the end of the body."""
-        return self.cipher.icv_size if self.integ is None else self.integ.icv_size
+        return self._sizes[1]
 
     @property
     def _pad_unit(self) -> int:
-        return 1 if self.cipher.is_aead else self.cipher.block_size
+        return self._sizes[2]
 
     def sealed_length(self, plaintext_len: int) -> int:
         """Length of the body ``seal`` returns for ``plaintext_len`` octets of payloads."""
+        iv_size, icv_size, unit = self._sizes
         padded = plaintext_len + 1
-        padded += -padded % self._pad_unit
-        return self.iv_size + padded + self.icv_size
+        padded += -padded % unit
+        return iv_size + padded + icv_size
 
     def seal(self, aad: bytes, plaintext: bytes, iv: bytes) -> bytes:
         """IV | ciphertext | ICV for the inner payloads ``plaintext``.
@@ -73,10 +82,11 @@ class SkCrypter:
         ``aad`` is every message octet before the IV, lengths already final. ``iv`` comes
         from the caller's RNG (CBC needs it unpredictable, AEADs unique per key).
         """
-        if len(iv) != self.iv_size:
-            raise CryptoError(f"IV must be {self.iv_size} octets, got {len(iv)}")
-        pad = -(len(plaintext) + 1) % self._pad_unit
-        padded = plaintext + bytes(pad) + bytes((pad,))
+        iv_size, _, unit = self._sizes
+        if len(iv) != iv_size:
+            raise CryptoError(f"IV must be {iv_size} octets, got {len(iv)}")
+        pad = -(len(plaintext) + 1) % unit
+        padded = plaintext + (_PAD[pad] if pad < 16 else bytes(pad) + bytes((pad,)))
         if self._aead is not None:
             aead, salt = self._aead
             return iv + aead.encrypt(salt + iv, padded, aad)
@@ -90,12 +100,12 @@ class SkCrypter:
         Every failure, structural or cryptographic, raises IntegrityError: the caller
         drops the message and counts it (RFC 7296 §2.21.1).
         """
-        iv_size, icv_size = self.iv_size, self.icv_size
+        iv_size, icv_size, unit = self._sizes
         encrypted_len = len(body) - iv_size - icv_size
-        if encrypted_len < 1 or encrypted_len % self._pad_unit:
+        if encrypted_len < 1 or encrypted_len % unit:
             raise IntegrityError(
                 f"encrypted body of {len(body)} octets does not fit IV {iv_size}, "
-                f"ICV {icv_size} and {self._pad_unit}-octet blocks"
+                f"ICV {icv_size} and {unit}-octet blocks"
             )
         iv = body[:iv_size]
         if self._aead is not None:

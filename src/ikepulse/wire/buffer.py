@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 
 class DecodeError(ValueError):
     """The only error decoding untrusted bytes may raise; names the offset of the problem."""
@@ -63,6 +65,14 @@ class Reader:
             return int.from_bytes(self.bytes(4, what), "big")  # raises
         self._pos = pos + 4
         return int.from_bytes(self._data[pos : pos + 4], "big")
+
+    def fields(self, layout: struct.Struct, what: str = "fields") -> tuple:
+        """The next ``layout.size`` bytes unpacked with ``layout`` (several fields at once)."""
+        pos = self._pos
+        if pos + layout.size > self._end:
+            self.bytes(layout.size, what)  # raises
+        self._pos = pos + layout.size
+        return layout.unpack_from(self._data, pos)
 
     def restrict(self, n: int, what: str = "payload body") -> _Restricted:
         """Limit reads to the next ``n`` bytes (``with``); the body must be consumed exactly."""

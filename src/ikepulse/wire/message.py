@@ -8,11 +8,12 @@ fragments are sealed and opened in ``skf``.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from .buffer import DecodeError, Reader, Writer
-from .enums import ExchangeType, PayloadType
+from .enums import ExchangeType, PayloadType, member_of
 from .payloads import (
     PAYLOAD_CLASSES,
     EncryptedFragmentPayload,
@@ -28,6 +29,13 @@ FLAG_VERSION = 0x10
 FLAG_RESPONSE = 0x20
 _CRITICAL = 0x80
 _ENCRYPTED = (PayloadType.SK, PayloadType.SKF)
+_NONE, _SK, _SKF = PayloadType.NONE, PayloadType.SK, PayloadType.SKF
+_GENERIC = struct.Struct(">BBH")
+"""The generic payload header (§3.2): next payload, critical bit and reserved, length."""
+_payload_type = member_of(PayloadType)
+_ENCRYPTED_CLASSES = (EncryptedPayload, EncryptedFragmentPayload)
+_WHAT = {kind: f"{kind.name} payload" for kind in PAYLOAD_CLASSES}
+_exchange_type = member_of(ExchangeType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +62,7 @@ class Message:
     @property
     def encrypted(self) -> EncryptedPayload | EncryptedFragmentPayload | None:
         for payload in self.payloads:
-            if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
+            if isinstance(payload, _ENCRYPTED_CLASSES):
                 return payload
         return None
 
@@ -65,24 +73,25 @@ class Message:
 def _pull_chain(r: Reader, first: PayloadType) -> list[Payload]:
     payloads: list[Payload] = []
     kind = first
-    while kind != PayloadType.NONE:
+    while kind != _NONE:
         at = r.offset
-        next_kind = PayloadType(r.u8("next payload"))
-        critical = bool(r.u8("critical flag") & _CRITICAL)
-        length = r.u16("payload length")
+        next_value, flags, length = r.fields(_GENERIC, "generic payload header")
+        next_kind = _payload_type(next_value)
         if length < 4:
             raise DecodeError(at, f"{kind.name} payload length {length} is below 4")
-        with r.restrict(length - 4, f"{kind.name} payload"):
-            if kind == PayloadType.SK:
-                payloads.append(EncryptedPayload(next_kind, r.rest()))
-            elif kind == PayloadType.SKF:
+        if kind == _SK:  # opaque until opened: no restricted reader needed
+            payloads.append(EncryptedPayload(next_kind, r.bytes(length - 4, "SK payload")))
+        elif kind == _SKF:
+            with r.restrict(length - 4, "SKF payload"):
                 # Numbers out of range are the reassembly's to count (RFC 7383 §2.6).
                 number, total = r.u16("fragment number"), r.u16("total fragments")
                 payloads.append(EncryptedFragmentPayload(next_kind, number, total, r.rest()))
-            elif kind in PAYLOAD_CLASSES:
-                payloads.append(PAYLOAD_CLASSES[kind].pull(r))
-            else:
-                payloads.append(UnknownPayload(kind, critical, r.rest()))
+        elif (cls := PAYLOAD_CLASSES.get(kind)) is not None:
+            with r.restrict(length - 4, _WHAT[kind]):
+                payloads.append(cls.pull(r))
+        else:
+            body = r.bytes(length - 4, f"{kind.name} payload")
+            payloads.append(UnknownPayload(kind, bool(flags & _CRITICAL), body))
         if kind in _ENCRYPTED:
             if r.remaining:
                 raise r.fail(
@@ -115,8 +124,8 @@ def _header(data: bytes) -> tuple[tuple, PayloadType]:
         for size, what in _FIELDS:
             r.bytes(size, what)
     spi_i, spi_r, first, version, exchange, flags, message_id, length = _HEADER.unpack_from(data)
-    first = PayloadType(first)
-    exchange = ExchangeType(exchange)
+    first = _payload_type(first)
+    exchange = _exchange_type(exchange)
     if length != len(data):
         raise DecodeError(24, f"header says {length} bytes, datagram has {len(data)}")
     return (spi_i, spi_r, exchange, flags, message_id, version), first
@@ -133,6 +142,11 @@ def decode_message(data: bytes) -> Message:
     (spi_i, spi_r, exchange, flags, message_id, version), first = _header(data)
     if version >> 4 != 2:
         raise DecodeError(17, f"major version {version >> 4}, only 2 is supported")
+    if first == _SK and len(data) >= HEADER_SIZE + 4:  # the usual: SK, alone and last
+        next_kind, _, length = _GENERIC.unpack_from(data, HEADER_SIZE)
+        if length == len(data) - HEADER_SIZE:  # else the chain reader names the fault
+            sk = EncryptedPayload(_payload_type(next_kind), bytes(data[HEADER_SIZE + 4 :]))
+            return Message(spi_i, spi_r, exchange, flags, message_id, (sk,), version)
     payloads = tuple(_pull_chain(Reader(data, HEADER_SIZE), first))
     return Message(spi_i, spi_r, exchange, flags, message_id, payloads, version)
 
@@ -141,17 +155,22 @@ def push_chain(
     w: Writer, payloads: list[Payload] | tuple[Payload, ...], after: PayloadType
 ) -> None:
     """Write ``payloads`` with their generic headers, the last one pointing at ``after``."""
+    last = len(payloads) - 1
     for i, payload in enumerate(payloads):
-        if isinstance(payload, EncryptedPayload | EncryptedFragmentPayload):
+        if isinstance(payload, _ENCRYPTED_CLASSES):
             next_kind = payload.first_inner
-        elif i + 1 < len(payloads):
+        elif i < last:
             next_kind = payloads[i + 1].TYPE
         else:
             next_kind = after
-        w.u8(next_kind)
-        w.u8(_CRITICAL if isinstance(payload, UnknownPayload) and payload.critical else 0)
-        with w.block(2, header=4):
-            payload.push(w)
+        critical = isinstance(payload, UnknownPayload) and payload.critical
+        at = len(w)
+        w.bytes(_GENERIC.pack(next_kind, _CRITICAL if critical else 0, 0))
+        payload.push(w)
+        length = len(w) - at
+        if length > 0xFFFF:
+            raise ValueError(f"block of {length} bytes does not fit a 2-byte length")
+        w.patch_u16(at + 2, length)
 
 
 def push_header(w: Writer, msg: Message, first: PayloadType) -> None:
@@ -178,6 +197,8 @@ def encode_message(msg: Message) -> bytes:
 
 
 def encode_payloads(payloads: list[Payload] | tuple[Payload, ...]) -> bytes:
+    if not payloads:
+        return b""  # an empty INFORMATIONAL (a liveness check, §2.4)
     w = Writer()
     push_chain(w, payloads, PayloadType.NONE)
     return w.getvalue()
@@ -209,6 +230,13 @@ def encode_encrypted(
         plaintext = encode_payloads(inner)
     first_inner = inner[0].TYPE if inner else PayloadType.NONE
     body_len = crypter.sealed_length(len(plaintext))
+    if not msg.payloads and len(msg.spi_i) == len(msg.spi_r) == 8:
+        # Nothing before SK (every message we protect): header and SK header in one go.
+        aad = _HEADER.pack(
+            msg.spi_i, msg.spi_r, PayloadType.SK, msg.version, msg.exchange, msg.flags,
+            msg.message_id, HEADER_SIZE + 4 + body_len,
+        ) + _GENERIC.pack(first_inner, 0, 4 + body_len)  # fmt: skip
+        return aad + crypter.seal(aad, plaintext, iv)
     w = Writer()
     first = msg.payloads[0].TYPE if msg.payloads else PayloadType.SK
     push_header(w, msg, first)
@@ -221,8 +249,14 @@ def encode_encrypted(
     return bytes(aad) + crypter.seal(bytes(aad), plaintext, iv)
 
 
-def open_encrypted(data: bytes, msg: Message, crypter: SkCrypter) -> list[Payload]:
-    """Verify and decrypt the SK payload of ``msg`` (decoded from ``data``).
+def open_encrypted(
+    data: bytes,
+    msg: Message,
+    crypter: SkCrypter,
+    decode: Callable[[bytes, PayloadType], list[Payload]] | None = None,
+) -> list[Payload]:
+    """Verify and decrypt the SK payload of ``msg`` (decoded from ``data``); ``decode``
+    decodes the plaintext chain (default ``decode_payloads``).
 
     Raises the crypter's error when the ICV does not verify, DecodeError when the
     decrypted payload chain is malformed.
@@ -232,4 +266,4 @@ def open_encrypted(data: bytes, msg: Message, crypter: SkCrypter) -> list[Payloa
         raise DecodeError(HEADER_SIZE, "message has no SK payload")
     body_at = len(data) - len(sk.body)
     plaintext = crypter.open(data[:body_at], sk.body)
-    return decode_payloads(plaintext, sk.first_inner)
+    return (decode or decode_payloads)(plaintext, sk.first_inner)

@@ -7,6 +7,7 @@ generic payload header is handled by ``message``) and ``push(writer)`` writing i
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -22,9 +23,14 @@ from .enums import (
     NotifyType,
     PayloadType,
     ProtocolId,
+    member_of,
 )
 from .sa import SaPayload
 from .traffic_selectors import TsiPayload, TsrPayload
+
+_NOTIFY_HEAD = struct.Struct(">BBH")
+_notify_type = member_of(NotifyType)
+_protocol_id = member_of(ProtocolId)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +171,12 @@ class NotifyPayload:
 
     @classmethod
     def pull(cls, r: Reader) -> NotifyPayload:
-        protocol = ProtocolId(r.u8("protocol id"))
-        spi_size = r.u8("SPI size")
-        ntype = NotifyType(r.u16("notify type"))
-        spi = r.bytes(spi_size, "SPI")
-        return cls(ntype, r.rest(), protocol, spi)
+        protocol, spi_size, ntype = r.fields(_NOTIFY_HEAD, "protocol id, SPI size, notify type")
+        spi = r.bytes(spi_size, "SPI") if spi_size else b""
+        return cls(_notify_type(ntype), r.rest(), _protocol_id(protocol), spi)
 
     def push(self, w: Writer) -> None:
-        w.u8(self.protocol)
-        w.u8(len(self.spi))
-        w.u16(self.type)
+        w.bytes(_NOTIFY_HEAD.pack(self.protocol, len(self.spi), self.type))
         w.bytes(self.spi)
         w.bytes(self.data)
 

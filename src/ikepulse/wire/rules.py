@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .enums import ExchangeType, NotifyType, PayloadType
 from .message import Message
-from .payloads import NotifyPayload, Payload, UnknownPayload
+from .payloads import EncryptedPayload, NotifyPayload, Payload, UnknownPayload
 
 MANY = 64
 P = PayloadType
@@ -73,6 +73,16 @@ RULES: dict[tuple[ExchangeType, bool], dict[PayloadType, Rule]] = {
 
 _NEEDS_SK = {key: any(rule.encrypted for rule in rules.values()) for key, rules in RULES.items()}
 _SK = (P.SK, P.SKF)
+_EMPTY_FITS = {
+    key: _NEEDS_SK[key] and all(rule.min == 0 for rule in rules.values())
+    for key, rules in RULES.items()
+}
+"""The exchanges a message with an SK payload and nothing else, inside or out, fits."""
+_MINIMUMS = {
+    key: [(ptype, rule.min) for ptype, rule in rules.items() if rule.min]
+    for key, rules in RULES.items()
+}
+"""Per exchange, the payloads it needs at least one of (or more)."""
 
 
 def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -> None:
@@ -82,6 +92,9 @@ def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -
     in the order: SK presence, an unknown critical payload (§2.5), a payload on the wrong
     side of SK, counts, payloads the exchange does not allow."""
     key = (msg.exchange, msg.is_response)
+    if not inner and _EMPTY_FITS.get(key) and len(msg.payloads) == 1:
+        if isinstance(msg.payloads[0], EncryptedPayload):
+            return  # nothing but SK, empty inside (a liveness check, §2.4): fits, as below
     rules = RULES.get(key)
     if rules is None:
         raise RuleViolation(f"exchange {msg.exchange.name} is not supported")
@@ -119,12 +132,22 @@ def check_rules(msg: Message, inner: list[Payload] | tuple[Payload, ...] = ()) -
         raise CriticalPayloadUnknown(critical)
     if misplaced is not None:
         raise RuleViolation(misplaced)
-    for ptype, rule in rules.items():
-        count = counts.get(ptype, 0)
-        if count > rule.max:
-            raise RuleViolation(f"{count} {ptype.name} payloads, at most {rule.max}")
-        if count < rule.min and not complete:
-            raise RuleViolation(f"{msg.exchange.name} without a {ptype.name} payload")
+    violated = False  # loops, not generators: every message is checked
+    for ptype, count in counts.items():
+        rule = rules.get(ptype)
+        if rule is not None and count > rule.max:
+            violated = True
+    if not complete:
+        for ptype, least in _MINIMUMS[key]:
+            if counts.get(ptype, 0) < least:
+                violated = True
+    if violated:
+        for ptype, rule in rules.items():  # there is a violation: report the first
+            count = counts.get(ptype, 0)
+            if count > rule.max:
+                raise RuleViolation(f"{count} {ptype.name} payloads, at most {rule.max}")
+            if count < rule.min and not complete:
+                raise RuleViolation(f"{msg.exchange.name} without a {ptype.name} payload")
     for ptype in counts:
         if ptype not in rules and ptype.known:
             raise RuleViolation(f"{ptype.name} payload not allowed in {msg.exchange.name}")
