@@ -1,11 +1,13 @@
 """``ikepulse status`` as text: written by the daemon (``"format": "text"`` on the control
 socket) and the same, byte for byte, as the CLI formatting the JSON status; the same as the
 line-by-line formatter it replaced, over every branch of the layout; and a daemon that
-answers only JSON, or answers nonsense, is a clear outcome, never a traceback."""
+answers only JSON, or answers nonsense, is a clear outcome, never a traceback. And the
+selector text the status writes (each address formatted once, whichever form it takes)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
 import socket
@@ -14,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ikepulse.cli import main as main_cli
@@ -24,6 +27,7 @@ from ikepulse.config.loader import DaemonSettings, Settings
 from ikepulse.core.status import ike_sa_status
 from ikepulse.runtime.daemon import Daemon
 from ikepulse.testing.loopback import LEFT, RIGHT, Clock, many_tunnels, run_until_idle
+from ikepulse.wire.traffic_selectors import TrafficSelector
 
 NOW = 1_800_000_000.25
 
@@ -258,3 +262,20 @@ def test_an_unreadable_answer_over_a_socket_is_a_clear_error():
         server.close()
     assert result.exit_code == 1
     assert f"control socket {path}: unreadable answer" in result.output
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "ports", "shown"),
+    [
+        ("10.0.0.0", "10.0.0.255", (0, 0, 65535), "10.0.0.0/24"),
+        ("10.0.0.1", "10.0.0.1", (17, 53, 53), "10.0.0.1/32[17/53]"),
+        ("10.0.0.1", "10.0.0.3", (6, 1000, 2000), "10.0.0.1-10.0.0.3[6/1000-2000]"),
+        ("10.0.0.4", "10.0.0.1", (0, 0, 65535), "10.0.0.4-10.0.0.1"),
+        ("0.0.0.0", "255.255.255.255", (0, 0, 65535), "0.0.0.0/0"),
+        ("2001:db8::", "2001:db8::ffff:ffff:ffff:ffff", (0, 0, 65535), "2001:db8::/64"),
+        ("2001:db8::1", "2001:db8::2", (0, 0, 65535), "2001:db8::1-2001:db8::2"),
+    ],
+)
+def test_a_selector_is_written_as_a_network_only_when_it_is_one(start, end, ports, shown):
+    selector = TrafficSelector(ipaddress.ip_address(start), ipaddress.ip_address(end), *ports)
+    assert str(selector) == shown
