@@ -12,13 +12,17 @@ from ..crypto.cert_ids import dn_text, rdns_of_name
 from .children import ChildEntry
 from .ike_sa import IkeSa
 
-_KEPT_LIMIT = 1 << 16
+_KEPT_LIMIT = 1 << 17
+"""Objects whose text is kept by identity: about six per IKE SA (identities, suites,
+selectors), so 20,000 tunnels; beyond, lookups fall through to the texts kept by value.
+Emptied when full: what it holds of deleted SAs lives no longer than that."""
 _kept: dict[int, tuple[object, str]] = {}
 """Texts by the identity of the object written: the same SA objects are written again by
-every status, and a lookup by ``id`` skips hashing a selector's addresses (4 µs an SA)."""
+every status (all frozen: a text kept never goes stale), and a lookup by ``id`` skips hashing
+a selector's addresses (4 µs an SA)."""
 
 
-@lru_cache(maxsize=_KEPT_LIMIT)
+@lru_cache(maxsize=1 << 16)
 def _by_value(value: object) -> str:
     return str(value)
 
