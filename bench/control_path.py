@@ -1,7 +1,9 @@
 """``ikepulse status`` through the real daemon's control path, for bench/scale_core.py: a
 ``runtime.Daemon`` (not started: no sockets but its control socket, in a temporary
 directory) whose SA manager is the bench's, asked over the Unix socket by the CLI's own
-client, the answer laid out as ``status`` and ``status --json`` print it.
+client, the answer laid out as ``status`` and ``status --json`` print it. ``status`` asks the
+daemon for its text (``"format": "text"``, runtime/control.py); the figures for formatting
+the decoded JSON in the CLI are kept to compare (``cli_text_format_seconds``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ikepulse.cli.client import request
+from ikepulse.cli.client import request, request_body
 from ikepulse.cli.status import format_status
 from ikepulse.config.loader import DaemonSettings, Settings
 from ikepulse.core.sa_manager import SaManager
 from ikepulse.runtime.daemon import Daemon
+from ikepulse.runtime.gc_steward import paused
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 JSON_FIELDS = ("ike_sas", "connections", "counters")
@@ -54,11 +57,7 @@ async def _measure(daemon: Daemon) -> dict:
         daemon.status()
         build = time.perf_counter() - start
         loop = asyncio.get_running_loop()
-        start = time.perf_counter()
-        command = {"command": "status"}
-        response = await loop.run_in_executor(None, request, daemon.control.path, command)
-        round_trip = time.perf_counter() - start
-        cli = {}
+        cli = {}  # first: the answers decoded below, kept, would slow the collector
         for name, args in (
             ("help", ["--help"]),
             ("text", ["status"]),
@@ -66,6 +65,19 @@ async def _measure(daemon: Daemon) -> dict:
             ("json_pretty", ["status", "--json", "--pretty"]),
         ):
             cli[name] = await loop.run_in_executor(None, _cli, daemon.control.path, args)
+        start = time.perf_counter()
+        with paused():  # as runtime/control.py builds it
+            daemon_text = format_status(daemon.ike_sas())
+        text_build = time.perf_counter() - start
+        start = time.perf_counter()
+        command = {"command": "status", "format": "text"}
+        answer, body = await loop.run_in_executor(None, request_body, daemon.control.path, command)
+        text_round_trip = time.perf_counter() - start
+        assert answer == {"ok": True, "format": "text"}, answer
+        start = time.perf_counter()
+        command = {"command": "status"}
+        response = await loop.run_in_executor(None, request, daemon.control.path, command)
+        round_trip = time.perf_counter() - start
     finally:
         await daemon.control.close()
     start = time.perf_counter()
@@ -80,10 +92,15 @@ async def _measure(daemon: Daemon) -> dict:
     return {
         "daemon_status_seconds": round(build, 4),
         "control_round_trip_seconds": round(round_trip, 4),
+        "daemon_text_seconds": round(text_build, 4),
+        "control_text_round_trip_seconds": round(text_round_trip, 4),
+        "text_megabytes": round(len(body) / 1e6, 2),
+        "daemon_text_lines": daemon_text.count("\n") + 1,
         "cli_text_format_seconds": round(as_text, 4),
         "cli_json_format_seconds": round(as_json, 4),
         "cli_json_pretty_format_seconds": round(as_pretty, 4),
-        "cli_status_seconds": round(round_trip + as_text, 4),
+        "cli_status_seconds": round(text_round_trip, 4),
+        "cli_status_from_json_seconds": round(round_trip + as_text, 4),
         "cli_status_json_seconds": round(round_trip + as_json, 4),
         "cli_process_seconds": {name: round(t, 3) for name, t in cli.items()},
         "answer_megabytes": round(len(json.dumps(response)) / 1e6, 2),

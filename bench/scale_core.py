@@ -148,7 +148,9 @@ def main() -> None:
             f"(again {1000 * r['status_again_seconds']:.0f} ms, JSON "
             f"{1000 * r['status_json_encode_seconds']:.0f} ms); daemon status "
             f"{1000 * r['daemon']['daemon_status_seconds']:.0f} ms, over its socket "
-            f"{1000 * r['daemon']['control_round_trip_seconds']:.0f} ms, CLI processes "
+            f"{1000 * r['daemon']['control_round_trip_seconds']:.0f} ms, as text "
+            f"{1000 * r['daemon']['daemon_text_seconds']:.0f} ms, over its socket "
+            f"{1000 * r['daemon']['control_text_round_trip_seconds']:.0f} ms, CLI processes "
             f"{r['daemon']['cli_process_seconds']} s" + (" (TIMED OUT)" if r["timed_out"] else "")
         )
     meta = {"policy": POLICY, "idle_minutes": args.idle_minutes, "budget_s": TIME_BUDGET}

@@ -67,6 +67,11 @@ def test_hundred_tunnels_carry_traffic_and_ten_blackholed_peers_are_detected(nat
         sa["connection"] for sa in sas if not (sa["nat_local"] and sa["children"][0]["udp_encap"])
     ] == []
 
+    text = left.cli("status").stdout  # the daemon's own text (runtime/status_text.py)
+    assert text.count(": ESTABLISHED, IKEv2, ") == text.count("  liveness ") == TUNNELS
+    assert all(f"{sa['spi_i']}_i* {sa['spi_r']}_r" in text for sa in sas)
+    assert text.count(" (behind NAT)\n") == TUNNELS and text.endswith("\n")
+
     by_name = {sa["connection"]: sa for sa in sas}
     dead = {name(i) for i in random.Random(61).sample(range(TUNNELS), DEAD)}
     events = EventRecorder(left.socket).start()

@@ -19,9 +19,26 @@ def request(path: str, command: dict, timeout: float | None = None) -> dict:
         raise ControlError(f"control socket {path}: unreadable answer") from None
 
 
-def request_raw(path: str, command: dict, timeout: float | None = None) -> bytes:
+def request_body(path: str, command: dict, timeout: float | None = None) -> tuple[dict, bytes]:
+    """The daemon's JSON line, decoded, and the bytes that follow it until the daemon closes
+    the connection (runtime/control.py: ``status`` as text)."""
+    data = request_raw(path, command, timeout, to_the_end=True)
+    line, _, body = data.partition(b"\n")
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ControlError(f"control socket {path}: unreadable answer")
+    return answer, body
+
+
+def request_raw(
+    path: str, command: dict, timeout: float | None = None, to_the_end: bool = False
+) -> bytes:
     """The daemon's answer as it came, one JSON line (undecoded: a 10,000-SA status is
-    megabytes that ``status --json`` can pass through)."""
+    megabytes that ``status --json`` can pass through), or with ``to_the_end`` all it
+    sends until it closes the connection."""
     wait = (timeout or float(command.get("timeout", 30.0))) + 5.0
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -29,7 +46,7 @@ def request_raw(path: str, command: dict, timeout: float | None = None) -> bytes
             sock.connect(path)
             sock.sendall(json.dumps(command).encode() + b"\n")
             chunks: list[bytes] = []  # joined once: a 10,000-SA status is megabytes
-            while not chunks or not chunks[-1].endswith(b"\n"):
+            while to_the_end or not chunks or not chunks[-1].endswith(b"\n"):
                 chunk = sock.recv(1 << 20)
                 if not chunk:
                     break

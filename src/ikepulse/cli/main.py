@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .client import ControlError, request, request_raw
+from .client import ControlError, request, request_body, request_raw
 from .demo import demo
 from .events import events
 from .status import format_status
@@ -168,7 +168,10 @@ def status(socket_path: str, as_json: bool, pretty: bool) -> None:
 
     ``--json`` is compact by default (like ``ip -json``): at 10,000 tunnels an indented
     dump takes Python's pure-Python encoder and costs seconds, a compact one the C encoder."""
-    if as_json and not pretty:
+    if not (as_json or pretty):
+        _status_text(socket_path)
+        return
+    if not pretty:
         try:
             raw = request_raw(socket_path, {"command": "status"})
         except ControlError as exc:
@@ -186,12 +189,27 @@ def status(socket_path: str, as_json: bool, pretty: bool) -> None:
             raise click.ClickException(f"control socket {socket_path}: unreadable answer") from None
     else:
         response = _call(socket_path, {"command": "status"})
-    if as_json or pretty:
-        fields = ("ike_sas", "connections", "counters")
-        shown = {key: response[key] for key in fields}
-        click.echo(json.dumps(shown, indent=2) if pretty else json.dumps(shown))
+    fields = ("ike_sas", "connections", "counters")
+    shown = {key: response[key] for key in fields}
+    click.echo(json.dumps(shown, indent=2) if pretty else json.dumps(shown))
+
+
+def _status_text(socket_path: str) -> None:
+    """The daemon's own text, written out as it came (runtime/control.py); a daemon that
+    knows only JSON gets its answer formatted here."""
+    try:
+        answer, body = request_body(socket_path, {"command": "status", "format": "text"})
+    except ControlError as exc:
+        raise click.ClickException(str(exc)) from None
+    _check(answer)
+    if answer.get("format") == "text":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    elif isinstance(answer.get("ike_sas"), list):
+        click.echo(format_status(answer["ike_sas"]))
     else:
-        click.echo(format_status(response["ike_sas"]))
+        raise click.ClickException(f"control socket {socket_path}: unexpected status answer")
 
 
 @main.command()

@@ -12,13 +12,32 @@ from ..crypto.cert_ids import dn_text, rdns_of_name
 from .children import ChildEntry
 from .ike_sa import IkeSa
 
+_KEPT_LIMIT = 1 << 17
+"""Objects whose text is kept by identity: about six per IKE SA (identities, suites,
+selectors), so 20,000 tunnels; beyond, lookups fall through to the texts kept by value.
+Emptied when full: what it holds of deleted SAs lives no longer than that."""
+_kept: dict[int, tuple[object, str]] = {}
+"""Texts by the identity of the object written: the same SA objects are written again by
+every status (all frozen: a text kept never goes stale), and a lookup by ``id`` skips hashing
+a selector's addresses (4 µs an SA)."""
+
 
 @lru_cache(maxsize=1 << 16)
+def _by_value(value: object) -> str:
+    return str(value)
+
+
 def _text(value: object) -> str:
     """``str`` of a traffic selector, suite or identity: the same few thousand are written for
     every status (summarizing an address range each time made a 10,000-SA status take
     seconds; an identity's text costs 2 µs, 40 ms a status at 10,000)."""
-    return str(value)
+    kept = _kept.get(id(value))
+    if kept is not None and kept[0] is value:  # kept holds value: its id is not reused
+        return kept[1]
+    if len(_kept) >= _KEPT_LIMIT:
+        _kept.clear()
+    text = _kept[id(value)] = (value, _by_value(value))
+    return text[1]
 
 
 def _host(address: tuple[str, int]) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Control socket: one JSON request line in, one JSON response line out (Unix stream socket).
 
 ``{"command": "events"}`` is the exception: after ``{"ok": true}`` the connection stays open
-and carries one JSON line per event until the client hangs up."""
+and carries one JSON line per event until the client hangs up. ``{"command": "status",
+"format": "text"}`` is answered with ``{"ok": true, "format": "text"}`` and then the text
+``ikepulse status`` prints (UTF-8) until the daemon closes the connection: the CLI writes it
+out as it comes instead of decoding megabytes of JSON only to format them."""
 
 from __future__ import annotations
 
@@ -12,11 +15,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .gc_steward import paused
+from .status_text import format_status
+
 if TYPE_CHECKING:
     from .daemon import Daemon
 
 log = logging.getLogger("ikepulse.control")
 DEFAULT_TIMEOUT = 30.0
+BODY = "body"
+"""The key of a ``handle`` answer whose bytes follow its JSON line instead of being in it."""
+STATUS_FORMATS = ("json", "text")
 
 
 class ControlServer:
@@ -46,7 +55,10 @@ class ControlServer:
                 await self._stream(reader, writer)
                 return
             response = await self.handle(line)
+            body = response.pop(BODY, None)
             writer.write(json.dumps(response).encode() + b"\n")
+            if body is not None:
+                writer.write(body)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -63,7 +75,7 @@ class ControlServer:
         daemon = self.daemon
         try:
             if command == "status":
-                return daemon.status()
+                return _status(daemon, request.get("format", "json"))
             if command == "recent_events":
                 feed = daemon.feed
                 return {"ok": True, "events": list(feed.recent), "subscribers": feed.subscribers}
@@ -108,6 +120,16 @@ class ControlServer:
         finally:
             feed.unsubscribe(subscriber)
             hangup.cancel()
+
+
+def _status(daemon: Daemon, form: object) -> dict:
+    if form == "text":
+        with paused():  # about a hundred dicts and lists per SA, none of them garbage
+            text = format_status(daemon.ike_sas())
+        return {"ok": True, "format": "text", BODY: text.encode("utf-8", "replace") + b"\n"}
+    if form != "json":
+        return {"ok": False, "error": f"unknown status format {form!r} (json or text)"}
+    return daemon.status()
 
 
 def _is_subscription(line: bytes) -> bool:

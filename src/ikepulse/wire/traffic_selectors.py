@@ -60,13 +60,15 @@ class TrafficSelector:
         w.bytes(self.end.packed)
 
     def __str__(self) -> str:
-        text = f"{self.start}-{self.end}"
         first, size = int(self.start), int(self.end) - int(self.start) + 1
         # One network exactly when an aligned power-of-two block (what summarizing the
         # range finds, without building networks: status writes thousands of these).
-        # A peer may send a range that ends before it starts (size below 1).
+        # A peer may send a range that ends before it starts (size below 1). Each address
+        # written once: an IPv6 address's text costs 15 µs.
         if size > 0 and not size & (size - 1) and not first & (size - 1):
             text = f"{self.start}/{self.start.max_prefixlen - size.bit_length() + 1}"
+        else:
+            text = f"{self.start}-{self.end}"
         if self.protocol or (self.start_port, self.end_port) != (0, 65535):
             ports = (
                 str(self.start_port)
