@@ -107,10 +107,12 @@ def test_strongswans_r_u_there_is_answered(lab, role):
     assert ping(lab.left_site, "203.0.113.66").returncode == 0
 
 
-def test_a_busy_tunnel_costs_no_more_r_u_there_than_an_idle_one(lab):
+def test_a_busy_tunnel_gets_at_most_one_r_u_there_per_dpd_delay(lab):
     """Inbound ESP proves strongSwan alive but not that our packets reach it, so a busy
     tunnel is still checked (that is what catches one-way loss below), at most once per
-    dpd_delay like an idle one; strongSwan, which probes only idle tunnels, sends none."""
+    dpd_delay like an idle one; strongSwan, which probes only idle tunnels, sends none.
+    (Idle, our check waits until the first ACK we sent to strongSwan's R-U-THERE after our
+    last answered check is dpd_delay old: every 2-3 s.)"""
     charon, daemon = establish(lab, "ikepulse-initiates", dpd=("1s", "3s"))
     pinger = lab.left_site.popen(
         ["ping", "-n", "-i", "0.2", "-w", "12", "203.0.113.66"], lab.workdir / "ping.log"
@@ -124,8 +126,8 @@ def test_a_busy_tunnel_costs_no_more_r_u_there_than_an_idle_one(lab):
     idle, theirs_idle = probes_sent(daemon) - before, answered(daemon) - theirs_before
     print(f"IKEv1 R-U-THERE in 12 s: ours idle {idle}, busy {busy}; "
           f"strongSwan's idle {theirs_idle}, busy {theirs_busy}", file=sys.stderr)  # fmt: skip
-    assert 4 <= idle <= 12 / 2 + 1
-    assert 1 <= busy <= idle
+    assert 3 <= idle <= 12 / 2 + 1
+    assert 1 <= busy <= 12 / 2 + 1
     assert theirs_idle >= 4 and theirs_busy <= 2  # one or two as the ping starts
     assert connection_status(daemon)["last_death"] is None
     assert len(charon.list_sas()) == 1
