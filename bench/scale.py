@@ -28,7 +28,9 @@ setups:     IKE_SA + CHILD_SA setups per second, from the first initiation (star
 memory:     RSS of each daemon after start-up and with N tunnels up: kB per tunnel.
 status:     ``ikepulse status`` and ``status --json`` at N tunnels (the command, wall
             clock, interpreter start included) and the bare control request.
-idle:       each daemon's CPU over --seconds with every tunnel idle (checks, keepalives).
+idle:       each daemon's CPU over --seconds with every tunnel idle (checks, keepalives),
+            from dpd_delay after the last tunnel came up: by then every tunnel has made its
+            first check (and the MOBIKE update behind the NAT that follows it).
 detection:  10 % of the tunnels blackholed at once on the right (their IKE and ESP SPIs
             dropped by nftables): verdicts on the left within dpd_delay + dpd_timeout,
             verdicts on live tunnels (must be 0), and how restarts spread out.
@@ -202,6 +204,7 @@ def ikepulse_run(n: int, window: int, initiation: str, seconds: float, limit: fl
                 "control_request": _request_time(left.socket),
             }
             print(f"ikepulse: memory {out['memory']}; status {out['status_s']}", flush=True)
+            time.sleep(max(0.0, done + DPD_DELAY - time.monotonic()))
             idle0 = proc_stats(left=left, right=right)
             time.sleep(seconds)
             idle1 = proc_stats(left=left, right=right)
