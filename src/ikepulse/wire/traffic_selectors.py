@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .buffer import Reader, Writer
@@ -23,6 +23,9 @@ class TrafficSelector:
     protocol: int = 0
     start_port: int = 0
     end_port: int = 65535
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    """The text, written once: the install log line, the event and every status write it
+    (an IPv6 address's text costs 5-15 µs; 10,000 tunnels have 20,000 selectors)."""
 
     @property
     def ts_type(self) -> TsType:
@@ -60,6 +63,13 @@ class TrafficSelector:
         w.bytes(self.end.packed)
 
     def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            text = self._write()
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def _write(self) -> str:
         first, size = int(self.start), int(self.end) - int(self.start) + 1
         # One network exactly when an aligned power-of-two block (what summarizing the
         # range finds, without building networks: status writes thousands of these).
