@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -33,6 +34,7 @@ from ikepulse.testing.loopback import (
     established,
     informational_requests,
     make_peers,
+    many_tunnels,
     run_until_idle,
     transfer,
 )
@@ -249,6 +251,20 @@ def test_nat_keepalives_only_behind_nat_and_when_outbound_idle():
         a.manager.esp_activity([(child.spi_in, None, clock.now, None)])
         run_until_idle(a, b, clock, until=clock.now)
     assert b.keepalives_received == before
+
+
+def test_ike_sas_sharing_a_udp_flow_keep_its_nat_mapping_together():
+    """One NAT mapping per flow (RFC 3948 §2.3): three idle IKE SAs to one peer behind a NAT
+    need one keepalive per interval between them, not one each."""
+    a, b = many_tunnels(3, liveness=liveness_policy(dpd_delay=0, nat_keepalive=20))
+    a.public = "192.0.2.99"
+    b.manager.connections = [replace(c, remote_addrs=(a.public,)) for c in b.manager.connections]
+    clock = Clock()
+    sas = [a.manager.initiate(f"t{i}", LEFT, RIGHT, clock.now) for i in range(3)]
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    assert all(sa.state is IkeState.ESTABLISHED and sa.nat_local for sa in sas)
+    run_until_idle(a, b, clock, until=clock.now + 200.5)
+    assert 200 / 20 - 1 <= b.keepalives_received <= 200 / 20 + 1
 
 
 def test_new_ike_sa_from_the_same_identity_replaces_the_old_one():

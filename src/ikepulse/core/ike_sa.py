@@ -462,8 +462,7 @@ class IkeSa:
             elif isinstance(due, Probe):
                 self.probe(due, now)
             elif isinstance(due, Keepalive):
-                self.manager.queue_keepalive(self)
-                self.liveness.keepalive_sent(now)
+                self.liveness.keepalive_sent(self.manager.queue_keepalive(self, now))
         if self.state is IkeState.ESTABLISHED:
             for due in self.children.due(now):
                 self.children.act(due, now)

@@ -314,8 +314,10 @@ class PeerLiveness:
         self.probes_unanswered += 1
         return probe_waits(self.rtt.rto, max(budget, MIN_RTO))
 
-    def keepalive_sent(self, now: float) -> None:
-        self.last_outbound = now
+    def keepalive_sent(self, at: float) -> None:
+        """A keepalive went out at ``at``, or another IKE SA's datagram refreshed the
+        NAT mapping then (``core.nat_mappings``)."""
+        self.last_outbound = max(self.last_outbound, at)
         self.keepalive_head_start = 0.0
 
     def declared_dead(self, now: float) -> tuple[float, Direction]:

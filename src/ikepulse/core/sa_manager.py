@@ -30,6 +30,7 @@ from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
 from .liveness import earliest
 from .mobility import SourceFor
+from .nat_mappings import NatMappings
 from .qcd import ReportLimits, crash_answer
 from .randomness import Rng
 from .reload import diff_connections
@@ -77,6 +78,7 @@ class SaManager(SaRelations):
         which a dict with its front deleted over and over is not)."""
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
+        self.nat_mappings = NatMappings()
         self.restarts = Restarts()
         self.reconciler = reconcile.Reconciler()
         self._events: deque[Event] = deque()
@@ -118,15 +120,25 @@ class SaManager(SaRelations):
     ) -> None:
         self._outbox.append((Datagram(data, src, dst), sa))
 
-    def queue_keepalive(self, sa: IkeSa) -> None:
+    def queue_keepalive(self, sa: IkeSa, now: float) -> float:
+        """A NAT-T keepalive on ``sa``'s flow (RFC 3948 §2.3), unless another IKE SA's
+        datagram refreshed the mapping within the interval; when the flow last carried one."""
+        last = self.nat_mappings.last(sa.local, sa.remote)
+        if last is not None and now - last < sa.policy.nat_keepalive:
+            return last
         self.counters["natt_keepalives_sent"] += 1
         self._outbox.append((Datagram(b"\xff", sa.local, sa.remote, keepalive=True), sa))
+        self.nat_mappings.carried(sa.local, sa.remote, now)  # for the SAs due with it
+        return now
 
     def datagrams_to_send(self, now: float) -> list[Datagram]:
         out, self._outbox = self._outbox, []
+        carried = self.nat_mappings.carried
         for datagram, sa in out:
+            carried(datagram.src, datagram.dst, now)
             if sa is not None and not datagram.keepalive:  # its liveness noted the send
                 self.sas.touch(sa)
+        self.nat_mappings.prune(len(self.sas))
         return [datagram for datagram, _ in out]
 
     def emit(self, event: Event) -> None:
