@@ -304,7 +304,9 @@ def main() -> None:
         count = args.strongswan_tunnels or args.tunnels
         dpd = f"dpd_delay = {DPD_DELAY:g}s"
         liveness = f'dpd_delay = "{DPD_DELAY:g}s"\ndpd_timeout = "{DPD_TIMEOUT:g}s"\n'
-        results["strongswan"] = theirs = charon_pair(count, dpd, args.seconds, args.limit, KEEP)
+        results["strongswan"] = theirs = charon_pair(
+            count, dpd, args.seconds, args.limit, KEEP, settle=DPD_DELAY
+        )
         results["ikepulse_to_strongswan"] = mixed = ikepulse_to_charon(
             count, liveness, dpd, args.window, args.limit, KEEP
         )

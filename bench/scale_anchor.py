@@ -117,8 +117,11 @@ def _charon_responder(lab: Lab, n: int, dpd: str):
     return right
 
 
-def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None) -> dict:
-    """charon <-> charon: setups/s, memory, ``--list-sas`` time, idle CPU."""
+def charon_pair(
+    n: int, dpd: str, seconds: float, limit: float, keep: str | None, settle: float
+) -> dict:
+    """charon <-> charon: setups/s, memory, ``--list-sas`` time, idle CPU (from ``settle``
+    seconds after the last tunnel came up, as for ikepulse)."""
     out: dict = {"tunnels": n, "selectors": "IPv4 /32 pairs"}
     with tempfile.TemporaryDirectory(prefix="ikepulse-scale-ss-") as tmp:
         lab = Lab(Path(keep or tmp), nat=True).up()
@@ -149,6 +152,7 @@ def charon_pair(n: int, dpd: str, seconds: float, limit: float, keep: str | None
             start = time.monotonic()
             left.swanctl("--list-sas", timeout=120)
             out["status_s"] = {"list_sas": round(time.monotonic() - start, 3)}
+            time.sleep(max(0.0, done + settle - time.monotonic()))
             idle0 = proc_stats(left=left, right=right)
             time.sleep(seconds)
             idle1 = proc_stats(left=left, right=right)
