@@ -34,6 +34,15 @@ def _liveness(live: dict, now: float) -> str:
     )
 
 
+def _due(what: str, at: float | None, now: float) -> str:
+    """``, rekeying in 13979s`` (as swanctl --list-sas), or nothing."""
+    return "" if at is None else f", {what} in {int(at - now) if at > now else 0}s"
+
+
+def _ago(last: float | None, now: float) -> str:
+    return f", last {int(now - last) if now > last else 0}s ago" if last else ""
+
+
 def _child(child: dict, now: float) -> str:
     """A CHILD SA's six lines: state, lifetimes (as swanctl --list-sas: ``rekeying in
     13979s, expires in 15821s``), traffic each way, selectors."""
@@ -43,12 +52,7 @@ def _child(child: dict, now: float) -> str:
         f"{'-in-UDP' if child['udp_encap'] else ''}, ESP:{child['proposal']}\n"
         f"    installed {_since(now, child['installed'])}"
     )
-    at = get("rekey_at")
-    if at is not None:
-        out += f", rekeying in {int(at - now) if at > now else 0}s"
-    at = get("expires_at")
-    if at is not None:
-        out += f", expires in {int(at - now) if at > now else 0}s"
+    out += _due("rekeying", get("rekey_at"), now) + _due("expires", get("expires_at"), now)
     volume = get("rekey_bytes")
     if volume is not None:
         out += f", rekeying after {volume:.0f} bytes"
@@ -58,15 +62,11 @@ def _child(child: dict, now: float) -> str:
     out += f"\n    in  {child['spi_in']}"
     if "bytes_in" in child:
         out += f", {child['bytes_in']:6d} bytes, {child['packets_in']:5d} packets"
-    last = get("last_inbound")
-    if last:
-        out += f", last {int(now - last) if now > last else 0}s ago"
+    out += _ago(get("last_inbound"), now)
     out += f"\n    out {child['spi_out']}"
     if "bytes_out" in child:
         out += f", {child['bytes_out']:6d} bytes, {child['packets_out']:5d} packets"
-    last = get("last_outbound")
-    if last:
-        out += f", last {int(now - last) if now > last else 0}s ago"
+    out += _ago(get("last_outbound"), now)
     return (
         f"{out}\n    local  {' '.join(child['local_ts'])}\n"
         f"    remote {' '.join(child['remote_ts'])}\n"
@@ -87,16 +87,12 @@ def _ike_sa(sa: dict, now: float) -> str:
         f"{' (behind NAT)' if sa['nat_remote'] else ''}\n"
         f"{proposal}  established {_since(now, sa['established'])}"
     )
-    at = get("rekey_at")
-    if at is not None:
-        text += f", rekeying in {int(at - now) if at > now else 0}s"
-    at = get("reauth_at")
-    if at is not None:
-        text += f", reauth in {int(at - now) if at > now else 0}s"
-    at = get("expires_at")
-    if at is not None:
-        text += f", expires in {int(at - now) if at > now else 0}s"
-    text += "\n"
+    text += (
+        _due("rekeying", get("rekey_at"), now)
+        + _due("reauth", get("reauth_at"), now)
+        + _due("expires", get("expires_at"), now)
+        + "\n"
+    )
     if sa["state"] == "ESTABLISHED":
         text += _liveness(sa["liveness"], now)
     cert = get("peer_certificate")
