@@ -148,6 +148,8 @@ def charon_pair(
             print(f"strongSwan<->strongSwan: {installed}/{n} tunnels in {done - ready:.1f} s "
                   f"({out['setups_per_s_excluding_startup']}/s; CPU ms per tunnel "
                   f"{out['setup_cpu_ms_per_tunnel']})", flush=True)  # fmt: skip
+            if installed < n:  # no steady state to measure (as for ikepulse)
+                return out
             out["memory"] = _memory(before, after, n)
             start = time.monotonic()
             left.swanctl("--list-sas", timeout=120)
