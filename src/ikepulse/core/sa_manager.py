@@ -135,8 +135,10 @@ class SaManager(SaRelations):
         out, self._outbox = self._outbox, []
         carried = self.nat_mappings.carried
         for datagram, sa in out:
+            if sa is None:  # cookies and refusals to unknown, maybe spoofed, sources
+                continue
             carried(datagram.src, datagram.dst, now)
-            if sa is not None and not datagram.keepalive:  # its liveness noted the send
+            if not datagram.keepalive:  # its liveness noted the send
                 self.sas.touch(sa)
         self.nat_mappings.prune(len(self.sas))
         return [datagram for datagram, _ in out]
