@@ -233,17 +233,6 @@ class SaTable(dict):
                 due.append(sa)
         return sorted(due, key=self._order.__getitem__)
 
-    def unchanged(self, sa: TaskHost) -> bool:
-        """Nothing touched since the last refresh would file ``sa`` again (itself, or an
-        SA it is filed with): its filed deadline is still its deadline."""
-        for touched in self._dirty:
-            if touched is sa:
-                return False
-            for name in (self._name.get(touched), touched.name):
-                if sa in self._up.get(name, ()):
-                    return False
-        return True
-
     def named(self, name: str) -> list[TaskHost]:
         """The SAs filed under connection ``name``, oldest first."""
         self.refresh()

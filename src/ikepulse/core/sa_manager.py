@@ -164,7 +164,7 @@ class SaManager(SaRelations):
     def handle_timer(self, now: float) -> None:
         """Wake the SAs whose deadline has come (``counters['timer_wakeups']``), only those."""
         for sa in self.sas.pop_due(now):
-            deadline = now if self.sas.unchanged(sa) else sa.get_timer()  # changed: ask
+            deadline = sa.get_timer()  # an earlier one may have changed it
             if deadline is not None and deadline <= now:
                 self.counters["timer_wakeups"] += 1
                 sa.handle_timer(now)
