@@ -17,11 +17,6 @@ def ago(then: float | None, now: float | None = None) -> str:
     return f"{max(0, int((time.time() if now is None else now) - then))}s ago"
 
 
-def _since(now: float, then: float | None) -> str:
-    """``ago`` with the clock read once per status."""
-    return "-" if then is None else f"{int(now - then) if now > then else 0}s ago"
-
-
 def _liveness(live: dict, now: float) -> str:
     """``  liveness suspect (ESP went out and nothing came back), rtt 1.2ms, last inbound 0s
     ago, last answer 4s ago`` and a newline."""
@@ -29,8 +24,8 @@ def _liveness(live: dict, now: float) -> str:
     return (
         f"  liveness {live['state']}{f' ({cause})' if cause else ''}"
         f"{'' if srtt is None else f', rtt {srtt * 1000:.1f}ms'}"
-        f", last inbound {_since(now, live['last_inbound'])}"
-        f", last answer {_since(now, live['last_answer'])}\n"
+        f", last inbound {ago(live['last_inbound'], now)}"
+        f", last answer {ago(live['last_answer'], now)}\n"
     )
 
 
@@ -39,8 +34,8 @@ def _due(what: str, at: float | None, now: float) -> str:
     return "" if at is None else f", {what} in {int(at - now) if at > now else 0}s"
 
 
-def _ago(last: float | None, now: float) -> str:
-    return f", last {int(now - last) if now > last else 0}s ago" if last else ""
+def _last(last: float | None, now: float) -> str:
+    return f", last {ago(last, now)}" if last else ""
 
 
 def _child(child: dict, now: float) -> str:
@@ -50,7 +45,7 @@ def _child(child: dict, now: float) -> str:
     out = (
         f"  {child['name']}: {child['state']}, {child['mode']}"
         f"{'-in-UDP' if child['udp_encap'] else ''}, ESP:{child['proposal']}\n"
-        f"    installed {_since(now, child['installed'])}"
+        f"    installed {ago(child['installed'], now)}"
     )
     out += _due("rekeying", get("rekey_at"), now) + _due("expires", get("expires_at"), now)
     volume = get("rekey_bytes")
@@ -62,11 +57,11 @@ def _child(child: dict, now: float) -> str:
     out += f"\n    in  {child['spi_in']}"
     if "bytes_in" in child:
         out += f", {child['bytes_in']:6d} bytes, {child['packets_in']:5d} packets"
-    out += _ago(get("last_inbound"), now)
+    out += _last(get("last_inbound"), now)
     out += f"\n    out {child['spi_out']}"
     if "bytes_out" in child:
         out += f", {child['bytes_out']:6d} bytes, {child['packets_out']:5d} packets"
-    out += _ago(get("last_outbound"), now)
+    out += _last(get("last_outbound"), now)
     return (
         f"{out}\n    local  {' '.join(child['local_ts'])}\n"
         f"    remote {' '.join(child['remote_ts'])}\n"
@@ -85,7 +80,7 @@ def _ike_sa(sa: dict, now: float) -> str:
         f"{' (behind NAT)' if sa['nat_local'] else ''}\n"
         f"  remote '{sa['remote_id'] or ''}' @ {remote['host']}[{remote['port']}]"
         f"{' (behind NAT)' if sa['nat_remote'] else ''}\n"
-        f"{proposal}  established {_since(now, sa['established'])}"
+        f"{proposal}  established {ago(sa['established'], now)}"
     )
     text += (
         _due("rekeying", get("rekey_at"), now)
