@@ -9,11 +9,11 @@ from ikepulse.config.build import connection_config, liveness_policy
 from ikepulse.core.child_sa import ChildLimits, ChildSa
 from ikepulse.core.children import ChildEntry, ChildPhase, Children, Expire, Rekey
 from ikepulse.core.connection import Identity
+from ikepulse.core.nat_mappings import NatMappings
 from ikepulse.core.peer_liveness import (
     Cause,
     Dead,
     Direction,
-    Keepalive,
     Liveness,
     PeerLiveness,
     Probe,
@@ -24,13 +24,13 @@ from ikepulse.core.renewal import Due, IkeRenewal, RenewalPhase
 def test_liveness_probes_after_dpd_delay_and_gives_up_at_the_budget():
     policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=0)
     peer = PeerLiveness(now=0.0)
-    assert peer.deadline(policy, behind_nat=False) == 10
-    assert peer.due(9.9, policy, behind_nat=False) is None
-    assert peer.due(10, policy, behind_nat=False) == Probe(5, Cause.IDLE)
+    assert peer.deadline(policy) == 10
+    assert peer.due(9.9, policy) is None
+    assert peer.due(10, policy) == Probe(5, Cause.IDLE)
     peer.probe_started(5, Cause.IDLE, 10, policy, 0.0)
-    assert peer.state is Liveness.PROBING and peer.deadline(policy, behind_nat=False) == 15
-    assert peer.due(12, policy, behind_nat=False) is None  # one probe at a time
-    assert isinstance(peer.due(15, policy, behind_nat=False), Dead)
+    assert peer.state is Liveness.PROBING and peer.deadline(policy) == 15
+    assert peer.due(12, policy) is None  # one probe at a time
+    assert isinstance(peer.due(15, policy), Dead)
     assert peer.declared_dead(15) == (15, Direction.SILENT) and peer.state is Liveness.DEAD
 
 
@@ -39,26 +39,24 @@ def test_a_sign_of_life_moves_the_budget_but_only_an_answer_ends_the_check():
     peer = PeerLiveness(now=0.0)
     peer.probe_started(5, Cause.IDLE, 10, policy, 0.0)
     peer.esp_activity(last_inbound=12.0, last_outbound=None, silent_since=None)
-    assert peer.state is Liveness.PROBING and peer.deadline(policy, behind_nat=False) == 27
+    assert peer.state is Liveness.PROBING and peer.deadline(policy) == 27
     peer.proven(13.0, sent_until=10.0, check_answered=True)
-    assert peer.state is Liveness.ALIVE and peer.deadline(policy, behind_nat=False) == 23
+    assert peer.state is Liveness.ALIVE and peer.deadline(policy) == 23
 
 
 def test_a_keepalive_needs_no_answer():
     """Behind a NAT a keepalive goes out between our answer and the peer's next request,
     which proves that answer: nothing is left unproven, so no check is due before
-    dpd_delay and the verdict stays dpd_delay + dpd_timeout after the last sign of life."""
+    dpd_delay and the verdict stays dpd_delay + dpd_timeout after the last sign of life.
+    (Keepalives are the flow's, ``NatMappings``: they never reach the SA's liveness.)"""
     policy = liveness_policy(dpd_delay=10, dpd_timeout=5, nat_keepalive=4)
     peer = PeerLiveness(now=0.0)
     peer.sign_of_life(1.0)  # the peer's request, answered at once
     peer.sent(1.0)
-    peer.keepalive_sent(5.0)
     peer.proven(9.0, sent_until=1.0)  # its next request: it has our answer
     assert peer.unanswered_since is None
-    assert peer.due(9.0, policy, behind_nat=True) == Keepalive()
-    peer.keepalive_sent(9.0)
-    assert peer.deadline(policy, behind_nat=False) == 19
-    assert peer.due(19, policy, behind_nat=False) == Probe(5, Cause.IDLE)
+    assert peer.deadline(policy) == 19
+    assert peer.due(19, policy) == Probe(5, Cause.IDLE)
 
 
 def test_inbound_traffic_does_not_prove_that_ours_arrives():
@@ -68,14 +66,14 @@ def test_inbound_traffic_does_not_prove_that_ours_arrives():
     peer = PeerLiveness(now=0.0)
     for t in range(1, 11):
         peer.esp_activity(last_inbound=t, last_outbound=t, silent_since=t)
-        assert peer.due(t, policy, behind_nat=False) is None
+        assert peer.due(t, policy) is None
     peer.esp_activity(last_inbound=11, last_outbound=11, silent_since=11)
-    assert peer.due(11, policy, behind_nat=False) == Probe(5, Cause.UNPROVEN)
+    assert peer.due(11, policy) == Probe(5, Cause.UNPROVEN)
     peer.probe_started(5, Cause.UNPROVEN, 11, policy, 0.0)
     assert peer.state is Liveness.SUSPECT
     for t in range(12, 16):
         peer.esp_activity(last_inbound=t, last_outbound=t, silent_since=t)
-    assert "stopped reaching the peer" in peer.due(16, policy, behind_nat=False).reason
+    assert "stopped reaching the peer" in peer.due(16, policy).reason
     assert peer.declared_dead(16) == (15, Direction.OUTBOUND)
 
 
@@ -95,26 +93,25 @@ def test_esp_without_a_reply_calls_for_a_check_within_a_few_rtts():
     peer.observe_rtt(0.010, retransmits=0)  # RTO at its 0.2 s floor: wait 0.5 s
     peer.proven(1.0, sent_until=1.0)
     peer.esp_activity(last_inbound=None, last_outbound=5.3, silent_since=5.0)
-    assert peer.due(5.49, policy, behind_nat=False) is None
-    assert peer.due(5.5, policy, behind_nat=False) == Probe(35.5, Cause.NO_REPLY)
+    assert peer.due(5.49, policy) is None
+    assert peer.due(5.5, policy) == Probe(35.5, Cause.NO_REPLY)
     peer.probe_started(35.5, Cause.NO_REPLY, 5.5, policy, 0.0)
     peer.proven(5.6, sent_until=5.5, check_answered=True)
     # One-way traffic: the next on-demand check waits twice as long.
     peer.esp_activity(last_inbound=None, last_outbound=6.0, silent_since=6.0)
-    assert peer.deadline(policy, behind_nat=False) == 7.0
+    assert peer.deadline(policy) == 7.0
     # Inbound traffic ends the silence.
     peer.esp_activity(last_inbound=6.2, last_outbound=6.0, silent_since=6.0)
-    assert peer.deadline(policy, behind_nat=False) == 36.0  # unanswered since 5.5 + 30
+    assert peer.deadline(policy) == 36.0  # unanswered since 5.5 + 30
 
 
 def test_the_earliest_unanswered_esp_of_any_child_counts():
     policy = liveness_policy(dpd_delay=30, dpd_timeout=10, nat_keepalive=0)
     peer = PeerLiveness(now=0.0)
     peer.observe_rtt(0.010, retransmits=0)
-    peer.keepalive_sent(5.2)  # a keepalive proves nothing and hides nothing
     peer.esp_activity(last_inbound=None, last_outbound=5.3, silent_since=5.0)
     peer.esp_activity(last_inbound=None, last_outbound=5.1, silent_since=4.5)
-    assert peer.deadline(policy, behind_nat=False) == 5.0  # 4.5 + 0.5
+    assert peer.deadline(policy) == 5.0  # 4.5 + 0.5
     assert peer.unanswered_since == 4.5
 
 
@@ -122,20 +119,39 @@ def test_a_retransmitted_request_we_answered_calls_for_a_check_at_once():
     policy = liveness_policy(dpd_delay=30, dpd_timeout=10, nat_keepalive=0)
     peer = PeerLiveness(now=0.0)
     peer.retransmission_seen(2.0)
-    assert peer.due(2.5, policy, behind_nat=False) == Probe(39.5, Cause.PEER_RETRANSMITS)
+    assert peer.due(2.5, policy) == Probe(39.5, Cause.PEER_RETRANSMITS)
     peer.probe_started(39.5, Cause.PEER_RETRANSMITS, 2.5, policy, 0.0)
     assert peer.state is Liveness.SUSPECT and peer.cause is Cause.PEER_RETRANSMITS
 
 
-def test_keepalives_only_behind_a_nat_and_only_when_outbound_is_idle():
-    policy = liveness_policy(dpd_delay=0, nat_keepalive=20)
-    peer = PeerLiveness(now=0.0)
-    assert peer.due(25, policy, behind_nat=False) is None
-    peer.sent(10)
-    assert peer.due(25, policy, behind_nat=True) is None
-    assert peer.due(30, policy, behind_nat=True) == Keepalive()
-    peer.keepalive_sent(30)
-    assert peer.deadline(policy, behind_nat=True) == 50
+def test_a_flow_gets_a_keepalive_only_when_nothing_went_out_on_it_for_the_interval():
+    flows, flow = NatMappings(), (("192.0.2.1", 4500), ("198.51.100.2", 4500))
+    flows.file("sa1", flow, 20.0, last_sent=0.0)
+    assert flows.deadline() == 20.0
+    flows.carried(*flow, 10.0)  # an IKE datagram of any SA on the flow
+    assert flows.due(20.0) == [] and flows.deadline() == 30.0
+    assert flows.due(30.0) == [flow] and flows.last(*flow) == 30.0
+    assert flows.deadline() == 50.0
+    flows.file("sa1", None, 0.0, 0.0)  # no longer behind a NAT, or gone
+    assert flows.deadline() is None and flows.due(100.0) == []
+
+
+def test_sas_sharing_a_flow_share_its_keepalives_and_the_shortest_interval_counts():
+    flows, flow = NatMappings(), (("192.0.2.1", 4500), ("198.51.100.2", 4500))
+    for name in ("a", "b", "c"):
+        flows.file(name, flow, 20.0, last_sent=1.0)
+    flows.file("d", flow, 5.0, last_sent=2.0)  # a connection with a shorter interval
+    assert flows.deadline() == 7.0
+    assert flows.due(7.0) == [flow] and flows.deadline() == 12.0
+    flows.file("d", None, 0.0, 0.0)
+    assert flows.due(12.0) == [] and flows.deadline() == 27.0
+    for name in ("a", "b"):
+        flows.file(name, None, 0.0, 0.0)
+    flows.file("c", flow, 20.0, last_sent=30.0)  # refiled: its ESP went out at 30
+    assert flows.due(27.0) == [] and flows.deadline() == 50.0
+    other = (("192.0.2.1", 4500), ("203.0.113.9", 4500))
+    flows.file("e", other, 20.0, last_sent=40.0)
+    assert flows.due(60.0) == [flow, other]
 
 
 def test_the_dead_stay_dead():

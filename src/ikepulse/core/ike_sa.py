@@ -37,7 +37,7 @@ from .fragments import FragmentPolicy, Fragments, Opened
 from .liveness import LivenessPolicy, earliest
 from .mobility import Mobility, SourceFor, roam
 from .negotiate import Suite
-from .peer_liveness import Cause, Dead, Keepalive, PeerLiveness, Probe
+from .peer_liveness import Cause, Dead, PeerLiveness, Probe
 from .qcd import crash_reported
 from .randomness import fraction
 from .renewal import IkeRenewal, RenewalPhase
@@ -306,7 +306,7 @@ class IkeSa:
         self.established_at = now
         self.renewal.schedule(now, self.connection, lambda: fraction(self.rng))
         if spread := self.policy.first_check_spread:
-            self.liveness.spread(spread * fraction(self.rng))
+            self.liveness.head_start = spread * fraction(self.rng)
         for config in self.child_configs[1:]:
             self.children.create(config, now)
         self.manager.on_established(self, now)
@@ -437,11 +437,19 @@ class IkeSa:
 
     # --- timer ------------------------------------------------------------------------------
 
+    def keepalive_flow(self) -> tuple[tuple[Address, Address] | None, float]:
+        """The UDP flow whose NAT mapping this SA needs kept, and how often (RFC 3948
+        §2.3): while established behind a NAT with keepalives on (``core.nat_mappings``)."""
+        interval = self.policy.nat_keepalive
+        if self.nat_local and interval > 0 and self.state is IkeState.ESTABLISHED:
+            return (self.local, self.remote), interval
+        return None, 0.0
+
     def get_timer(self) -> float | None:
         state, renewal = self.state, self.renewal
         if state is IkeState.ESTABLISHED:  # called after every event: no lists
             at = earliest(self.tasks.deadline, renewal.linger_until)
-            at = earliest(at, self.liveness.deadline(self.policy, self.nat_local))
+            at = earliest(at, self.liveness.deadline(self.policy))
             return earliest(earliest(at, self.children.deadline()), renewal.deadline())
         return None if state in FINAL else earliest(self.tasks.deadline, renewal.linger_until)
 
@@ -455,14 +463,12 @@ class IkeSa:
     def established_due(self, now: float) -> None:
         """What liveness, the CHILD SAs' limits and the IKE SA's lifetimes ask for now."""
         while self.state is IkeState.ESTABLISHED and (
-            due := self.liveness.due(now, self.policy, self.nat_local)
+            due := self.liveness.due(now, self.policy)
         ):
             if isinstance(due, Dead):
                 self.peer_dead(due.reason, now)
-            elif isinstance(due, Probe):
+            else:
                 self.probe(due, now)
-            elif isinstance(due, Keepalive):
-                self.liveness.keepalive_sent(self.manager.queue_keepalive(self, now))
         if self.state is IkeState.ESTABLISHED:
             for due in self.children.due(now):
                 self.children.act(due, now)

@@ -56,9 +56,8 @@ class LivenessPolicy:
     restart_jitter: float = 0.25
     """Each wait is shortened by a random fraction up to this much."""
     first_check_spread: float = 0.25
-    """A new IKE SA's first liveness check and NAT-T keepalive come early by a random
-    fraction of their interval up to this much: tunnels set up together do not probe
-    together."""
+    """A new IKE SA's first liveness check comes early by a random fraction of
+    ``dpd_delay`` up to this much: tunnels set up together do not probe together."""
     check_spread: float = 0.1
     """Every later check comes early by a random fraction of ``dpd_delay`` up to this much,
     drawn anew for each: of two peers checking each other at the same interval, one goes
@@ -98,11 +97,6 @@ def on_demand_wait(rto: float, checks: int, dpd_delay: float) -> float:
     RTOs, doubled for each on-demand check in a row (traffic that is simply one-way), never
     longer than ``dpd_delay``."""
     return min(dpd_delay, max(ON_DEMAND_FLOOR, ON_DEMAND_RTOS * rto) * 2**checks)
-
-
-def keepalive_due(now: float, last_outbound: float, behind_nat: bool, interval: float) -> bool:
-    """RFC 3948 §2.3: only behind a NAT, only when nothing else went out for ``interval``."""
-    return behind_nat and interval > 0 and now >= last_outbound + interval
 
 
 class RttEstimator:

@@ -11,8 +11,8 @@ answers are being lost).
 
 Like aioquic's loss recovery, the part owns its timestamps and answers two questions:
 ``deadline()`` (when something may next be due) and ``due(now)`` (what is due now). The IKE
-SA acts on the answer and reports back (``probe_started``, ``keepalive_sent``,
-``declared_dead``).
+SA acts on the answer and reports back (``probe_started``, ``declared_dead``). NAT-T
+keepalives are per UDP flow, not per SA (``core.nat_mappings``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from .liveness import (
     RttEstimator,
     dead_at,
     earliest,
-    keepalive_due,
     on_demand_wait,
     probe_waits,
 )
@@ -88,11 +87,6 @@ class Probe:
 
 
 @dataclass(frozen=True, slots=True)
-class Keepalive:
-    """Send a NAT-T keepalive now (RFC 3948 §2.3)."""
-
-
-@dataclass(frozen=True, slots=True)
 class Dead:
     """The detection budget ran out."""
 
@@ -100,8 +94,7 @@ class Dead:
 
 
 class PeerLiveness:
-    """Signs of life and answers in, checks and keepalives out, the verdict at the budget's
-    end."""
+    """Signs of life and answers in, checks out, the verdict at the budget's end."""
 
     def __init__(self, now: float) -> None:
         self.state = Liveness.ALIVE
@@ -110,15 +103,12 @@ class PeerLiveness:
         self.check_started: float | None = None
         self.last_inbound = now
         """The last sign of life: an authenticated IKE message or an inbound ESP packet."""
-        self.last_outbound = now
-        """The last datagram or ESP packet we sent, NAT-T keepalives included."""
         self.last_sent = now
-        """The last datagram or ESP packet we sent that an answer can prove (not a
-        keepalive)."""
+        """The last IKE datagram or ESP packet we sent."""
         self.last_answer = now
         """The last answer to one of our requests: our direction proven."""
         self.unanswered_since: float | None = None
-        """The first packet (not a keepalive) we sent after ``last_answer``."""
+        """The first packet we sent after ``last_answer``."""
         self.esp_silent_since: float | None = None
         """The first ESP packet we sent after ``last_inbound``."""
         self.peer_retransmitted = False
@@ -129,15 +119,9 @@ class PeerLiveness:
         self.probes_sent = 0
         self.probes_unanswered = 0
         self.head_start = 0.0
-        """The fraction of ``dpd_delay`` (``nat_keepalive``) the next check (the first
-        keepalive) comes early, so that SAs set up together do not probe together, nor
-        the two ends of one SA."""
-        self.keepalive_head_start = 0.0
-
-    def spread(self, head_start: float) -> None:
-        """Bring the first check and the first keepalive forward by ``head_start`` of their
-        interval (drawn per SA from the injected RNG)."""
-        self.head_start = self.keepalive_head_start = head_start
+        """The fraction of ``dpd_delay`` the next check comes early, so that SAs set up
+        together do not probe together, nor the two ends of one SA (drawn per check from
+        the injected RNG)."""
 
     def _to(self, new: Liveness) -> None:
         self.state = checked(TRANSITIONS, self.state, new, "liveness")
@@ -191,9 +175,8 @@ class PeerLiveness:
                 self.esp_silent_since = first
 
     def sent(self, now: float) -> None:
-        """We sent something (not a keepalive) at ``now`` (ESP times may come late and out
-        of order)."""
-        self.last_outbound = max(self.last_outbound, now)
+        """We sent an IKE datagram or ESP at ``now`` (ESP times may come late and out of
+        order)."""
         self.last_sent = max(self.last_sent, now)
         if now > self.last_answer and (
             self.unanswered_since is None or now < self.unanswered_since
@@ -208,7 +191,7 @@ class PeerLiveness:
     def carry_over(self, old: PeerLiveness, now: float) -> None:
         """An IKE SA replacing ``old`` (§2.18) keeps its RTT; both directions start fresh."""
         self.rtt = old.rtt
-        self.last_inbound = self.last_outbound = self.last_sent = self.last_answer = now
+        self.last_inbound = self.last_sent = self.last_answer = now
 
     # --- what is due ---------------------------------------------------------------------
 
@@ -237,31 +220,20 @@ class PeerLiveness:
             candidates.append((self.esp_silent_since + wait, Cause.NO_REPLY))
         return min(candidates, key=lambda c: c[0])
 
-    def deadline(self, policy: LivenessPolicy, behind_nat: bool) -> float | None:
+    def deadline(self, policy: LivenessPolicy) -> float | None:
         at = self._dead_at(policy)
         if (check := self._check_at(policy)) is not None:
             at = earliest(at, check[0])
-        if behind_nat and policy.nat_keepalive > 0:
-            at = earliest(at, self.last_outbound + self._keepalive_interval(policy))
         return at
 
-    def due(
-        self, now: float, policy: LivenessPolicy, behind_nat: bool
-    ) -> Probe | Keepalive | Dead | None:
+    def due(self, now: float, policy: LivenessPolicy) -> Probe | Dead | None:
         deadline = self._dead_at(policy)
         if deadline is not None and now >= deadline:
             return Dead(self.verdict(now))
         check = self._check_at(policy)
         if check is not None and now >= check[0]:
             return Probe(deadline - now, check[1])
-        if keepalive_due(now, self.last_outbound, behind_nat, self._keepalive_interval(policy)):
-            return Keepalive()
         return None
-
-    def _keepalive_interval(self, policy: LivenessPolicy) -> float:
-        if self.keepalive_head_start:
-            return policy.nat_keepalive * (1.0 - self.keepalive_head_start)
-        return policy.nat_keepalive
 
     def _unanswered_from(self) -> float | None:
         """Since when our packets have gone unanswered (the check in flight counts)."""
@@ -313,12 +285,6 @@ class PeerLiveness:
         self.probes_sent += 1
         self.probes_unanswered += 1
         return probe_waits(self.rtt.rto, max(budget, MIN_RTO))
-
-    def keepalive_sent(self, at: float) -> None:
-        """A keepalive went out at ``at``, or another IKE SA's datagram refreshed the
-        NAT mapping then (``core.nat_mappings``)."""
-        self.last_outbound = max(self.last_outbound, at)
-        self.keepalive_head_start = 0.0
 
     def declared_dead(self, now: float) -> tuple[float, Direction]:
         """The verdict: how long after the evidence ended it came, and which way failed."""

@@ -18,6 +18,7 @@ import heapq
 import itertools
 from typing import TYPE_CHECKING
 
+from .nat_mappings import NatMappings
 from .state import IkeState
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class SaTable(dict):
         """Per inbound SPI, the ESP activity last fed to liveness (unchanged is not news)."""
         self.changed_names: set[str] = set()
         """Connections refiled since the reconciler last asked (``take_changed``)."""
+        self.flows = NatMappings()
+        """The UDP flows the SAs behind a NAT keep alive, with their keepalive deadlines."""
 
     def __setitem__(self, spi: bytes, sa: TaskHost) -> None:
         super().__setitem__(spi, sa)
@@ -103,6 +106,7 @@ class SaTable(dict):
         self._half.discard(sa)
         self._file_name(sa, None)
         self._file_spis(sa, ())
+        self.flows.file(sa, None, 0.0, 0.0)
 
     # --- touching ----------------------------------------------------------------------------
 
@@ -171,6 +175,8 @@ class SaTable(dict):
             self._opened[sa] = None
         self._file_name(sa, sa.name)
         self._file_spis(sa, sa.children.spis_in())
+        flow, interval = sa.keepalive_flow()
+        self.flows.file(sa, flow, interval, sa.liveness.last_sent)
 
     def _file_name(self, sa: TaskHost, name: str | None) -> None:
         old = self._name.get(sa)

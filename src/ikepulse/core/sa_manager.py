@@ -30,7 +30,7 @@ from .ikev1.intake import V1Intake
 from .ikev1.isakmp_sa import IsakmpSa
 from .liveness import earliest
 from .mobility import SourceFor
-from .nat_mappings import NatMappings
+from .nat_mappings import NAT_KEEPALIVE
 from .qcd import ReportLimits, crash_answer
 from .randomness import Rng
 from .reload import diff_connections
@@ -78,7 +78,6 @@ class SaManager(SaRelations):
         which a dict with its front deleted over and over is not)."""
         self._esp_spis: set[bytes] = set()
         self._outbox: list[tuple[Datagram, IkeSa | None]] = []
-        self.nat_mappings = NatMappings()
         self.restarts = Restarts()
         self.reconciler = reconcile.Reconciler()
         self._events: deque[Event] = deque()
@@ -120,28 +119,21 @@ class SaManager(SaRelations):
     ) -> None:
         self._outbox.append((Datagram(data, src, dst), sa))
 
-    def queue_keepalive(self, sa: IkeSa, now: float) -> float:
-        """A NAT-T keepalive on ``sa``'s flow (RFC 3948 §2.3), unless another IKE SA's
-        datagram refreshed the mapping within the interval; when the flow last carried one."""
-        last = self.nat_mappings.last(sa.local, sa.remote)
-        if last is not None and now - last < sa.policy.nat_keepalive:
-            return last
-        self.counters["natt_keepalives_sent"] += 1
-        self._outbox.append((Datagram(b"\xff", sa.local, sa.remote, keepalive=True), sa))
-        self.nat_mappings.carried(sa.local, sa.remote, now)  # for the SAs due with it
-        return now
-
     def datagrams_to_send(self, now: float) -> list[Datagram]:
+        """What to send now, with a NAT-T keepalive on each flow that nothing else refreshed
+        for its interval (RFC 3948 §2.3, ``core.nat_mappings``)."""
         out, self._outbox = self._outbox, []
-        carried = self.nat_mappings.carried
+        flows = self.sas.flows
         for datagram, sa in out:
-            if sa is None:  # cookies and refusals to unknown, maybe spoofed, sources
-                continue
-            carried(datagram.src, datagram.dst, now)
-            if not datagram.keepalive:  # its liveness noted the send
-                self.sas.touch(sa)
-        self.nat_mappings.prune(len(self.sas))
-        return [datagram for datagram, _ in out]
+            if sa is not None:  # not a cookie or refusal to an unknown, maybe spoofed, source
+                flows.carried(datagram.src, datagram.dst, now)
+                self.sas.touch(sa)  # its liveness noted the send
+        sending = [datagram for datagram, _ in out]
+        if (deadline := flows.deadline()) is not None and deadline <= now:
+            for src, dst in flows.due(now):
+                self.counters["natt_keepalives_sent"] += 1
+                sending.append(Datagram(NAT_KEEPALIVE, src, dst, keepalive=True))
+        return sending
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
@@ -158,7 +150,8 @@ class SaManager(SaRelations):
     def get_timer(self) -> float | None:
         """The earliest deadline, from the index: SAs nothing touched are not asked."""
         self._replan()
-        at = earliest(self.sas.next_deadline(), self.restarts.deadline())
+        at = earliest(self.sas.next_deadline(), self.sas.flows.deadline())
+        at = earliest(at, self.restarts.deadline())
         return earliest(earliest(at, self.reconciler.deadline()), self.gate.deadline())
 
     def handle_timer(self, now: float) -> None:

@@ -82,6 +82,12 @@ def _certificate(cert) -> dict[str, Any] | None:
     }
 
 
+def _last_outbound(sa) -> float:
+    """Our last datagram or ESP packet to the peer, NAT-T keepalives on its flow included."""
+    flow = sa.manager.sas.flows.last(sa.local, sa.remote)
+    return sa.liveness.last_sent if flow is None else max(flow, sa.liveness.last_sent)
+
+
 def ike_sa_status(
     sa: IkeSa, to_wall: float, traffic: Callable[[bytes], dict] = lambda spi: {}
 ) -> dict[str, Any]:
@@ -111,7 +117,7 @@ def ike_sa_status(
             "state": sa.liveness.state.value,
             "cause": sa.liveness.cause.value if sa.liveness.cause else None,
             "last_inbound": sa.liveness.last_inbound + to_wall,
-            "last_outbound": sa.liveness.last_outbound + to_wall,
+            "last_outbound": _last_outbound(sa) + to_wall,
             "last_answer": sa.liveness.last_answer + to_wall,
             "unanswered_since": _at(sa.liveness.unanswered_since, to_wall),
             "srtt": sa.liveness.rtt.srtt,

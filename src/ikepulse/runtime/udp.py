@@ -9,12 +9,12 @@ import socket
 import struct
 from collections.abc import Callable, Iterable
 
+from ..core.nat_mappings import NAT_KEEPALIVE
 from .tun import mark_socket
 
 log = logging.getLogger("ikepulse.net")
 
 NON_ESP_MARKER = b"\0\0\0\0"
-NAT_KEEPALIVE = b"\xff"
 
 Address = tuple[str, int]
 READ_BATCH = 64

@@ -288,7 +288,7 @@ class IsakmpSa(IkeSa):
         if self.state is IkeState.ESTABLISHED:
             times += [
                 self.dpd.deadline,
-                self.liveness.deadline(self.policy, self.nat_local),
+                self.liveness.deadline(self.policy),
                 self.children.deadline(),
                 self.renewal.deadline(),
             ]
