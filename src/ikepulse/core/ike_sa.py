@@ -462,9 +462,7 @@ class IkeSa:
 
     def established_due(self, now: float) -> None:
         """What liveness, the CHILD SAs' limits and the IKE SA's lifetimes ask for now."""
-        while self.state is IkeState.ESTABLISHED and (
-            due := self.liveness.due(now, self.policy)
-        ):
+        while self.state is IkeState.ESTABLISHED and (due := self.liveness.due(now, self.policy)):
             if isinstance(due, Dead):
                 self.peer_dead(due.reason, now)
             else:
