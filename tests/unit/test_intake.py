@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ikepulse.runtime.intake import Intake
+import pytest
+
+from ikepulse.runtime.intake import ROUND_BATCH, Intake
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import FLAG_INITIATOR, Message, encode_message
 from ikepulse.wire.payloads import NoncePayload
@@ -55,7 +57,12 @@ class Loop:
 
 def make(loop: Loop, counters: Counter, **kw) -> Intake:
     return Intake(
-        loop.receive, loop.done, loop.pending.append, counters, clock=lambda: loop.now, **kw
+        loop.receive,
+        loop.done,
+        lambda callback, delay: loop.pending.append(callback),
+        counters,
+        clock=lambda: loop.now,
+        **kw,
     )
 
 
@@ -156,3 +163,49 @@ def test_serve_established_takes_the_answers_now_and_leaves_new_work_for_its_rou
     assert loop.seen == [auth(2), auth(3)] and len(intake) == 1
     loop.run_once()
     assert loop.seen == [auth(2), auth(3), init(1)] and len(intake) == 0
+
+
+class Handle:
+    def __init__(self, pending: list, entry: tuple) -> None:
+        self.pending, self.entry = pending, entry
+
+    def cancel(self) -> None:
+        self.pending.remove(self.entry)
+
+
+def test_rounds_that_come_thick_are_moderated_unless_a_batch_or_new_work_waits():
+    """A quiet intake serves a datagram at once; once two rounds began less than the gap
+    apart, established traffic waits for the gap's end, unless ROUND_BATCH datagrams or a
+    request for a new IKE SA wait."""
+    delays, now = [], [0.0]
+
+    def schedule(callback, delay):
+        entry = (callback, delay)
+        delays.append(entry)
+        return Handle(delays, entry)
+
+    intake = Intake(lambda *a: None, lambda: None, schedule, Counter(), gap=0.1,
+                    clock=lambda: now[0])  # fmt: skip
+
+    def run(at: float) -> None:
+        now[0] = at
+        ((callback, _),) = delays
+        delays.clear()
+        callback()
+
+    intake.add(auth(1), SRC, DST)
+    assert delays[0][1] == 0.0  # quiet: at once
+    run(1.0)
+    intake.add(auth(2), SRC, DST)
+    assert delays[0][1] == 0.0  # one round 1 s ago: still quiet
+    run(1.01)
+    intake.add(auth(3), SRC, DST)  # two rounds 10 ms apart: thick
+    assert delays[0][1] == pytest.approx(0.1)
+    for n in range(4, 4 + ROUND_BATCH - 1):
+        intake.add(auth(n), SRC, DST)
+    assert [d for _, d in delays] == [0.0]  # a batch waits: hurried, once
+    run(1.02)
+    intake.add(auth(99), SRC, DST)
+    assert [d for _, d in delays] == [pytest.approx(0.1)]
+    intake.add(init(1), SRC, DST)  # new-SA work never waits
+    assert [d for _, d in delays] == [0.0]
