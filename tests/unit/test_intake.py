@@ -3,10 +3,13 @@ excess of which is dropped and counted."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
 
+from ikepulse.config.loader import DaemonSettings, Settings
+from ikepulse.runtime.daemon import Daemon
 from ikepulse.runtime.intake import ROUND_BATCH, Intake
 from ikepulse.wire.enums import ExchangeType
 from ikepulse.wire.message import FLAG_INITIATOR, Message, encode_message
@@ -209,3 +212,47 @@ def test_rounds_that_come_thick_are_moderated_unless_a_batch_or_new_work_waits()
     assert [d for _, d in delays] == [pytest.approx(0.1)]
     intake.add(init(1), SRC, DST)  # new-SA work never waits
     assert [d for _, d in delays] == [0.0]
+
+
+class DueManager:
+    """Stands for the SA manager: a deadline always due, and what serving it saw."""
+
+    sas: dict = {}
+
+    def __init__(self) -> None:
+        self.served: list[float] = []
+
+    def receive_datagram(self, data, src, dst, now) -> None:
+        pass
+
+    def next_event(self) -> None:
+        return None
+
+    def datagrams_to_send(self, now: float) -> list:
+        return []
+
+    def get_timer(self) -> float:
+        return 0.0
+
+    def handle_timer(self, now: float) -> None:
+        self.served.append(now)
+
+
+def test_each_round_serves_the_deadlines_due_so_rounds_in_a_row_never_hold_them_off(tmp_path):
+    """While rounds follow each other faster than the gap (a bring-up, a flood), the timer
+    is armed past each; the rounds themselves must serve what is due."""
+    settings = DaemonSettings(
+        control_socket=f"{tmp_path}/control.sock", ike_port=500, natt_port=4500, listen=(),
+        log_level="warning", state_dir=str(tmp_path), metrics_listen=None, save_keys=None,
+        offload=False,
+    )  # fmt: skip
+
+    async def rounds() -> list[float]:
+        daemon = Daemon(Settings(settings, (), path=f"{tmp_path}/none.toml"))
+        daemon.manager = manager = DueManager()
+        for n in range(3):
+            daemon.intake.add(init(n), SRC, DST)
+            daemon.intake.drain()
+        return list(manager.served)  # before the loop runs what the rounds scheduled
+
+    assert len(asyncio.run(rounds())) == 3
