@@ -116,6 +116,10 @@ class SaTable(dict):
             self._dirty[sa] = None
             self._unsettled = True
 
+    def touched(self, sa: TaskHost) -> bool:
+        """Touched since it was last filed."""
+        return sa in self._dirty
+
     def touch_all(self) -> None:
         for sa in self.values():
             self._dirty[sa] = None

@@ -156,12 +156,15 @@ class SaManager(SaRelations):
 
     def handle_timer(self, now: float) -> None:
         """Wake the SAs whose deadline has come (``counters['timer_wakeups']``), only those."""
-        for sa in self.sas.pop_due(now):
-            deadline = sa.get_timer()  # an earlier one may have changed it
-            if deadline is not None and deadline <= now:
-                self.counters["timer_wakeups"] += 1
-                sa.handle_timer(now)
-            self.sas.touch(sa)
+        sas = self.sas
+        for sa in sas.pop_due(now):
+            if sas.touched(sa):  # by an SA served before it: its deadline may have moved
+                deadline = sa.get_timer()
+                if deadline is None or deadline > now:
+                    continue
+            self.counters["timer_wakeups"] += 1
+            sa.handle_timer(now)
+            sas.touch(sa)
         for name, restart in self.restarts.due(now):
             if self.find(name) or name not in self._connections.by_name:  # or reloaded away
                 self.restarts.end(name)
