@@ -70,13 +70,13 @@ _NONE: frozenset[str] = frozenset()
 
 
 def settled(sa: TaskHost) -> bool:
-    """Established, not being renewed, no request of ours queued or in flight."""
+    """Established, not being renewed, no request of ours queued or in flight but a
+    liveness check (which would otherwise make every check plan each connection twice)."""
     return (
         sa.state is IkeState.ESTABLISHED
         and sa.renewal.idle
         and sa.renewal.reauth_of is None
-        and not sa.tasks.in_flight()
-        and not sa.tasks.has_queued
+        and not sa.tasks.busy()
     )
 
 

@@ -48,8 +48,7 @@ def plan_inputs(sa: TaskHost) -> tuple:
         sa.remote_identity,
         renewal.idle,
         renewal.reauth_of,
-        tasks.in_flight(),
-        tasks.has_queued,
+        tasks.busy(),
         sa.children.shape(),
     )
 

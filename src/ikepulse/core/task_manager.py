@@ -142,6 +142,14 @@ class TaskManager:
     def has_queued(self) -> bool:
         return bool(self._queue)
 
+    def busy(self) -> bool:
+        """A request of ours is queued, or in flight and not a liveness check (work queued
+        now waits only for the check's answer, §2.4)."""
+        active = self._active
+        return bool(self._queue) or (
+            active is not None and active.purpose is not Purpose.LIVENESS_CHECK
+        )
+
     def cancel_queued(self) -> None:
         """Drop the requests not sent yet; the one in flight still completes."""
         self._queue.clear()

@@ -93,6 +93,9 @@ class Flights:
 
     has_queued = False
 
+    def busy(self) -> bool:
+        return self.in_flight()
+
     def cancel_queued(self) -> None:
         """IKEv1 queues nothing: each exchange has its own message ID."""
 
