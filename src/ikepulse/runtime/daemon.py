@@ -53,11 +53,12 @@ log = logging.getLogger("ikepulse.daemon")
 SHUTDOWN_GRACE = 3.0
 TIMER_STEP = 0.01
 """The core's deadlines are served in steps of this many seconds."""
-ROUND_GAP = 0.2
+ROUND_GAP = 0.1
 """Once rounds of IKE work come thick, they start at most this often, deadlines included
 (``runtime.intake``). Idle tunnels in the lab (bench/scale.py's setup), CPU per daemon:
-3,000 with rounds every 20 ms at most 5.6 %, 50 ms 3.9 %, 100 ms 2.6 %; 10,000 with 100 ms
-7.3 %, 250 ms 6.4-6.8 %."""
+3,000 with rounds every 20 ms at most 5.6 %, 50 ms 3.9 %, 100 ms 2.6-3.0 %. Longer gaps
+saved little more at 10,000 (7-8 % at 100-250 ms, noisy) and cost latency: the peer's
+answers wait for our round, and its RTO does not expect that."""
 ACTIVITY_SWEEP = 0.25
 """While ESP flows, its traffic times reach the core this often."""
 

@@ -33,7 +33,7 @@ NEW_WORK_BUDGET = 0.02
 """Seconds of new-SA work per round before the loop reads its sockets again."""
 URGENT_EVERY = 0.002
 """Seconds of new-SA work between two looks at established traffic (``urgent``)."""
-ROUND_BATCH = 32
+ROUND_BATCH = 64
 """Datagrams of established SAs waiting that start a round at once, within the gap."""
 
 Receive = Callable[[bytes, Address, Address], None]
