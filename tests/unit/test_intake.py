@@ -34,6 +34,15 @@ def auth(n: int) -> bytes:
     return encode_message(msg)
 
 
+def check(n: int) -> bytes:
+    """A liveness check (an INFORMATIONAL request) of an established SA."""
+    msg = Message(
+        n.to_bytes(8, "big"), b"\x07" * 8, ExchangeType.INFORMATIONAL, FLAG_INITIATOR, 2,
+        (NoncePayload(b"x" * 16),),
+    )  # fmt: skip
+    return encode_message(msg)
+
+
 class Loop:
     """Stands for asyncio's call_soon and a clock that each processed datagram advances."""
 
@@ -176,10 +185,10 @@ class Handle:
         self.pending.remove(self.entry)
 
 
-def test_rounds_that_come_thick_are_moderated_unless_a_batch_or_new_work_waits():
+def test_thick_rounds_are_moderated_for_liveness_checks_not_for_sas_coming_up():
     """A quiet intake serves a datagram at once; once two rounds began less than the gap
-    apart, established traffic waits for the gap's end, unless ROUND_BATCH datagrams or a
-    request for a new IKE SA wait."""
+    apart, liveness checks wait for the gap's end, unless ROUND_BATCH datagrams wait, or
+    an SA coming up (IKE_SA_INIT, IKE_AUTH)."""
     delays, now = [], [0.0]
 
     def schedule(callback, delay):
@@ -196,21 +205,25 @@ def test_rounds_that_come_thick_are_moderated_unless_a_batch_or_new_work_waits()
         delays.clear()
         callback()
 
-    intake.add(auth(1), SRC, DST)
+    intake.add(check(1), SRC, DST)
     assert delays[0][1] == 0.0  # quiet: at once
     run(1.0)
-    intake.add(auth(2), SRC, DST)
+    intake.add(check(2), SRC, DST)
     assert delays[0][1] == 0.0  # one round 1 s ago: still quiet
     run(1.01)
-    intake.add(auth(3), SRC, DST)  # two rounds 10 ms apart: thick
+    intake.add(check(3), SRC, DST)  # two rounds 10 ms apart: thick
     assert delays[0][1] == pytest.approx(0.1)
     for n in range(4, 4 + ROUND_BATCH - 1):
-        intake.add(auth(n), SRC, DST)
+        intake.add(check(n), SRC, DST)
     assert [d for _, d in delays] == [0.0]  # a batch waits: hurried, once
     run(1.02)
-    intake.add(auth(99), SRC, DST)
+    intake.add(check(99), SRC, DST)
     assert [d for _, d in delays] == [pytest.approx(0.1)]
-    intake.add(init(1), SRC, DST)  # new-SA work never waits
+    intake.add(auth(1), SRC, DST)  # an SA coming up never waits
+    assert [d for _, d in delays] == [0.0]
+    run(1.03)
+    intake.add(check(100), SRC, DST)
+    intake.add(init(1), SRC, DST)  # nor new-SA work
     assert [d for _, d in delays] == [0.0]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..wire.enums import ExchangeType
+from ..wire.isakmp_enums import ExchangeV1
 from ..wire.message import FLAG_RESPONSE
 from .cookies import Cookies, peek
 from .errors import Dropped
@@ -63,6 +64,16 @@ def creates_sa(data: bytes) -> bool:
     if data[17] >> 4 == 1:  # IKEv1: Main or Aggressive Mode message 1
         return True
     return data[18] == ExchangeType.IKE_SA_INIT and not data[19] & FLAG_RESPONSE
+
+
+ROUTINE = frozenset({ExchangeType.INFORMATIONAL, ExchangeV1.INFORMATIONAL})
+
+
+def routine(data: bytes) -> bool:
+    """An INFORMATIONAL exchange (IKEv2, or IKEv1's): an established SA's routine traffic,
+    liveness checks above all, which may wait for a batch; not an SA coming up or renewed.
+    Header bytes only (the exchange type, RFC 7296 §3.1, RFC 2408 §3.1)."""
+    return len(data) >= 28 and data[18] in ROUTINE
 
 
 class TokenBucket:

@@ -12,11 +12,12 @@ for one IKE message at most, not for a round of a flood, and the sockets are emp
 these queues faster than a flood fills them (the kernel drops without looking).
 
 Rounds are moderated once they come thick: when the last two began less than ``gap``
-apart, one that only established traffic asks for starts no earlier than ``gap`` after the
-last, unless ``ROUND_BATCH`` datagrams wait. A gateway with thousands of idle tunnels has a
-liveness exchange every few milliseconds, and a round that wakes a cold process costs more
-than the exchange itself: one round per gap serves them together. A quiet daemon serves a
-datagram at once, and new-SA work never waits."""
+apart, one that only routine traffic asks for (INFORMATIONAL exchanges: liveness checks)
+starts no earlier than ``gap`` after the last, unless ``ROUND_BATCH`` datagrams wait. A
+gateway with thousands of idle tunnels has a liveness exchange every few milliseconds, and
+a round that wakes a cold process costs more than the exchange itself: one round per gap
+serves them together. A quiet daemon serves a datagram at once, and SAs coming up or being
+renewed (IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, IKEv1 phase 1 and Quick Mode) never wait."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 
-from ..core.admission import creates_sa
+from ..core.admission import creates_sa, routine
 from .udp import Address
 
 NEW_WORK_QUEUE = 512
@@ -81,7 +82,7 @@ class Intake:
             self.wake(hurry=True)
         else:
             self.first.append((data, src, dst))
-            self.wake(hurry=len(self.first) >= ROUND_BATCH)
+            self.wake(hurry=not routine(data) or len(self.first) >= ROUND_BATCH)
 
     def began(self, now: float) -> None:
         """A round of IKE work begins (this intake's, or the daemon's timer)."""
