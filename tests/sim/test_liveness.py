@@ -362,3 +362,21 @@ def test_a_restart_behind_a_nat_starts_over_on_the_ike_port():
     (restored,) = a.of(TunnelRestored)
     live = [s for s in a.manager.sas.values() if s.state is IkeState.ESTABLISHED]
     assert len(live) == 1 and live[0].nat_local and live[0].udp_encap
+
+
+def test_esp_going_out_on_the_flow_spares_its_keepalives():
+    """ESP-in-UDP refreshes the NAT mapping as well as IKE does: while a CHILD SA sends,
+    its flow needs no keepalive; once it stops, they resume at the interval."""
+    a, b = many_tunnels(1, liveness=liveness_policy(dpd_delay=0, nat_keepalive=20))
+    a.public = "192.0.2.99"
+    b.manager.connections = [replace(c, remote_addrs=(a.public,)) for c in b.manager.connections]
+    clock = Clock()
+    sa = a.manager.initiate("t0", LEFT, RIGHT, clock.now)
+    run_until_idle(a, b, clock, until=clock.now + 0.001)
+    (spi_in,) = sa.children.spis_in()
+    for _ in range(20):  # 100 s of outbound ESP, its times fed in every 5 s
+        run_until_idle(a, b, clock, until=clock.now + 5)
+        a.manager.esp_activity([(spi_in, None, clock.now, None)])
+    assert b.keepalives_received == 0
+    run_until_idle(a, b, clock, until=clock.now + 100.5)
+    assert 100 / 20 - 1 <= b.keepalives_received <= 100 / 20 + 1
