@@ -374,8 +374,10 @@ def test_esp_going_out_on_the_flow_spares_its_keepalives():
     sa = a.manager.initiate("t0", LEFT, RIGHT, clock.now)
     run_until_idle(a, b, clock, until=clock.now + 0.001)
     (spi_in,) = sa.children.spis_in()
-    for _ in range(20):  # 100 s of outbound ESP, its times fed in every 5 s
-        run_until_idle(a, b, clock, until=clock.now + 5)
+    start = clock.now
+    for step in range(1, 21):  # 100 s of outbound ESP, its times fed in every 5 s
+        run_until_idle(a, b, clock, until=start + 5 * step)
+        clock.now = start + 5 * step
         a.manager.esp_activity([(spi_in, None, clock.now, None)])
     assert b.keepalives_received == 0
     run_until_idle(a, b, clock, until=clock.now + 100.5)
