@@ -187,7 +187,13 @@ def test_phase2_renewal_under_ping_loses_nothing(lab):
     daemon.cli("up", "lab")
     ping_through(lab, 600, daemon=daemon)
     assert daemon.log.read_text().count("installed") >= 4
-    assert charon.log.read_text().count("received DELETE for ESP CHILD_SA") >= 3
+    # Renewals go on after the pings; on a slow machine strongSwan's own Quick Modes (whose
+    # old pairs nobody deletes) may have taken some of the turns, so wait for our deletes.
+    wait_for(
+        lambda: charon.log.read_text().count("received DELETE for ESP CHILD_SA") >= 3,
+        15,
+        "strongSwan to receive our DELETEs of three old IPsec SA pairs",
+    )
 
 
 @pytest.mark.parametrize("renewer", ["ikepulse", "strongswan"])
@@ -202,12 +208,17 @@ def test_phase1_renewal_under_ping_loses_nothing(lab, renewer):
     daemon.cli("up", "lab")
     (first,) = daemon.status()
     ping_through(lab, 750, daemon=daemon)
-    wait_for(lambda: len(daemon.status()) == 1, 10, "the old ISAKMP SA to go")
-    (now,) = daemon.status()
+
+    def one_isakmp_sa_each():
+        # Renewals go on every 6 s: take both sides' views between two of them.
+        ours, theirs = daemon.status(), charon.list_sas()
+        if len(ours) == 1 and len(theirs) == 1 and theirs[0]["initiator-spi"] == ours[0]["spi_i"]:
+            return ours[0], theirs[0]
+
+    now, theirs = wait_for(one_isakmp_sa_each, 10, "the old ISAKMP SA to go on both sides")
     assert now["spi_i"] != first["spi_i"]
     assert [c["spi_in"] for c in now["children"]] == [c["spi_in"] for c in first["children"]]
-    (theirs,) = charon.list_sas()
-    assert theirs["initiator-spi"] == now["spi_i"] and len(theirs["children"]) == 1
+    assert len(theirs["children"]) == 1
 
 
 def test_both_sides_rekeying_phase2_under_ping_lose_nothing(lab):
