@@ -45,7 +45,11 @@ class NatMappings:
         """``sa`` keeps ``flow`` alive every ``interval`` seconds (None: no flow);
         ``last_sent`` is when it last sent anything there."""
         filed = self._flow_of.get(sa)
-        if filed is not None and filed != (flow, interval):
+        if filed is not None and filed[0] == flow and filed[1] == interval:  # filed as it is
+            if last_sent > (last := self._last)[flow]:
+                last[flow] = last_sent
+            return
+        if filed is not None:
             del self._flow_of[sa]
             old, old_interval = filed
             intervals = self._intervals[old]
@@ -62,11 +66,10 @@ class NatMappings:
             self._last[flow] = last_sent
         elif last_sent > self._last[flow]:
             self._last[flow] = last_sent
-        if self._flow_of.get(sa) is None:
-            if not intervals or interval < min(intervals):
-                self._schedule(flow, self._last[flow] + interval)
-            intervals[interval] += 1
-            self._flow_of[sa] = (flow, interval)
+        if not intervals or interval < min(intervals):
+            self._schedule(flow, self._last[flow] + interval)
+        intervals[interval] += 1
+        self._flow_of[sa] = (flow, interval)
 
     def interval(self, flow: Flow) -> float:
         return min(self._intervals[flow])

@@ -62,8 +62,9 @@ class SaTable(dict):
         self._order: dict[TaskHost, int] = {}
         self._key: dict[TaskHost, bytes] = {}
         self._dirty: dict[TaskHost, None] = {}
-        self._unsettled = False
-        """Touched since ``_settle`` last found nothing to file at once."""
+        self._unchecked: dict[TaskHost, None] = {}
+        """Touched since ``_settle`` last found nothing to file at once: it looks only at
+        these (looking at every touched SA each time cost a round of k datagrams k²)."""
         self._deadline: dict[TaskHost, float] = {}
         self._heap: list[tuple[float, int, TaskHost]] = []
         self._name: dict[TaskHost, str] = {}
@@ -92,12 +93,13 @@ class SaTable(dict):
         self._key[sa] = spi
         self._half.add(sa)  # every SA starts with IKE_SA_INIT (or as a rekey's successor)
         self._dirty[sa] = None
-        self._unsettled = True
+        self._unchecked[sa] = None
 
     def __delitem__(self, spi: bytes) -> None:
         sa = self[spi]
         super().__delitem__(spi)
         self._dirty.pop(sa, None)
+        self._unchecked.pop(sa, None)
         self._order.pop(sa, None)
         self._key.pop(sa, None)
         self._deadline.pop(sa, None)
@@ -113,7 +115,7 @@ class SaTable(dict):
         """``sa`` may have changed: file it again at the next ``refresh``."""
         if sa is not None:
             self._dirty[sa] = None
-            self._unsettled = True
+            self._unchecked[sa] = None
 
     def touched(self, sa: TaskHost) -> bool:
         """Touched since it was last filed."""
@@ -122,13 +124,13 @@ class SaTable(dict):
     def touch_all(self) -> None:
         for sa in self.values():
             self._dirty[sa] = None
-        self._unsettled = True
+        self._unchecked = dict(self._dirty)
 
     def refresh(self) -> None:
         """File the touched SAs, and the other SAs of their connections, again."""
         if not self._dirty:
             return
-        touched, self._dirty = list(self._dirty), {}
+        touched, self._dirty, self._unchecked = list(self._dirty), {}, {}
         refile: dict[TaskHost, None] = {}
         for sa in touched:
             filed = self._name.get(sa)
@@ -147,10 +149,10 @@ class SaTable(dict):
         ``finished`` report). Otherwise the refile waits for the next question about
         deadlines or names, and an SA touched again meanwhile (an answer received, then
         sent) is filed once."""
-        if not self._dirty or not self._unsettled:
+        if not self._unchecked:
             return  # nothing touched since the last look found nothing to file
         half, up, names, established = self._half, self._up, self._name, IkeState.ESTABLISHED
-        for sa in self._dirty:
+        for sa in self._unchecked:
             if sa.state is not established or sa in half:
                 self.refresh()
                 return
@@ -159,7 +161,7 @@ class SaTable(dict):
                     if other.state is not established:
                         self.refresh()
                         return
-        self._unsettled = False
+        self._unchecked = {}
 
     def _refile(self, sa: TaskHost) -> None:
         deadline = sa.get_timer()
