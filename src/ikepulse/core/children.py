@@ -10,7 +10,6 @@ start exchanges through the IKE SA, seen as a ``hosts.ChildHost``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from .child_sa import ChildLimits, ChildSa
@@ -19,14 +18,14 @@ from .events import ChildSaDeleted, ChildSaRekeyed, child_installed
 from .liveness import earliest
 from .randomness import fraction
 from .renewal import retry_delay
-from .state import checked
+from .state import IdentityEnum, checked
 from .task import Purpose
 
 if TYPE_CHECKING:
     from .hosts import ChildHost
 
 
-class ChildPhase(Enum):
+class ChildPhase(IdentityEnum):
     """Where a CHILD SA is in its life, shown in status."""
 
     INSTALLED = "INSTALLED"

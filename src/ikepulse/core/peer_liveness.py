@@ -29,10 +29,10 @@ from .liveness import (
     on_demand_wait,
     probe_waits,
 )
-from .state import checked
+from .state import IdentityEnum, checked
 
 
-class Liveness(Enum):
+class Liveness(IdentityEnum):
     """Liveness state of an IKE SA, shown in status. A connection re-established after its
     peer died is *restarting*: that is the SA manager's state, not an IKE SA's."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .connection import ConnectionConfig
 from .liveness import earliest
-from .state import checked
+from .state import IdentityEnum, checked
 
 LINGER = 30.0
 """Seconds a retired IKE SA waits for the peer's delete."""
@@ -22,7 +22,7 @@ RETRY_AFTER = (5.0, 15.0)
 many seconds."""
 
 
-class RenewalPhase(Enum):
+class RenewalPhase(IdentityEnum):
     IDLE = "idle"
     """Nothing under way; the lifetimes decide what comes next."""
     REKEYING = "rekeying"

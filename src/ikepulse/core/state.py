@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import Enum
 
 
-class IkeState(Enum):
+class IdentityEnum(Enum):
+    """An Enum hashed by identity, in C. ``Enum.__hash__`` is Python code, and the states
+    and purposes below are looked up in transition and exchange tables on every event;
+    members are singletons, so equal means identical."""
+
+    __hash__ = object.__hash__
+
+
+class IkeState(IdentityEnum):
     CREATED = "created"
     """Nothing sent or received yet."""
     CONNECTING = "connecting"

@@ -22,6 +22,7 @@ from ..wire.enums import ExchangeType, NotifyType
 from ..wire.message import Message
 from ..wire.payloads import NotifyPayload, Payload
 from .errors import IkeError, PeerReportedError
+from .state import IdentityEnum
 
 if TYPE_CHECKING:
     from .hosts import TaskHost
@@ -33,7 +34,7 @@ class Status(Enum):
     FAILED = "failed"
 
 
-class Purpose(Enum):
+class Purpose(IdentityEnum):
     """What an exchange is for; ``exchanges.EXCHANGES`` says which tasks make it."""
 
     IKE_SA_INIT = "ike-sa-init"
