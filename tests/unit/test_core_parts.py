@@ -19,6 +19,8 @@ from ikepulse.core.peer_liveness import (
     Probe,
 )
 from ikepulse.core.renewal import Due, IkeRenewal, RenewalPhase
+from ikepulse.core.sa_index import SLOT, SaTable
+from ikepulse.core.state import IkeState
 
 
 def test_liveness_probes_after_dpd_delay_and_gives_up_at_the_budget():
@@ -221,3 +223,46 @@ def test_a_retired_ike_sa_lingers_and_never_rekeys():
     assert renewal.linger_until == 80.0 and renewal.due(100) is None
     with pytest.raises(AssertionError):
         renewal.rekey_started()
+
+
+class _TimedSa:
+    """What the SA table reads of a half-open IKE SA: its deadline, and nothing to file."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline, self.state, self.finished, self.name = (
+            deadline,
+            IkeState.CONNECTING,
+            False,
+            None,
+        )
+        self.children = Children(self)
+        self.liveness = PeerLiveness(now=0.0)
+
+    def get_timer(self) -> float | None:
+        return self.deadline
+
+    def keepalive_flow(self):
+        return None, 0.0
+
+
+def test_the_sa_table_wakes_each_sa_at_its_exact_deadline_wherever_it_moves():
+    table = SaTable()
+    first, second, third = _TimedSa(1.0), _TimedSa(1.0 + SLOT / 2), _TimedSa(5.0)
+    for spi, sa in ((b"1", first), (b"2", second), (b"3", third)):
+        table[spi] = sa
+    assert table.next_deadline() == 1.0
+    assert table.pop_due(1.0 - SLOT / 4) == []  # in the slot, not yet due
+    assert table.pop_due(1.0) == [first]
+    assert table.next_deadline() == 1.0 + SLOT / 2
+    third.deadline = 0.5  # moved to an earlier slot
+    table.touch(third)
+    assert table.next_deadline() == 0.5
+    second.deadline = None  # nothing due any more
+    table.touch(second)
+    assert table.pop_due(7.0) == [third]
+    assert table.next_deadline() is None and table.pop_due(100.0) == []
+    first.deadline = 2.0  # filed again after it was woken, then forgotten
+    table.touch(first)
+    assert table.next_deadline() == 2.0
+    del table[b"1"]
+    assert table.next_deadline() is None

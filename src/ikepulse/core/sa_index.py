@@ -1,12 +1,14 @@
 """The SA manager's table of IKE SAs with the indexes a gateway with thousands of them needs:
-the next deadline (a heap), IKE SAs by connection name, CHILD SAs by inbound SPI.
+the next deadline (slots of ``SLOT`` seconds in a heap), IKE SAs by connection name, CHILD SAs
+by inbound SPI.
 
 Nothing is recomputed for every SA per event. An SA is *touched* when something may have
 changed it (a datagram for it, its timer, a verb, ESP activity, its creation); ``refresh``
 files again only the touched SAs and the others of their connections (an IKE SA changes its
 siblings: unique = replace, reauthentication, IKE rekey, IKEv1 hand-over of IPsec SAs, §2.8,
-§2.18). Heap entries are invalidated lazily: one whose deadline is no longer the SA's filed
-deadline is skipped when it reaches the top.
+§2.18). Deadlines are filed in time slots, and a moved deadline moves between two slots' sets:
+a liveness exchange moves three deadlines, and a heap of SAs kept every old entry until it
+surfaced, each pop a walk of cold entries.
 
 Cost per event: the touched SAs and their connections' other SAs (one or two for a
 site-to-site tunnel; every peer of a road-warrior connection shared by many).
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 
 HALF_OPEN = (IkeState.CREATED, IkeState.CONNECTING)
+SLOT = 1 / 64
+"""Seconds per deadline slot (a power of two: ``deadline // SLOT`` is exact)."""
 
 
 def _drop(groups: dict[str, dict[TaskHost, None]], name: str, sa: TaskHost) -> None:
@@ -66,7 +70,10 @@ class SaTable(dict):
         """Touched since ``_settle`` last found nothing to file at once: it looks only at
         these (looking at every touched SA each time cost a round of k datagrams k²)."""
         self._deadline: dict[TaskHost, float] = {}
-        self._heap: list[tuple[float, int, TaskHost]] = []
+        self._slots: dict[float, dict[TaskHost, None]] = {}
+        """Per slot (``deadline // SLOT``), the SAs whose filed deadline falls in it."""
+        self._slot_heap: list[float] = []
+        """The slots, each once while it has a set (emptied ones are dropped at the top)."""
         self._name: dict[TaskHost, str] = {}
         self._by_name: dict[str, dict[TaskHost, None]] = {}
         self._up: dict[str, dict[TaskHost, None]] = {}
@@ -102,7 +109,7 @@ class SaTable(dict):
         self._unchecked.pop(sa, None)
         self._order.pop(sa, None)
         self._key.pop(sa, None)
-        self._deadline.pop(sa, None)
+        self._file_deadline(sa, None)
         self._finished.pop(sa, None)
         self._half.discard(sa)
         self._file_name(sa, None)
@@ -164,13 +171,7 @@ class SaTable(dict):
         self._unchecked = {}
 
     def _refile(self, sa: TaskHost) -> None:
-        deadline = sa.get_timer()
-        if deadline != self._deadline.get(sa):
-            if deadline is None:
-                self._deadline.pop(sa, None)
-            else:
-                self._deadline[sa] = deadline
-                heapq.heappush(self._heap, (deadline, next(self._seq), sa))
+        self._file_deadline(sa, sa.get_timer())
         if sa.finished:
             self._finished[sa] = None
         if sa.state in HALF_OPEN:
@@ -182,6 +183,33 @@ class SaTable(dict):
         self._file_spis(sa, sa.children.spis_in())
         flow, interval = sa.keepalive_flow()
         self.flows.file(sa, flow, interval, sa.liveness.last_sent)
+
+    def _file_deadline(self, sa: TaskHost, deadline: float | None) -> None:
+        old = self._deadline.get(sa)
+        if deadline == old:
+            return
+        if old is not None:
+            self._slots[old // SLOT].pop(sa, None)
+        if deadline is None:
+            self._deadline.pop(sa, None)
+            return
+        self._deadline[sa] = deadline
+        slot = deadline // SLOT
+        members = self._slots.get(slot)
+        if members is None:
+            self._slots[slot] = members = {}
+            heapq.heappush(self._slot_heap, slot)
+        members[sa] = None
+
+    def _first_slot(self) -> tuple[float, dict[TaskHost, None]] | None:
+        """The earliest slot with an SA in it (emptied slots on the way are dropped)."""
+        heap, slots = self._slot_heap, self._slots
+        while heap:
+            members = slots.get(heap[0])
+            if members:
+                return heap[0], members
+            del slots[heapq.heappop(heap)]
+        return None
 
     def _file_name(self, sa: TaskHost, name: str | None) -> None:
         old = self._name.get(sa)
@@ -227,21 +255,23 @@ class SaTable(dict):
 
     def next_deadline(self) -> float | None:
         self.refresh()
-        heap = self._heap
-        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        first = self._first_slot()
+        return None if first is None else min(map(self._deadline.__getitem__, first[1]))
 
     def pop_due(self, now: float) -> list[TaskHost]:
         """The SAs whose filed deadline has come, oldest SA first (as a scan of the table
         would find them); they are filed again when touched."""
         self.refresh()
-        heap, due = self._heap, []
-        while heap and heap[0][0] <= now:
-            deadline, _, sa = heapq.heappop(heap)
-            if self._deadline.get(sa) == deadline:
-                del self._deadline[sa]
-                due.append(sa)
+        due: list[TaskHost] = []
+        deadlines, last = self._deadline, now // SLOT
+        while (first := self._first_slot()) is not None and first[0] <= last:
+            members = first[1]
+            came = [sa for sa in members if deadlines[sa] <= now]
+            for sa in came:
+                del members[sa], deadlines[sa]
+            due.extend(came)
+            if members:  # the rest of the slot is later than now
+                break
         return sorted(due, key=self._order.__getitem__)
 
     def named(self, name: str) -> list[TaskHost]:
