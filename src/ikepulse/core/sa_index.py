@@ -7,8 +7,8 @@ changed it (a datagram for it, its timer, a verb, ESP activity, its creation); `
 files again only the touched SAs and the others of their connections (an IKE SA changes its
 siblings: unique = replace, reauthentication, IKE rekey, IKEv1 hand-over of IPsec SAs, §2.8,
 §2.18). Deadlines are filed in time slots, and a moved deadline moves between two slots' sets:
-a liveness exchange moves three deadlines, and a heap of SAs kept every old entry until it
-surfaced, each pop a walk of cold entries.
+a liveness exchange moves three deadlines, and a heap of SAs would keep each old entry until
+it surfaced, every pop a walk of cold entries.
 
 Cost per event: the touched SAs and their connections' other SAs (one or two for a
 site-to-site tunnel; every peer of a road-warrior connection shared by many).
